@@ -1,0 +1,3 @@
+module github.com/rove-rpc/rove
+
+go 1.26
