@@ -1,0 +1,267 @@
+package netpoll
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Handler consumes a connection's inbound frames.
+//
+// HandleFrames and HandleClose are called from the connection's reading
+// goroutine (its read loop, or its gnet event loop), one call at a time,
+// never concurrently. They must not block for long: on gnet a blocked
+// handler stalls every connection of the event loop.
+type Handler interface {
+	// HandleFrames receives every frame cut from one read, in order. The
+	// slice is only valid during the call; each Frame in it is valid until
+	// released, and the handler owes exactly one Release per Frame (now or
+	// later, from any goroutine).
+	HandleFrames(c *Conn, frames []Frame)
+	// HandleClose is called exactly once, after the last HandleFrames, with
+	// the connection's terminal error: ErrClosed after a local Close, io.EOF
+	// when the peer closed cleanly between frames, or what broke the link
+	// (ErrTruncated, a *FrameError, an I/O error).
+	HandleClose(c *Conn, err error)
+}
+
+// Options tune a connection. The zero value means the defaults.
+type Options struct {
+	// MaxFrameSize is the largest frame body sent or accepted, in bytes.
+	// Default DefaultMaxFrameSize; at most MaxFrameSizeLimit.
+	MaxFrameSize int
+	// MaxOutbound is how many bytes of frames may wait to be written before
+	// WriteFrame blocks. Default 1 MiB. One frame is always accepted into an
+	// empty buffer, whatever its size.
+	MaxOutbound int
+	// ReadChunkSize is the size of the pooled chunks reads land in.
+	// Default 64 KiB.
+	ReadChunkSize int
+	// CloseTimeout bounds each of Close's two waits: for committed frames to
+	// be written, and for the peer to close its side. Default 5 s.
+	CloseTimeout time.Duration
+	// MaxReadSize, if positive, caps how many bytes one read hands to the
+	// frame cutter. It exists so tests can force frames to straddle reads
+	// (1 = one byte at a time); leave it 0.
+	MaxReadSize int
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxFrameSize <= 0 {
+		o.MaxFrameSize = DefaultMaxFrameSize
+	}
+	o.MaxFrameSize = min(o.MaxFrameSize, MaxFrameSizeLimit)
+	if o.MaxOutbound <= 0 {
+		o.MaxOutbound = 1 << 20
+	}
+	if o.ReadChunkSize <= 0 {
+		o.ReadChunkSize = 64 << 10
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 5 * time.Second
+	}
+	return o
+}
+
+// Stats are a connection's counters. Writes counts write calls on the
+// socket, so Writes/FramesOut is the syscalls-per-frame figure under load.
+type Stats struct {
+	FramesOut uint64 // frames accepted by WriteFrame
+	Writes    uint64 // write calls that carried them
+	FramesIn  uint64 // frames delivered to the handler
+	Reads     uint64 // read batches they came in
+}
+
+// backend is what a transport provides under a Conn.
+type backend interface {
+	// closeWrite half-closes the socket: the peer reads end-of-stream after
+	// the bytes already written.
+	closeWrite() error
+	// abort closes the socket at once; the reading side then ends and
+	// calls Conn.finish.
+	abort()
+}
+
+// Conn is one framed connection, the same type on every transport.
+//
+// WriteFrame, Close, Err, Done and Stats are safe from any goroutine.
+type Conn struct {
+	opts   Options
+	h      Handler
+	be     backend
+	out    outbound
+	in     inbound // owned by the reading goroutine
+	local  net.Addr
+	remote net.Addr
+
+	errOnce sync.Once
+	err     error         // terminal error; written once under errOnce, read after errSet
+	errSet  chan struct{} // closed when err is set
+	aborted atomic.Bool
+	closing atomic.Bool
+	quit    chan struct{} // stops the writer goroutine
+	wg      sync.WaitGroup
+	done    chan struct{} // closed after HandleClose returned and every goroutine ended
+
+	framesIn, reads atomic.Uint64
+	readErr         error // gnet only: why OnTraffic stopped reading; loop-owned
+}
+
+// newConn makes a Conn writing to w. The transport must then set be and
+// start reading, and call finish exactly once when reading ends.
+func newConn(w io.Writer, h Handler, opts Options, local, remote net.Addr) *Conn {
+	opts = opts.withDefaults()
+	c := &Conn{
+		opts: opts, h: h, local: local, remote: remote,
+		errSet: make(chan struct{}),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	c.in = inbound{chunkSize: opts.ReadChunkSize, maxFrame: opts.MaxFrameSize, maxRead: opts.MaxReadSize}
+	c.out.init(w, opts.MaxOutbound, c.fail)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.out.run(c.quit)
+	}()
+	return c
+}
+
+// WriteFrame sends one frame with body as its body. It returns once the
+// frame is committed to the outbound buffer (and, if this caller became the
+// flusher, written); body may be reused as soon as it returns. A nil error
+// does not mean the peer got it: a link failure is reported once, through
+// the terminal error. A body over the maximum is refused with a
+// *FrameError wrapping ErrFrameTooLarge and nothing is sent.
+//
+// WriteFrame blocks only while the outbound buffer is full; ctx bounds that
+// wait. It may be called from any goroutine, but not from a Handler callback
+// of a gnet connection, which runs on the event loop and must not block.
+func (c *Conn) WriteFrame(ctx context.Context, body []byte) error {
+	if len(body) > c.opts.MaxFrameSize {
+		return &FrameError{Size: uint64(len(body)), Limit: c.opts.MaxFrameSize, err: ErrFrameTooLarge}
+	}
+	return c.out.write(ctx, body)
+}
+
+// MaxFrameSize is the largest body WriteFrame accepts on this connection.
+func (c *Conn) MaxFrameSize() int { return c.opts.MaxFrameSize }
+
+// LocalAddr returns the local address (a pipe's is "pipe").
+func (c *Conn) LocalAddr() net.Addr { return c.local }
+
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// Done is closed when the connection is over: HandleClose has returned and
+// every goroutine the Conn started has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns the terminal error, or nil while the connection is up.
+func (c *Conn) Err() error {
+	select {
+	case <-c.errSet:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// Stats returns the connection's counters so far.
+func (c *Conn) Stats() Stats {
+	return Stats{
+		FramesOut: c.out.frames.Load(), Writes: c.out.writes.Load(),
+		FramesIn: c.framesIn.Load(), Reads: c.reads.Load(),
+	}
+}
+
+// setErr records the terminal error if none is set yet.
+func (c *Conn) setErr(err error) {
+	c.errOnce.Do(func() {
+		c.err = err
+		close(c.errSet)
+	})
+}
+
+// fail tears the connection down with err (the first error wins): no more
+// frames go out and the socket closes at once.
+func (c *Conn) fail(err error) {
+	c.setErr(err)
+	c.out.shut(c.Err())
+	if c.aborted.CompareAndSwap(false, true) {
+		c.be.abort()
+	}
+}
+
+// deliver hands the frames cut from one read to the handler.
+func (c *Conn) deliver() {
+	if n := len(c.in.batch); n > 0 {
+		c.framesIn.Add(uint64(n))
+		c.reads.Add(1)
+		c.h.HandleFrames(c, c.in.batch)
+		c.in.reset()
+	}
+}
+
+// finish runs once on the reading goroutine when reading has ended for
+// good, with the reason it ended.
+func (c *Conn) finish(readErr error) {
+	switch {
+	case errors.Is(readErr, io.EOF) && c.in.partial():
+		readErr = ErrTruncated
+	case readErr == nil || errors.Is(readErr, io.EOF):
+		readErr = io.EOF // gnet wraps it in a *os.SyscallError; callers want the sentinel
+	}
+	c.fail(readErr)
+	c.in.free()
+	c.h.HandleClose(c, c.Err())
+	close(c.quit)
+	go func() { // the reading goroutine may be a gnet loop: never wait on it
+		c.wg.Wait()
+		close(c.done)
+	}()
+}
+
+// Close shuts the connection down gracefully: no new frames are accepted,
+// every frame already committed is written, then the write side is
+// half-closed so the peer reads end-of-stream after the last frame. Close
+// then waits for the peer to close its side, and for the Conn's goroutines.
+// Each wait is bounded by Options.CloseTimeout, after which the socket is
+// closed abruptly. Frames that arrive meanwhile are still delivered.
+//
+// Close returns the error that stopped the drain, if any; calling it again
+// only waits.
+func (c *Conn) Close() error {
+	if !c.closing.CompareAndSwap(false, true) {
+		<-c.done
+		return nil
+	}
+	c.setErr(ErrClosed)
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CloseTimeout)
+	err := c.out.drain(ctx)
+	cancel()
+	if err == nil && !c.aborted.Load() {
+		err = c.be.closeWrite()
+	}
+	if err != nil {
+		c.fail(err)
+	}
+	linger := time.NewTimer(c.opts.CloseTimeout)
+	select {
+	case <-c.done:
+	case <-linger.C:
+		c.fail(ErrClosed)
+		<-c.done
+	}
+	linger.Stop()
+	// Report only a failure of this Close's own drain, not a reason the
+	// connection had already ended for.
+	if err != nil && (errors.Is(err, ErrClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, c.Err())) {
+		err = nil
+	}
+	return err
+}

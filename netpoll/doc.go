@@ -1,0 +1,49 @@
+// Package netpoll moves frames over sockets and nothing else: it knows no
+// RPC. It cuts inbound bytes into length-prefixed frames (the framing of
+// docs/PROTOCOL.md), hands them up in batches, and coalesces outbound frames
+// from many goroutines into as few write syscalls as it can.
+//
+// Three transports share one [Conn] type and one contract:
+//   - [Gnet]: gnet/v2 event loops, server side (an engine) and client side
+//     (a gnet Client), over TCP or unix sockets. Only this file of Rove
+//     touches gnet.
+//   - [Std]: the standard library's net package, one read goroutine per conn.
+//   - [Pipe]: an in-memory, bounded, full-duplex byte pipe for tests.
+//
+// # Inbound
+//
+// Bytes land in pooled, reference-counted chunks (size classes from 64 KiB
+// up). The std and pipe transports read straight into a chunk; gnet reads
+// into its loop buffer and netpoll copies each read batch into a chunk once.
+// Frames are cut in place: a [Frame] is a view into its chunk, never a copy,
+// and keeps the chunk alive until [Frame.Release]. [Handler.HandleFrames]
+// gets all the frames of one read at once.
+//
+// # Outbound
+//
+// [Conn.WriteFrame] appends the frame to the connection's outbound buffer.
+// The goroutine that finds the buffer empty becomes its flusher and writes
+// everything queued so far with one write call, again and again while more
+// arrives (flat combining); every other writer just appends and returns. So
+// exactly one flush is under way whenever frames are waiting, and under load
+// one write syscall carries many frames. After a few rounds the flusher
+// hands the job to the connection's own writer goroutine, so no caller is
+// held hostage by other callers' traffic. The buffer is bounded
+// ([Options.MaxOutbound]): a writer that finds it full waits for room (or its
+// context), which is the backpressure.
+//
+// On gnet, writes bypass the event loop: netpoll writes through a dup of the
+// connection's descriptor, parked on Go's own poller when the socket is full.
+// That saves the loop wake-up (an eventfd write and a task allocation inside
+// gnet) that AsyncWrite or Wake would cost per batch, and a full socket then
+// blocks the writer, not the loop. The loop only ever reads.
+//
+// # Lifecycle
+//
+// A Conn has one terminal error, set once; the first wins. [Conn.Close] is
+// graceful: it stops taking frames, flushes what was committed, half-closes
+// so the peer sees end-of-stream after the last frame, waits (up to
+// [Options.CloseTimeout]) for the peer to close its side, then releases
+// everything and waits for every goroutine the Conn started.
+// [Handler.HandleClose] runs exactly once, after the last HandleFrames.
+package netpoll

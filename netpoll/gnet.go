@@ -1,0 +1,287 @@
+package netpoll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// GnetOptions configure the gnet transport. The zero value means the
+// defaults.
+type GnetOptions struct {
+	// Options apply to every connection.
+	Options Options
+	// EventLoops is the number of event loops of each engine (each listener,
+	// and the client side). Default: one per CPU.
+	EventLoops int
+}
+
+// Gnet is the gnet/v2 transport: reads run on gnet event loops, a listener
+// is a gnet engine, and dialed connections join one shared gnet Client.
+// Writes go through a dup of each socket (see the package doc).
+//
+// Create it with NewGnet; Close stops the client engine. Listeners are
+// closed with their own Close. Safe for concurrent use.
+type Gnet struct {
+	opts GnetOptions
+
+	mu     sync.Mutex
+	client *gnet.Client // started on the first Dial
+	events *gnetEvents  // the client's handler
+	closed bool
+}
+
+// NewGnet returns a gnet transport. It starts nothing until the first Dial
+// or Listen.
+func NewGnet(opts GnetOptions) *Gnet { return &Gnet{opts: opts} }
+
+func (g *Gnet) gnetOptions() []gnet.Option {
+	opts := []gnet.Option{gnet.WithLogger(silentLogger{}), gnet.WithTCPNoDelay(gnet.TCPNoDelay)}
+	if g.opts.EventLoops > 0 {
+		opts = append(opts, gnet.WithNumEventLoop(g.opts.EventLoops))
+	} else {
+		opts = append(opts, gnet.WithMulticore(true))
+	}
+	return opts
+}
+
+// ErrTransportClosed is returned by Dial and Listen after Gnet.Close.
+var ErrTransportClosed = errors.New("netpoll: transport closed")
+
+// Dial connects with the standard dialer (so ctx bounds the connect), then
+// hands the socket to the gnet Client's event loops.
+func (g *Gnet) Dial(ctx context.Context, network, addr string, h Handler) (*Conn, error) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil, ErrTransportClosed
+	}
+	if g.client == nil {
+		ev := &gnetEvents{opts: g.opts.Options}
+		cli, err := gnet.NewClient(ev, g.gnetOptions()...)
+		if err == nil {
+			err = cli.Start()
+		}
+		if err != nil {
+			g.mu.Unlock()
+			return nil, fmt.Errorf("netpoll: start gnet client: %w", err)
+		}
+		g.client, g.events = cli, ev
+	}
+	cli := g.client
+	g.mu.Unlock()
+
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	pending := &gnetDial{h: h}
+	// EnrollContext dups the socket, closes nc, and returns after OnOpen ran.
+	if _, err := cli.EnrollContext(nc, pending); err != nil {
+		return nil, err
+	}
+	if pending.err != nil {
+		return nil, pending.err
+	}
+	return pending.c, nil
+}
+
+// Close stops the client engine, closing every dialed connection abruptly
+// (close them first for a graceful end). Listeners are not affected.
+func (g *Gnet) Close() error {
+	g.mu.Lock()
+	cli := g.client
+	g.closed, g.client = true, nil
+	g.mu.Unlock()
+	if cli == nil {
+		return nil
+	}
+	return cli.Stop()
+}
+
+// Listen starts a gnet engine on addr ("tcp" or "unix").
+func (g *Gnet) Listen(network, addr string, accept AcceptFunc) (Listener, error) {
+	g.mu.Lock()
+	closed := g.closed
+	g.mu.Unlock()
+	if closed {
+		return nil, ErrTransportClosed
+	}
+	l := &gnetListener{ran: make(chan struct{}), booted: make(chan struct{})}
+	l.conns.init()
+	l.events = &gnetEvents{opts: g.opts.Options, accept: accept, conns: &l.conns, boot: l.boot}
+	go func() {
+		defer close(l.ran)
+		l.runErr = gnet.Run(l.events, network+"://"+addr, g.gnetOptions()...)
+	}()
+	select {
+	case <-l.booted:
+		return l, nil
+	case <-l.ran:
+		return nil, fmt.Errorf("netpoll: gnet listen %s %s: %w", network, addr, l.runErr)
+	}
+}
+
+type gnetListener struct {
+	events *gnetEvents
+	conns  connSet
+	eng    gnet.Engine
+	addr   net.Addr
+	booted chan struct{} // closed by OnBoot
+	ran    chan struct{} // closed when gnet.Run returned
+	runErr error
+}
+
+// boot runs in OnBoot: learn the real address (port 0 picks one).
+func (l *gnetListener) boot(eng gnet.Engine) {
+	l.eng = eng
+	if fd, err := eng.Dup(); err == nil {
+		f := os.NewFile(uintptr(fd), "listener")
+		if ln, err := net.FileListener(f); err == nil {
+			l.addr = ln.Addr()
+			_ = ln.Close()
+		}
+		_ = f.Close()
+	}
+	close(l.booted)
+}
+
+func (l *gnetListener) Addr() net.Addr { return l.addr }
+
+func (l *gnetListener) Close() error {
+	l.conns.closeAll()
+	// Stop with a done context: it only starts the shutdown; waiting for
+	// gnet.Run to return is both sooner and complete.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = l.eng.Stop(ctx)
+	<-l.ran
+	return nil
+}
+
+// gnetDial carries a Dial's handler into OnOpen and the Conn back out.
+type gnetDial struct {
+	h   Handler
+	c   *Conn
+	err error
+}
+
+// gnetEvents is the gnet event handler of one engine (a listener or the
+// client). Every method runs on an event loop.
+type gnetEvents struct {
+	gnet.BuiltinEventEngine
+	opts   Options
+	accept AcceptFunc        // listeners only
+	conns  *connSet          // listeners only
+	boot   func(gnet.Engine) // listeners only
+}
+
+func (e *gnetEvents) OnBoot(eng gnet.Engine) gnet.Action {
+	if e.boot != nil {
+		e.boot(eng)
+	}
+	return gnet.None
+}
+
+func (e *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	pending, _ := gc.Context().(*gnetDial)
+	wc, err := dupWriter(gc)
+	if err != nil {
+		if pending != nil {
+			pending.err = err
+		}
+		return nil, gnet.Close
+	}
+	c := newConn(wc, nil, e.opts, gc.LocalAddr(), gc.RemoteAddr())
+	c.be = &gnetBackend{gc: gc, wc: wc}
+	gc.SetContext(c)
+	if pending != nil {
+		c.h = pending.h
+		pending.c = c
+	} else {
+		c.h = e.accept(c)
+		if !e.conns.add(c) {
+			c.fail(ErrClosed)
+		}
+	}
+	return nil, gnet.None
+}
+
+// dupWriter returns a net.Conn on a dup of gc's socket: the write side.
+func dupWriter(gc gnet.Conn) (net.Conn, error) {
+	fd, err := gc.Dup()
+	if err != nil {
+		return nil, fmt.Errorf("netpoll: dup socket: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "gnet-conn")
+	defer f.Close()
+	wc, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("netpoll: socket writer: %w", err)
+	}
+	return wc, nil
+}
+
+func (e *gnetEvents) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, _ := gc.Context().(*Conn)
+	buf, _ := gc.Next(-1) // a view of the loop's read buffer: copied once, by feed
+	if c == nil || c.readErr != nil {
+		return gnet.None
+	}
+	err := c.in.feed(buf)
+	c.deliver()
+	if err != nil {
+		c.readErr = err
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+func (e *gnetEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
+	c, _ := gc.Context().(*Conn)
+	if c == nil {
+		return gnet.None
+	}
+	switch {
+	case c.readErr != nil:
+		err = c.readErr
+	case err == nil: // closed by us (abort) or by the engine stopping
+		err = ErrClosed
+	}
+	c.finish(err)
+	return gnet.None
+}
+
+// gnetBackend closes a gnet connection: the loop's descriptor through gnet,
+// the write side's dup directly.
+type gnetBackend struct {
+	gc gnet.Conn
+	wc net.Conn
+}
+
+func (b *gnetBackend) closeWrite() error {
+	if cw, ok := b.wc.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (b *gnetBackend) abort() {
+	_ = b.wc.Close() // any write in progress returns; the fd closes when it has
+	_ = b.gc.Close() // asynchronous; a no-op if gnet already closed it
+}
+
+// silentLogger keeps gnet quiet: the library does not log.
+type silentLogger struct{}
+
+func (silentLogger) Debugf(string, ...any) {}
+func (silentLogger) Infof(string, ...any)  {}
+func (silentLogger) Warnf(string, ...any)  {}
+func (silentLogger) Errorf(string, ...any) {}
+func (silentLogger) Fatalf(string, ...any) {}

@@ -1,0 +1,102 @@
+package netpoll
+
+// inbound cuts a byte stream into frames. It is owned by the connection's
+// reading goroutine (the read loop, or the gnet event loop): no locks.
+//
+// Unparsed bytes are cur.buf[r:w]. Reads land at cur.buf[w:]. When the room
+// left is too small for a useful read, or for the frame whose header has
+// arrived, the unparsed tail moves to a fresh chunk: that copy touches only a
+// partial frame, never a whole batch.
+type inbound struct {
+	cur       *chunk
+	r, w      int
+	chunkSize int // default chunk size
+	maxFrame  int
+	maxRead   int     // 0, or the most bytes to accept per read (tests)
+	batch     []Frame // frames cut since the last delivery; reused
+}
+
+// minReadRoom is the least free room worth reading into.
+const minReadRoom = 2048
+
+// room returns the buffer the next read should fill. It never returns an
+// empty slice.
+func (in *inbound) room() []byte {
+	if in.cur == nil {
+		in.cur = getChunk(in.chunkSize)
+		in.r, in.w = 0, 0
+	}
+	if in.r == in.w && in.cur.refs.Load() == 1 {
+		// Only the reader holds the chunk (every frame was released), so
+		// nobody can be looking at its bytes: start again at the front.
+		in.r, in.w = 0, 0
+	}
+	need := max(pendingFrameSize(in.cur.buf[in.r:in.w]), minReadRoom)
+	if len(in.cur.buf)-in.r < need || len(in.cur.buf)-in.w < minReadRoom {
+		in.moveTail(max(need, in.chunkSize))
+	}
+	b := in.cur.buf[in.w:]
+	if in.maxRead > 0 && len(b) > in.maxRead {
+		b = b[:in.maxRead]
+	}
+	return b
+}
+
+// moveTail moves the unparsed bytes to a new chunk of at least size bytes.
+func (in *inbound) moveTail(size int) {
+	next := getChunk(size)
+	n := copy(next.buf, in.cur.buf[in.r:in.w])
+	in.cur.release()
+	in.cur, in.r, in.w = next, 0, n
+}
+
+// commit records n bytes read into room() and cuts every complete frame.
+func (in *inbound) commit(n int) error {
+	in.w += n
+	for {
+		rest, body, ok, err := ParseFrame(in.cur.buf[in.r:in.w], in.maxFrame)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		in.cur.retain()
+		in.batch = append(in.batch, Frame{Body: body, chunk: in.cur})
+		in.r = in.w - len(rest)
+	}
+}
+
+// feed copies p (bytes the caller read into its own buffer) into chunks and
+// cuts frames: the one copy per read batch of the gnet transport.
+func (in *inbound) feed(p []byte) error {
+	for len(p) > 0 {
+		n := copy(in.room(), p)
+		p = p[n:]
+		if err := in.commit(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reset forgets the delivered batch, keeping its array for the next one.
+func (in *inbound) reset() {
+	clear(in.batch)
+	in.batch = in.batch[:0]
+}
+
+// partial reports whether bytes of an unfinished frame are buffered.
+func (in *inbound) partial() bool { return in.cur != nil && in.r != in.w }
+
+// free releases the reader's chunk and any frames never delivered.
+func (in *inbound) free() {
+	for _, f := range in.batch {
+		f.Release()
+	}
+	in.batch = in.batch[:0]
+	if in.cur != nil {
+		in.cur.release()
+		in.cur = nil
+	}
+}

@@ -1,0 +1,190 @@
+package netpoll
+
+import (
+	"context"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// combineRounds is how many write calls a flushing caller makes for other
+// writers' frames before it hands the flush to the connection's writer
+// goroutine.
+const combineRounds = 4
+
+// outbound coalesces frames from many goroutines into few writes.
+//
+// Invariant (under mu): len(pend) > 0 implies flushing. The goroutine that
+// sets flushing owns w until it clears flushing or hands over through kick.
+// At most 2*max bytes are ever held: pend (bounded by max, except that one
+// frame is always accepted into an empty buffer) and the batch being written.
+type outbound struct {
+	w    io.Writer
+	max  int
+	kick chan struct{} // capacity 1: wakes the writer goroutine to take over a flush
+
+	mu       sync.Mutex
+	pend     []byte        // frames waiting, each with its length prefix
+	spare    []byte        // the last written batch, reused as the next pend
+	flushing bool          // a goroutine owns the write side
+	closing  bool          // Close began: no new frames
+	err      error         // the write side failed: nothing more is written
+	room     chan struct{} // closed when pend shrinks; nil while nobody waits
+	idle     chan struct{} // closed when pend is empty and nobody flushes; nil while nobody waits
+
+	frames atomic.Uint64 // frames accepted
+	writes atomic.Uint64 // write calls made
+	fail   func(error)   // the connection's teardown, called once on a write error
+}
+
+func (o *outbound) init(w io.Writer, max int, fail func(error)) {
+	o.w, o.max, o.fail = w, max, fail
+	o.kick = make(chan struct{}, 1)
+}
+
+// write queues one frame. If no flush is under way the caller becomes the
+// flusher and writes before returning; otherwise it returns at once. It
+// blocks only while the buffer is full.
+func (o *outbound) write(ctx context.Context, body []byte) error {
+	need := FrameLen(len(body))
+	o.mu.Lock()
+	for o.err == nil && !o.closing && len(o.pend) > 0 && len(o.pend)+need > o.max {
+		if o.room == nil {
+			o.room = make(chan struct{})
+		}
+		room := o.room
+		o.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		o.mu.Lock()
+	}
+	if err := o.refusalLocked(); err != nil {
+		o.mu.Unlock()
+		return err
+	}
+	o.pend = AppendFrame(o.pend, body)
+	o.frames.Add(1)
+	if o.flushing {
+		o.mu.Unlock()
+		return nil
+	}
+	o.flushing = true
+	return o.flushLocked(combineRounds)
+}
+
+func (o *outbound) refusalLocked() error {
+	if o.err != nil {
+		return o.err
+	}
+	if o.closing {
+		return ErrClosed
+	}
+	return nil
+}
+
+// flushLocked writes batches until pend is empty, or hands over to the
+// writer goroutine after rounds batches (rounds < 0: no limit). Called with
+// mu held and flushing set by the caller; returns with mu released.
+func (o *outbound) flushLocked(rounds int) error {
+	for i := 0; ; i++ {
+		if len(o.pend) == 0 || o.err != nil {
+			o.flushing = false
+			o.pend = o.pend[:0]
+			wake(&o.idle)
+			o.mu.Unlock()
+			return nil
+		}
+		if i == rounds {
+			select {
+			case o.kick <- struct{}{}:
+			default: // already kicked: the writer goroutine will see pend
+			}
+			o.mu.Unlock()
+			return nil
+		}
+		batch := o.pend
+		o.pend, o.spare = o.spare[:0], nil
+		wake(&o.room)
+		o.mu.Unlock()
+
+		_, err := o.w.Write(batch)
+		o.writes.Add(1)
+
+		o.mu.Lock()
+		if cap(batch) <= 2*o.max {
+			o.spare = batch[:0]
+		}
+		if err != nil {
+			if o.err == nil {
+				o.err = err
+			}
+			o.flushing = false
+			o.pend = nil
+			wake(&o.room)
+			wake(&o.idle)
+			o.mu.Unlock()
+			o.fail(err)
+			return err
+		}
+	}
+}
+
+// run is the writer goroutine: it finishes flushes handed over by callers.
+func (o *outbound) run(quit <-chan struct{}) {
+	for {
+		select {
+		case <-o.kick:
+			o.mu.Lock()
+			o.flushLocked(-1)
+		case <-quit:
+			return
+		}
+	}
+}
+
+// drain stops new frames and waits until every committed frame was written
+// (or writing failed), or ctx ends. It returns the write error, if any.
+func (o *outbound) drain(ctx context.Context) error {
+	o.mu.Lock()
+	o.closing = true
+	wake(&o.room) // blocked writers now fail with ErrClosed
+	for o.flushing && o.err == nil {
+		if o.idle == nil {
+			o.idle = make(chan struct{})
+		}
+		idle := o.idle
+		o.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		o.mu.Lock()
+	}
+	err := o.err
+	o.mu.Unlock()
+	return err
+}
+
+// shut refuses every frame from now on with err (the first error is kept)
+// and wakes every waiter. A flush in progress stops after its current write.
+func (o *outbound) shut(err error) {
+	o.mu.Lock()
+	if o.err == nil {
+		o.err = err
+	}
+	wake(&o.room)
+	wake(&o.idle)
+	o.mu.Unlock()
+}
+
+// wake closes *ch if someone waits on it.
+func wake(ch *chan struct{}) {
+	if *ch != nil {
+		close(*ch)
+		*ch = nil
+	}
+}
