@@ -142,10 +142,33 @@ func newConn(w io.Writer, h Handler, opts Options, local, remote net.Addr) *Conn
 // wait. It may be called from any goroutine, but not from a Handler callback
 // of a gnet connection, which runs on the event loop and must not block.
 func (c *Conn) WriteFrame(ctx context.Context, body []byte) error {
+	if err := c.checkSize(body); err != nil {
+		return err
+	}
+	return c.out.write(ctx, body)
+}
+
+func (c *Conn) checkSize(body []byte) error {
 	if len(body) > c.opts.MaxFrameSize {
 		return &FrameError{Size: uint64(len(body)), Limit: c.opts.MaxFrameSize, err: ErrFrameTooLarge}
 	}
-	return c.out.write(ctx, body)
+	return nil
+}
+
+// ErrWouldBlock is returned by QueueFrame when the outbound buffer is full.
+var ErrWouldBlock = errors.New("netpoll: outbound buffer full")
+
+// QueueFrame is WriteFrame for a goroutine that must never block, such as
+// a Handler callback on a gnet event loop. It never waits: a full outbound
+// buffer returns ErrWouldBlock and the frame is not queued. If no flush is
+// under way it makes one non-blocking write attempt itself and leaves what
+// the socket did not take to the connection's writer goroutine. body may be
+// reused as soon as it returns.
+func (c *Conn) QueueFrame(body []byte) error {
+	if err := c.checkSize(body); err != nil {
+		return err
+	}
+	return c.out.queue(body)
 }
 
 // MaxFrameSize is the largest body WriteFrame accepts on this connection.
@@ -202,7 +225,10 @@ func (c *Conn) deliver() {
 	if n := len(c.in.batch); n > 0 {
 		c.framesIn.Add(uint64(n))
 		c.reads.Add(1)
+		// Replies queued by the handler for this batch leave together.
+		c.out.cork()
 		c.h.HandleFrames(c, c.in.batch)
+		c.out.uncork()
 		c.in.reset()
 	}
 }

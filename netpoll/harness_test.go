@@ -196,3 +196,5 @@ func forEachTransport(t *testing.T, f func(t *testing.T, tc transportCase)) {
 func isClosedErr(err error) bool {
 	return errors.Is(err, ErrClosed) || errors.Is(err, net.ErrClosed)
 }
+
+func runtimeYield() { time.Sleep(100 * time.Microsecond) }

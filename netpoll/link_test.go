@@ -237,3 +237,39 @@ func rawTransports() []rawCase {
 		}),
 	}
 }
+
+// inlineEchoer answers every frame from inside HandleFrames with
+// QueueFrame, as an event-loop handler must.
+type inlineEchoer struct{ *recorder }
+
+func (e inlineEchoer) HandleFrames(c *Conn, frames []Frame) {
+	for _, f := range frames {
+		for {
+			err := c.QueueFrame(f.Body)
+			if err != ErrWouldBlock {
+				break
+			}
+			runtimeYield() // test only: the client drains soon
+		}
+	}
+	e.recorder.HandleFrames(c, frames)
+}
+
+func TestQueueFrameFromHandler(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tc transportCase) {
+		const n = 5000
+		cli := newRecorder()
+		client, _ := tc.connect(t, Options{}, cli, inlineEchoer{newRecorder()})
+		for i := range n {
+			if err := client.WriteFrame(context.Background(), binary.LittleEndian.AppendUint32(nil, uint32(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := cli.waitFrames(t, n)
+		for i, b := range got {
+			if binary.LittleEndian.Uint32(b) != uint32(i) {
+				t.Fatalf("frame %d out of order", i)
+			}
+		}
+	})
+}

@@ -14,12 +14,13 @@ const combineRounds = 4
 
 // outbound coalesces frames from many goroutines into few writes.
 //
-// Invariant (under mu): len(pend) > 0 implies flushing. The goroutine that
+// Invariant (under mu): len(pend) > 0 implies flushing or corked. The goroutine that
 // sets flushing owns w until it clears flushing or hands over through kick.
 // At most 2*max bytes are ever held: pend (bounded by max, except that one
 // frame is always accepted into an empty buffer) and the batch being written.
 type outbound struct {
 	w    io.Writer
+	raw  *rawWriter // non-blocking attempts for queue; nil on a pipe
 	max  int
 	kick chan struct{} // capacity 1: wakes the writer goroutine to take over a flush
 
@@ -27,6 +28,7 @@ type outbound struct {
 	pend     []byte        // frames waiting, each with its length prefix
 	spare    []byte        // the last written batch, reused as the next pend
 	flushing bool          // a goroutine owns the write side
+	corked   bool          // queue defers flushing until uncork (the reader is mid-batch)
 	closing  bool          // Close began: no new frames
 	err      error         // the write side failed: nothing more is written
 	room     chan struct{} // closed when pend shrinks; nil while nobody waits
@@ -39,6 +41,7 @@ type outbound struct {
 
 func (o *outbound) init(w io.Writer, max int, fail func(error)) {
 	o.w, o.max, o.fail = w, max, fail
+	o.raw = newRawWriter(w)
 	o.kick = make(chan struct{}, 1)
 }
 
@@ -85,6 +88,112 @@ func (o *outbound) refusalLocked() error {
 	return nil
 }
 
+// queue is write for goroutines that must never block. It never waits for
+// room (ErrWouldBlock instead) and never makes a blocking write: if no flush
+// is under way it tries one non-blocking write of everything queued, and
+// hands whatever the socket did not take to the writer goroutine.
+func (o *outbound) queue(body []byte) error {
+	o.mu.Lock()
+	if err := o.refusalLocked(); err != nil {
+		o.mu.Unlock()
+		return err
+	}
+	if len(o.pend) > 0 && len(o.pend)+FrameLen(len(body)) > o.max {
+		o.mu.Unlock()
+		return ErrWouldBlock
+	}
+	o.pend = AppendFrame(o.pend, body)
+	o.frames.Add(1)
+	if o.flushing || o.corked {
+		o.mu.Unlock()
+		return nil
+	}
+	return o.startFlushLocked()
+}
+
+// cork holds back queue's flushes until uncork, so that the frames queued
+// while one inbound batch is handled leave in one write.
+func (o *outbound) cork() {
+	o.mu.Lock()
+	o.corked = true
+	o.mu.Unlock()
+}
+
+// uncork ends cork and starts the flush of what was queued meanwhile.
+func (o *outbound) uncork() {
+	o.mu.Lock()
+	o.corked = false
+	if o.flushing || len(o.pend) == 0 || o.err != nil {
+		o.mu.Unlock()
+		return
+	}
+	o.startFlushLocked()
+}
+
+// startFlushLocked starts a flush without ever blocking: one non-blocking
+// write of everything queued, then the writer goroutine for the rest.
+// Called with mu held, pend non-empty and no flush under way; returns with
+// mu released.
+func (o *outbound) startFlushLocked() error {
+	o.flushing = true
+	if o.raw == nil {
+		o.handOverLocked()
+		o.mu.Unlock()
+		return nil
+	}
+	batch := o.pend
+	o.pend, o.spare = o.spare[:0], nil
+	o.mu.Unlock()
+
+	n, err := o.raw.try(batch)
+	o.writes.Add(1)
+
+	o.mu.Lock()
+	if err != nil {
+		return o.failLocked(err)
+	}
+	if n < len(batch) {
+		// The unsent tail goes out before anything queued meanwhile.
+		rest := copy(batch, batch[n:])
+		batch = append(batch[:rest], o.pend...)
+		o.pend, o.spare = batch, o.pend[:0]
+	} else if cap(batch) <= 2*o.max {
+		o.spare = batch[:0]
+	}
+	if len(o.pend) > 0 {
+		o.handOverLocked()
+	} else {
+		o.flushing = false
+		wake(&o.idle)
+	}
+	o.mu.Unlock()
+	return nil
+}
+
+// handOverLocked gives the flush (flushing stays set) to the writer
+// goroutine.
+func (o *outbound) handOverLocked() {
+	select {
+	case o.kick <- struct{}{}:
+	default: // already kicked: the writer goroutine will see pend
+	}
+}
+
+// failLocked records a write error, releases every waiter and tears the
+// connection down. Called with mu held; returns with it released.
+func (o *outbound) failLocked(err error) error {
+	if o.err == nil {
+		o.err = err
+	}
+	o.flushing = false
+	o.pend = nil
+	wake(&o.room)
+	wake(&o.idle)
+	o.mu.Unlock()
+	o.fail(err)
+	return err
+}
+
 // flushLocked writes batches until pend is empty, or hands over to the
 // writer goroutine after rounds batches (rounds < 0: no limit). Called with
 // mu held and flushing set by the caller; returns with mu released.
@@ -98,10 +207,7 @@ func (o *outbound) flushLocked(rounds int) error {
 			return nil
 		}
 		if i == rounds {
-			select {
-			case o.kick <- struct{}{}:
-			default: // already kicked: the writer goroutine will see pend
-			}
+			o.handOverLocked()
 			o.mu.Unlock()
 			return nil
 		}
@@ -118,16 +224,7 @@ func (o *outbound) flushLocked(rounds int) error {
 			o.spare = batch[:0]
 		}
 		if err != nil {
-			if o.err == nil {
-				o.err = err
-			}
-			o.flushing = false
-			o.pend = nil
-			wake(&o.room)
-			wake(&o.idle)
-			o.mu.Unlock()
-			o.fail(err)
-			return err
+			return o.failLocked(err)
 		}
 	}
 }
@@ -151,7 +248,7 @@ func (o *outbound) drain(ctx context.Context) error {
 	o.mu.Lock()
 	o.closing = true
 	wake(&o.room) // blocked writers now fail with ErrClosed
-	for o.flushing && o.err == nil {
+	for (o.flushing || len(o.pend) > 0) && o.err == nil {
 		if o.idle == nil {
 			o.idle = make(chan struct{})
 		}

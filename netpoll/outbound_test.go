@@ -1,0 +1,233 @@
+package netpoll
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// gateWriter blocks every Write until released, and records them.
+type gateWriter struct {
+	mu      sync.Mutex
+	writes  [][]byte
+	entered chan struct{} // one send per Write call
+	gate    chan struct{} // one receive lets one Write finish
+	fail    error
+}
+
+func newGateWriter() *gateWriter {
+	return &gateWriter{entered: make(chan struct{}, 100), gate: make(chan struct{})}
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	g.entered <- struct{}{}
+	<-g.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.writes = append(g.writes, append([]byte{}, p...))
+	if g.fail != nil {
+		return 0, g.fail
+	}
+	return len(p), nil
+}
+
+func (g *gateWriter) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.writes)
+}
+
+func startOutbound(t *testing.T, w *gateWriter, max int) (*outbound, *atomic.Int32) {
+	var o outbound
+	var fails atomic.Int32
+	o.init(w, max, func(error) { fails.Add(1) })
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); o.run(quit) }()
+	t.Cleanup(func() { close(quit); <-done })
+	return &o, &fails
+}
+
+// While one write is in flight, frames from other goroutines queue without
+// another flush being scheduled, and then go out together in one write:
+// exactly one flush per empty-to-non-empty transition.
+func TestOutboundCoalesces(t *testing.T) {
+	w := newGateWriter()
+	o, _ := startOutbound(t, w, 1<<20)
+	firstDone := make(chan error)
+	go func() { firstDone <- o.write(context.Background(), []byte("first")) }()
+	<-w.entered // the first writer became the flusher and is inside Write
+
+	const others = 100
+	var wg sync.WaitGroup
+	for i := range others {
+		wg.Go(func() {
+			if err := o.write(context.Background(), []byte{byte(i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait() // all returned at once: none of them flushed
+	select {
+	case <-w.entered:
+		t.Fatal("a second flush started while one was in flight")
+	default:
+	}
+	w.gate <- struct{}{} // finish the first write
+	<-w.entered          // the flusher takes everything queued meanwhile
+	w.gate <- struct{}{}
+	if err := <-firstDone; err != nil {
+		t.Fatal(err)
+	}
+	if w.count() != 2 {
+		t.Fatalf("%d writes, want 2", w.count())
+	}
+	if got := len(w.writes[1]); got != others*FrameLen(1) {
+		t.Fatalf("second write carried %d bytes, want all %d queued frames", got, others)
+	}
+	if o.frames.Load() != others+1 || o.writes.Load() != 2 {
+		t.Fatalf("counters: %d frames, %d writes", o.frames.Load(), o.writes.Load())
+	}
+}
+
+// The buffer is bounded: with the socket stuck, writers block once it is
+// full, a blocked writer honours its context, and memory never exceeds the
+// bound (plus the one batch in flight).
+func TestOutboundBackpressure(t *testing.T) {
+	w := newGateWriter()
+	const max = 1000
+	o, _ := startOutbound(t, w, max)
+	go o.write(context.Background(), make([]byte, 10)) // becomes flusher, stuck in Write
+	<-w.entered
+
+	body := make([]byte, 98) // 99 bytes framed: 10 fit in max
+	for range 10 {
+		if err := o.write(context.Background(), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := o.write(ctx, body); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("write into a full buffer: %v, want it to block until the deadline", err)
+	}
+	o.mu.Lock()
+	if len(o.pend) > max {
+		t.Fatalf("%d bytes pending over the %d bound", len(o.pend), max)
+	}
+	o.mu.Unlock()
+
+	unblocked := make(chan error)
+	go func() { unblocked <- o.write(context.Background(), body) }()
+	select {
+	case err := <-unblocked:
+		t.Fatalf("write returned %v while the buffer was full", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	w.gate <- struct{}{} // the stuck write completes; the queued batch is taken
+	if err := <-unblocked; err != nil {
+		t.Fatal(err)
+	}
+	// Let everything out.
+	go func() {
+		for range w.entered {
+			w.gate <- struct{}{}
+		}
+	}()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := o.drain(ctx2); err != nil {
+		t.Fatal(err)
+	}
+	close(w.entered)
+}
+
+// A write error fails the connection once and refuses later frames.
+func TestOutboundWriteErrorIsTerminal(t *testing.T) {
+	w := newGateWriter()
+	w.fail = errors.New("broken pipe")
+	o, fails := startOutbound(t, w, 1<<20)
+	go func() { <-w.entered; w.gate <- struct{}{} }()
+	if err := o.write(context.Background(), []byte("x")); !errors.Is(err, w.fail) {
+		t.Fatalf("flusher got %v", err)
+	}
+	if err := o.write(context.Background(), []byte("y")); !errors.Is(err, w.fail) {
+		t.Fatalf("later write got %v", err)
+	}
+	if fails.Load() != 1 {
+		t.Fatalf("fail called %d times", fails.Load())
+	}
+}
+
+// After a few rounds for others, a flushing caller hands the flush to the
+// connection's writer goroutine and returns.
+func TestOutboundHandsOver(t *testing.T) {
+	w := newGateWriter()
+	o, _ := startOutbound(t, w, 1<<20)
+	done := make(chan error, 1)
+	go func() { done <- o.write(context.Background(), []byte("mine")) }()
+	for range combineRounds {
+		<-w.entered
+		// Another frame arrives while the caller flushes; a flush is under
+		// way, so this write only appends and returns.
+		if err := o.write(context.Background(), []byte("other")); err != nil {
+			t.Fatal(err)
+		}
+		w.gate <- struct{}{}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller kept flushing for others past the round limit")
+	}
+	// The writer goroutine finishes what is left.
+	<-w.entered
+	w.gate <- struct{}{}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() {
+		for range w.entered {
+			w.gate <- struct{}{}
+		}
+	}()
+	if err := o.drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(w.entered)
+}
+
+// QueueFrame never blocks: with the socket stuck and the buffer full it
+// refuses with ErrWouldBlock instead of waiting.
+func TestQueueNeverBlocks(t *testing.T) {
+	w := newGateWriter()
+	o, _ := startOutbound(t, w, 300)
+	if err := o.queue(make([]byte, 10)); err != nil { // handed to the writer goroutine
+		t.Fatal(err)
+	}
+	<-w.entered // the writer goroutine is stuck in Write
+	var err error
+	for i := 0; i < 10 && err == nil; i++ {
+		err = o.queue(make([]byte, 98))
+	}
+	if !errors.Is(err, ErrWouldBlock) {
+		t.Fatalf("got %v, want ErrWouldBlock once full", err)
+	}
+	go func() {
+		w.gate <- struct{}{}
+		for range w.entered {
+			w.gate <- struct{}{}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(w.entered)
+}
