@@ -1,0 +1,219 @@
+package core
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// outCall is one outgoing call: pooled, never seen by users. Between
+// pendingTable.insert and the claim, state holds the live id; whoever
+// claims it (the response, the teardown, or the caller abandoning it) is
+// the only one to touch the result fields.
+type outCall struct {
+	state atomic.Uint64
+	id    uint64
+	done  chan struct{} // capacity 1: one token per completion
+	buf   []byte        // request encoding, reused
+
+	// result, written by the claimer before it signals done
+	frame netpoll.Frame
+	msg   wire.Message
+	err   *CallError
+}
+
+var outCallPool = sync.Pool{New: func() any { return &outCall{done: make(chan struct{}, 1)} }}
+
+func (oc *outCall) complete(f netpoll.Frame, m *wire.Message) {
+	oc.frame, oc.msg = f, *m
+	oc.done <- struct{}{}
+}
+
+func (oc *outCall) fail(err *CallError) {
+	oc.err = err
+	oc.done <- struct{}{}
+}
+
+// freeCall returns a finished call (and its in-flight slot) to the pools.
+func (c *Conn) freeCall(oc *outCall) {
+	oc.frame, oc.msg, oc.err = netpoll.Frame{}, wire.Message{}, nil
+	if cap(oc.buf) > 64<<10 {
+		oc.buf = nil
+	}
+	<-c.slots
+	outCallPool.Put(oc)
+}
+
+// Reply is a successful response: a zero-copy view valid during the
+// callback it is passed to. Retain keeps it longer; each Retain is owed a
+// Release.
+type Reply struct {
+	// Payload is the handler's result.
+	Payload []byte
+	md      wire.Metadata
+	frame   netpoll.Frame
+}
+
+// Metadata copies out the response metadata (it allocates; nil if none).
+func (r Reply) Metadata() Metadata { return metadataFromWire(r.md) }
+
+// Retain keeps the Reply's bytes valid after the callback returns.
+func (r Reply) Retain() Reply {
+	r.frame = r.frame.Retain()
+	return r
+}
+
+// Release gives back a Reply that was retained.
+func (r Reply) Release() { r.frame.Release() }
+
+// CallOptions tune one call. The zero value means the defaults.
+type CallOptions struct {
+	// Metadata is sent with the request.
+	Metadata Metadata
+	// FailFast: if the peer's concurrency limit is reached, fail at once
+	// with ErrTooManyRequests instead of waiting for a slot (rule 18).
+	FailFast bool
+}
+
+// Call calls method m with payload req (not retained after Call returns)
+// and waits for the one outcome. On success fn, if not nil, gets the
+// Reply, valid until fn returns, and Call returns fn's error. On failure
+// Call returns a *CallError (errors.Is with the sentinels).
+//
+// Cancelling ctx sends CancelRequest and returns ErrCancelled at once; a
+// deadline on ctx travels with the request, so the handler's context
+// carries it too (rules 19, 20). opts may be nil.
+func (cl *Caller) Call(ctx context.Context, m Method, req []byte, opts *CallOptions, fn func(Reply) error) error {
+	return cl.c.call(ctx, m.ID, req, opts, fn)
+}
+
+func (c *Conn) call(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	// A slot under the peer's limit.
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		if opts != nil && opts.FailFast {
+			return &CallError{Kind: ErrTooManyRequests}
+		}
+		select {
+		case c.slots <- struct{}{}:
+		case <-ctx.Done():
+			return &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
+		case <-c.tornDown:
+			return c.downCause
+		}
+	}
+	oc := outCallPool.Get().(*outCall)
+	id := c.pending.insert(oc)
+	if c.down() != nil { // torn down while we inserted: teardown may have missed us
+		if got, _ := c.pending.take(id); got != nil {
+			c.freeCall(oc)
+			return c.down()
+		}
+		return c.finish(ctx, oc, fn) // teardown claimed it: its error is on the way
+	}
+
+	msg := wire.Message{Kind: wire.KindRequest, Conn: c.id, ID: id, Method: method, Payload: req}
+	if d, ok := ctx.Deadline(); ok {
+		msg.TimeoutMicros = uint64(max((time.Until(d)+time.Microsecond-1)/time.Microsecond, 1))
+	}
+	var mdBuf *[]byte
+	if opts != nil && len(opts.Metadata) > 0 {
+		mdBuf = getBuf()
+		*mdBuf = opts.Metadata.appendWire((*mdBuf)[:0])
+		msg.Metadata = wire.MakeMetadata(*mdBuf)
+	}
+	oc.buf = wire.AppendMessage(oc.buf[:0], &msg)
+	if mdBuf != nil {
+		putBuf(mdBuf)
+	}
+	if len(oc.buf) > c.s.maxFrame {
+		if got, _ := c.pending.take(id); got != nil {
+			c.freeCall(oc)
+			return &CallError{Kind: ErrSendFailed, Message: "request larger than the peer's maximum frame size"}
+		}
+		return c.finish(ctx, oc, fn)
+	}
+	if err := c.s.link.Load().WriteFrame(ctx, oc.buf); err != nil {
+		if got, _ := c.pending.take(id); got != nil {
+			c.freeCall(oc)
+			return &CallError{Kind: ErrSendFailed, Cause: err}
+		}
+		return c.finish(ctx, oc, fn)
+	}
+
+	select {
+	case <-oc.done:
+		return c.result(ctx, oc, fn)
+	case <-ctx.Done():
+	}
+	if !c.pending.abandon(oc) {
+		// The response (or teardown) claimed it first: that outcome stands.
+		return c.finish(ctx, oc, fn)
+	}
+	// Cancelled (rule 19): tell the peer; the table keeps oc until the
+	// late response, so our slot stays taken while the peer still counts
+	// the request as in flight.
+	_ = c.s.send(context.Background(), &wire.Message{Kind: wire.KindCancel, Conn: c.id, ID: id})
+	return &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
+}
+
+// finish waits for the outcome already on its way and returns it.
+func (c *Conn) finish(ctx context.Context, oc *outCall, fn func(Reply) error) error {
+	<-oc.done
+	return c.result(ctx, oc, fn)
+}
+
+// result turns a completed call into its outcome and frees it.
+func (c *Conn) result(ctx context.Context, oc *outCall, fn func(Reply) error) error {
+	defer c.freeCall(oc)
+	if oc.err != nil {
+		return oc.err
+	}
+	defer oc.frame.Release()
+	m := &oc.msg
+	if m.Status != wire.StatusOK {
+		ce := &CallError{Kind: statusError(m.Status), Metadata: metadataFromWire(m.Metadata)}
+		if m.Status == wire.StatusUserError {
+			ce.Payload = append([]byte(nil), m.Payload...)
+		} else {
+			ce.Message = string(m.Payload)
+		}
+		if m.Status == wire.StatusCancelled {
+			// The peer's copy of our deadline can fire a moment before our
+			// own timer: report the same cause either way.
+			ce.Cause = ctx.Err()
+			if d, ok := ctx.Deadline(); ok && ce.Cause == nil && !time.Now().Before(d) {
+				ce.Cause = context.DeadlineExceeded
+			}
+		}
+		return ce
+	}
+	if fn == nil {
+		return nil
+	}
+	return fn(Reply{Payload: m.Payload, md: m.Metadata, frame: oc.frame})
+}
+
+// usable says why no new call may start, or nil.
+func (c *Conn) usable() error {
+	if ce := c.down(); ce != nil {
+		return ce
+	}
+	switch {
+	case c.s.state.Load() == stateHandshake:
+		return &CallError{Kind: ErrConnectionClosed, Message: "session not established"}
+	case c.s.peerGoAway.Load():
+		return &CallError{Kind: ErrUnavailable, Message: "peer sent GoAway"}
+	case c.closed.Load():
+		return &CallError{Kind: ErrConnectionClosed, Message: "connection closed by its last caller"}
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package core
+
+import (
+	"context"
+	"net"
+	"sync"
+
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// Dial opens a session to addr over tr as the initiator and completes the
+// handshake. tr is typically a *netpoll.Gnet (event loops) or netpoll.Std;
+// network is "tcp" or "unix". Close the session when done.
+func Dial(ctx context.Context, tr netpoll.Transport, network, addr string, opts Options) (*Session, error) {
+	pool, err := newWorkers(opts.withDefaults().Workers)
+	if err != nil {
+		return nil, err
+	}
+	s := newSession(true, opts, pool)
+	s.ownPool = true
+	link, err := tr.Dial(ctx, network, addr, s)
+	if err != nil {
+		s.fail(&HandshakeError{Reason: "dial: " + err.Error()})
+		<-s.done
+		return nil, err
+	}
+	s.link.CompareAndSwap(nil, link)
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// start runs the initiator's side of the handshake.
+func (s *Session) start(ctx context.Context) error {
+	if err := s.hello(ctx); err != nil {
+		s.fail(&HandshakeError{Reason: "sending Hello: " + err.Error()})
+	}
+	if err := s.waitHandshake(ctx); err != nil {
+		s.Close()
+		return err
+	}
+	return nil
+}
+
+// Server accepts sessions on one listener. Every session it accepts shares
+// its Options (and so its Router) and its handler pool.
+type Server struct {
+	ln       netpoll.Listener
+	opts     Options
+	workers  *workers
+	mu       sync.Mutex
+	sessions map[*Session]struct{}
+	closed   bool
+}
+
+// Serve listens on addr over tr and accepts sessions until Close. Each
+// accepted session is handed to opts.OnSession once its handshake is done.
+func Serve(tr netpoll.Transport, network, addr string, opts Options) (*Server, error) {
+	pool, err := newWorkers(opts.withDefaults().Workers)
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{opts: opts, workers: pool, sessions: make(map[*Session]struct{})}
+	srv.ln, err = tr.Listen(network, addr, srv.accept)
+	if err != nil {
+		pool.release()
+		return nil, err
+	}
+	return srv, nil
+}
+
+// accept runs on the event loop for each new link.
+func (srv *Server) accept(link *netpoll.Conn) netpoll.Handler {
+	s := newSession(false, srv.opts, srv.workers)
+	s.link.Store(link)
+	srv.mu.Lock()
+	if srv.closed {
+		srv.mu.Unlock()
+		s.fail(ErrSessionClosed)
+		return s
+	}
+	srv.sessions[s] = struct{}{}
+	srv.mu.Unlock()
+	go func() { // forget it when it ends
+		<-s.done
+		srv.mu.Lock()
+		delete(srv.sessions, s)
+		srv.mu.Unlock()
+	}()
+	return s
+}
+
+// Addr returns the listening address.
+func (srv *Server) Addr() net.Addr { return srv.ln.Addr() }
+
+// Drain drains every session (see Session.Drain), then closes the server.
+func (srv *Server) Drain(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, s := range srv.snapshot() {
+		wg.Go(func() { _ = s.Drain(ctx) })
+	}
+	wg.Wait()
+	return srv.Close()
+}
+
+// Close stops accepting, closes every session and waits for them.
+func (srv *Server) Close() error {
+	srv.mu.Lock()
+	srv.closed = true
+	srv.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range srv.snapshot() {
+		wg.Go(func() { _ = s.Close() })
+	}
+	wg.Wait()
+	err := srv.ln.Close()
+	srv.workers.release()
+	return err
+}
+
+func (srv *Server) snapshot() []*Session {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	out := make([]*Session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Pipe returns two sessions joined in memory (netpoll.Pipe), handshake
+// done: the initiator first. For tests of everything above the link.
+func Pipe(ctx context.Context, initiator, acceptor Options) (*Session, *Session, error) {
+	pi, err := newWorkers(initiator.withDefaults().Workers)
+	if err != nil {
+		return nil, nil, err
+	}
+	pa, err := newWorkers(acceptor.withDefaults().Workers)
+	if err != nil {
+		pi.release()
+		return nil, nil, err
+	}
+	a := newSession(true, initiator, pi)
+	b := newSession(false, acceptor, pa)
+	a.ownPool, b.ownPool = true, true
+	la, lb := netpoll.Pipe(a, b, initiator.Link)
+	a.link.Store(la)
+	b.link.Store(lb)
+	if err := a.start(ctx); err != nil {
+		b.Close()
+		return nil, nil, err
+	}
+	return a, b, nil
+}

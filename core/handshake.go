@@ -1,0 +1,149 @@
+package core
+
+import (
+	"context"
+	"errors"
+
+	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// Handshake (rule 2). The initiator sends Hello first; the acceptor answers
+// HelloAck or Reject. Nothing else may come first.
+
+// hello sends the initiator's Hello.
+func (s *Session) hello(ctx context.Context) error {
+	return s.send(ctx, &wire.Message{
+		Kind: wire.KindHello, MinVersion: wire.MinVersion, Version: wire.MaxVersion,
+		Parity: s.parity, Settings: s.localSettings(), Metadata: s.handshakeMetadata(),
+	})
+}
+
+func (s *Session) localSettings() wire.Settings {
+	return wire.Settings{
+		MaxConcurrentRequests: uint64(s.opts.MaxConcurrentRequests),
+		MaxFrameSize:          uint64(s.linkMaxFrame()),
+	}
+}
+
+// linkMaxFrame is the largest frame body our link accepts.
+func (s *Session) linkMaxFrame() int {
+	if l := s.link.Load(); l != nil {
+		return l.MaxFrameSize()
+	}
+	return netpoll.DefaultMaxFrameSize
+}
+
+func (s *Session) handshakeMetadata() wire.Metadata {
+	if len(s.opts.Metadata) == 0 {
+		return wire.Metadata{}
+	}
+	return wire.MakeMetadata(s.opts.Metadata.appendWire(nil))
+}
+
+// handshake handles the first message in each direction, on the reading
+// goroutine. It returns false if the session was torn down.
+func (s *Session) handshake(link *netpoll.Conn, m *wire.Message) bool {
+	if s.initiator {
+		return s.handleHelloReply(m)
+	}
+	if m.Kind != wire.KindHello {
+		s.reject(link, wire.CodeNone, "expected Hello, got "+m.Kind.String())
+		return false
+	}
+	version := min(m.Version, wire.MaxVersion)
+	if m.MinVersion > m.Version || version < max(m.MinVersion, wire.MinVersion) {
+		s.reject(link, wire.CodeVersion, "no common protocol version (we speak 1..1)")
+		return false
+	}
+	// The parity is valid (the codec checks); ours is the opposite one.
+	s.parity = m.Parity.Opposite()
+	s.root.setParity(s.parity)
+	s.open(m)
+	err := s.queue(link, &wire.Message{
+		Kind: wire.KindHelloAck, Version: version, Parity: s.parity,
+		Settings: s.localSettings(), Metadata: s.handshakeMetadata(),
+	})
+	if err != nil {
+		s.fail(&HandshakeError{Reason: "sending HelloAck: " + err.Error()})
+		return false
+	}
+	if s.opts.OnSession != nil {
+		s.opts.OnSession(s)
+	}
+	return true
+}
+
+// handleHelloReply is the initiator's side: HelloAck or Reject.
+func (s *Session) handleHelloReply(m *wire.Message) bool {
+	switch {
+	case m.Kind == wire.KindReject:
+		s.fail(&HandshakeError{Code: m.Code, Reason: string(m.Payload), Rejected: true})
+		return false
+	case m.Kind != wire.KindHelloAck:
+		s.fail(&HandshakeError{Code: wire.CodeUnexpected, Reason: "expected HelloAck, got " + m.Kind.String()})
+		return false
+	case m.Version < wire.MinVersion || m.Version > wire.MaxVersion:
+		s.fail(&HandshakeError{Code: wire.CodeVersion, Reason: "peer chose a version we did not offer"})
+		return false
+	case m.Parity != s.parity.Opposite():
+		s.fail(&HandshakeError{Code: wire.CodeParity, Reason: "peer did not take the opposite parity"})
+		return false
+	}
+	s.open(m)
+	return true
+}
+
+// open records the peer's settings and starts the session.
+func (s *Session) open(m *wire.Message) {
+	s.peer = m.Settings
+	s.peerMeta = metadataFromWire(m.Metadata)
+	s.maxFrame = s.linkMaxFrame()
+	if p := m.Settings.MaxFrameSize; p > 0 && p < uint64(s.maxFrame) {
+		s.maxFrame = int(p)
+	}
+	s.root.setPeerLimit(m.Settings.MaxConcurrentRequests)
+	s.hsTimer.Stop()
+	if s.state.CompareAndSwap(stateHandshake, stateOpen) {
+		close(s.hsDone)
+		s.startKeepalive()
+	}
+}
+
+// refuseHello answers an undecodable first frame.
+func (s *Session) refuseHello(link *netpoll.Conn, err error) {
+	if s.initiator {
+		s.fail(&HandshakeError{Code: wire.CodeMalformed, Reason: err.Error()})
+		return
+	}
+	code := wire.CodeMalformed
+	if errors.Is(err, wire.ErrBadMagic) {
+		code = wire.CodeVersion
+	}
+	s.reject(link, code, err.Error())
+}
+
+// reject refuses the initiator and ends the session.
+func (s *Session) reject(link *netpoll.Conn, code wire.Code, reason string) {
+	_ = s.queue(link, &wire.Message{Kind: wire.KindReject, Code: code, Payload: []byte(reason)})
+	s.fail(&HandshakeError{Code: code, Reason: reason})
+}
+
+// waitHandshake blocks until the handshake ends, ctx ends, or it times out.
+func (s *Session) waitHandshake(ctx context.Context) error {
+	select {
+	case <-s.hsDone:
+	case <-ctx.Done():
+		s.fail(&HandshakeError{Reason: ctx.Err().Error()})
+		<-s.hsDone
+	}
+	if s.state.Load() == stateHandshake || s.Err() != nil {
+		err := s.Err()
+		var he *HandshakeError
+		if !errors.As(err, &he) {
+			err = &HandshakeError{Reason: err.Error()}
+		}
+		return err
+	}
+	return nil
+}

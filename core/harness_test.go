@@ -1,0 +1,187 @@
+package core
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/internal/leaktest"
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
+
+// transport connects two sessions: the initiator (client) and the
+// acceptor (server).
+type transport struct {
+	name string
+	pair func(t testing.TB, client, server Options) (*Session, *Session)
+}
+
+func transports() []transport {
+	return []transport{
+		{"pipe", func(t testing.TB, co, so Options) (*Session, *Session) {
+			c, s, err := Pipe(context.Background(), co, so)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close(); s.Close() })
+			return c, s
+		}},
+		{"gnet", func(t testing.TB, co, so Options) (*Session, *Session) {
+			tr := netpoll.NewGnet(netpoll.GnetOptions{EventLoops: 2})
+			accepted := make(chan *Session, 1)
+			so.OnSession = func(s *Session) { accepted <- s }
+			srv, err := Serve(tr, "tcp", "127.0.0.1:0", so)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := Dial(ctx, tr, "tcp", srv.Addr().String(), co)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := <-accepted
+			t.Cleanup(func() { c.Close(); srv.Close(); tr.Close() })
+			return c, s
+		}},
+	}
+}
+
+// eachTransport runs f over the pipe and over gnet TCP.
+func eachTransport(t *testing.T, f func(t *testing.T, tr transport)) {
+	for _, tr := range transports() {
+		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
+	}
+}
+
+// echo is a raw echo handler.
+func echo(_ context.Context, req *Request) error { return req.Reply(req.Payload(), nil) }
+
+var (
+	mEcho  = NewMethod("test", "echo")
+	mSlow  = NewMethod("test", "slow")
+	mBlock = NewMethod("test", "block")
+)
+
+// call makes one raw call and returns a copy of the reply.
+func call(ctx context.Context, cl *Caller, m Method, req []byte) ([]byte, error) {
+	var out []byte
+	err := cl.Call(ctx, m, req, nil, func(r Reply) error {
+		out = append([]byte{}, r.Payload...)
+		return nil
+	})
+	return out, err
+}
+
+// rawPeer is the other end of a session's link driven by hand: the test
+// writes raw frames and reads what the session sends.
+type rawPeer struct {
+	link *netpoll.Conn
+	msgs chan rawMsg
+	once sync.Once
+	eof  chan error
+}
+
+type rawMsg struct {
+	m    wire.Message
+	body []byte
+}
+
+func (p *rawPeer) HandleFrames(_ *netpoll.Conn, frames []netpoll.Frame) {
+	for _, f := range frames {
+		body := append([]byte{}, f.Body...)
+		f.Release()
+		m, err := wire.ParseMessage(body)
+		if err != nil {
+			panic(err)
+		}
+		p.msgs <- rawMsg{m, body}
+	}
+}
+
+func (p *rawPeer) HandleClose(_ *netpoll.Conn, err error) { p.eof <- err }
+
+// newRawPeer joins a raw peer to a session over a pipe. initiator says
+// which side the session plays.
+func newRawPeer(t *testing.T, sessionIsInitiator bool, opts Options) (*Session, *rawPeer) {
+	p := &rawPeer{msgs: make(chan rawMsg, 1024), eof: make(chan error, 1)}
+	pool, err := newWorkers(opts.withDefaults().Workers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(sessionIsInitiator, opts, pool)
+	s.ownPool = true
+	ls, lp := netpoll.Pipe(s, p, netpoll.Options{})
+	s.link.Store(ls)
+	p.link = lp
+	t.Cleanup(func() { s.Close(); lp.Close() })
+	return s, p
+}
+
+func (p *rawPeer) send(t *testing.T, m wire.Message) {
+	t.Helper()
+	if err := p.link.WriteFrame(context.Background(), wire.AppendMessage(nil, &m)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *rawPeer) sendRaw(t *testing.T, body []byte) {
+	t.Helper()
+	if err := p.link.WriteFrame(context.Background(), body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// next waits for the next message the session sent.
+func (p *rawPeer) next(t *testing.T) wire.Message {
+	t.Helper()
+	select {
+	case m := <-p.msgs:
+		return m.m
+	case err := <-p.eof:
+		t.Fatalf("link closed (%v) while waiting for a message", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message from the session")
+	}
+	return wire.Message{}
+}
+
+// expectEnd waits for the session to close the link.
+func (p *rawPeer) expectEnd(t *testing.T) {
+	t.Helper()
+	for {
+		select {
+		case <-p.msgs:
+		case <-p.eof:
+			return
+		case <-time.After(10 * time.Second):
+			t.Fatal("the session did not close the link")
+		}
+	}
+}
+
+// openAsAcceptor completes the handshake of a raw initiator with s.
+func (p *rawPeer) hello(t *testing.T, settings wire.Settings) wire.Message {
+	t.Helper()
+	p.send(t, wire.Message{Kind: wire.KindHello, MinVersion: 1, Version: 1, Parity: wire.ParityOdd, Settings: settings})
+	ack := p.next(t)
+	if ack.Kind != wire.KindHelloAck {
+		t.Fatalf("got %v, want HelloAck", ack.Kind)
+	}
+	return ack
+}
+
+func waitDone(t *testing.T, s *Session) {
+	t.Helper()
+	select {
+	case <-s.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("session did not end")
+	}
+}

@@ -1,0 +1,161 @@
+package core
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/rove-rpc/rove/core/wire"
+)
+
+// MetaFlags are per-entry metadata flags (spec rule 23). Bits Rove does not
+// define are preserved when metadata is forwarded.
+type MetaFlags = wire.MetaFlags
+
+// Metadata flags.
+const (
+	// Sensitive values are never logged, printed or put in error text:
+	// String shows them as "<redacted>".
+	Sensitive = wire.FlagSensitive
+	// NoPropagate entries are dropped by Forward.
+	NoPropagate = wire.FlagNoPropagate
+)
+
+// MetaValue is a metadata value: a string, bytes or an unsigned integer.
+type MetaValue struct {
+	typ wire.ValueType
+	s   string
+	b   []byte
+	u   uint64
+}
+
+// StringValue, BytesValue and U64Value make values of each type.
+func StringValue(s string) MetaValue { return MetaValue{typ: wire.ValueString, s: s} }
+
+// BytesValue makes a bytes value; b is not copied.
+func BytesValue(b []byte) MetaValue { return MetaValue{typ: wire.ValueBytes, b: b} }
+
+// U64Value makes an unsigned integer value.
+func U64Value(u uint64) MetaValue { return MetaValue{typ: wire.ValueU64, u: u} }
+
+// Type returns the value's wire type.
+func (v MetaValue) Type() wire.ValueType { return v.typ }
+
+// Str returns a string value ("" for other types).
+func (v MetaValue) Str() string { return v.s }
+
+// Bytes returns a bytes value (nil for other types).
+func (v MetaValue) Bytes() []byte { return v.b }
+
+// U64 returns an integer value (0 for other types).
+func (v MetaValue) U64() uint64 { return v.u }
+
+func (v MetaValue) format() string {
+	switch v.typ {
+	case wire.ValueString:
+		return strconv.Quote(v.s)
+	case wire.ValueBytes:
+		return "bytes(" + strconv.Itoa(len(v.b)) + ")"
+	default:
+		return strconv.FormatUint(v.u, 10)
+	}
+}
+
+// MetaEntry is one (key, value, flags) entry.
+type MetaEntry struct {
+	Key   string
+	Value MetaValue
+	Flags MetaFlags
+}
+
+// Metadata is an ordered list of entries carried by requests and responses
+// (spec rule 22): duplicates are kept in order, and keys nobody reads are
+// simply ignored. The zero value is empty.
+type Metadata []MetaEntry
+
+// Add appends an entry and returns the list.
+func (m Metadata) Add(key string, v MetaValue, flags MetaFlags) Metadata {
+	return append(m, MetaEntry{Key: key, Value: v, Flags: flags})
+}
+
+// Get returns the first value for key.
+func (m Metadata) Get(key string) (MetaValue, bool) {
+	for _, e := range m {
+		if e.Key == key {
+			return e.Value, true
+		}
+	}
+	return MetaValue{}, false
+}
+
+// Forward returns the entries that may travel to a downstream call: all
+// but NoPropagate ones, in order, with every other flag bit (known or not)
+// kept (spec rule 23).
+func (m Metadata) Forward() Metadata {
+	var out Metadata
+	for _, e := range m {
+		if e.Flags&NoPropagate == 0 {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// String prints the entries with Sensitive values redacted, so metadata
+// can be logged safely.
+func (m Metadata) String() string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, e := range m {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Quote(e.Key))
+		b.WriteByte('=')
+		if e.Flags&Sensitive != 0 {
+			b.WriteString("<redacted>")
+		} else {
+			b.WriteString(e.Value.format())
+		}
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// GoString redacts too, so %#v cannot leak a Sensitive value.
+func (m Metadata) GoString() string { return "core.Metadata" + m.String() }
+
+// appendWire appends the entries in wire form.
+func (m Metadata) appendWire(raw []byte) []byte {
+	for _, e := range m {
+		we := wire.Entry{Key: []byte(e.Key), Type: e.Value.typ, Flags: e.Flags, U64: e.Value.u}
+		switch e.Value.typ {
+		case wire.ValueString:
+			we.Value = []byte(e.Value.s)
+		case wire.ValueBytes:
+			we.Value = e.Value.b
+		}
+		raw = wire.AppendEntry(raw, we)
+	}
+	return raw
+}
+
+// metadataFromWire copies wire metadata into a Metadata (it allocates; it
+// is only called when someone asks for the metadata).
+func metadataFromWire(w wire.Metadata) Metadata {
+	if w.Empty() {
+		return nil
+	}
+	out := make(Metadata, 0, w.Len())
+	it := w.Iter()
+	for e, ok := it.Next(); ok; e, ok = it.Next() {
+		v := MetaValue{typ: e.Type, u: e.U64}
+		switch e.Type {
+		case wire.ValueString:
+			v.s = string(e.Value)
+		case wire.ValueBytes:
+			v.b = append([]byte(nil), e.Value...)
+		}
+		out = append(out, MetaEntry{Key: string(e.Key), Value: v, Flags: e.Flags})
+	}
+	return out
+}

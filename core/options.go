@@ -1,0 +1,72 @@
+package core
+
+import (
+	"context"
+	"time"
+
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// Options configure a session (and every session of a Server). The zero
+// value means the defaults.
+type Options struct {
+	// Router holds the methods this peer serves on the root connection.
+	// nil: none (every call from the peer gets UnknownMethod).
+	Router *Router
+	// MaxConcurrentRequests is how many of the peer's requests this peer
+	// accepts in flight per connection; advertised in the handshake, and a
+	// peer that exceeds it commits a protocol violation (rule 18). Default
+	// 1024.
+	MaxConcurrentRequests int
+	// MaxOutstandingCalls caps this peer's own calls in flight per
+	// connection when the peer advertises no lower limit. Default 4096.
+	MaxOutstandingCalls int
+	// HandshakeTimeout bounds the handshake. Default 10 s.
+	HandshakeTimeout time.Duration
+	// KeepaliveInterval is how often a Ping is sent; KeepaliveTimeout how
+	// long the peer may stay silent before the session is torn down (rule
+	// 4). Defaults 10 s and 30 s. A negative interval disables keepalive.
+	KeepaliveInterval time.Duration
+	KeepaliveTimeout  time.Duration
+	// Metadata is sent in the handshake (Hello or HelloAck).
+	Metadata Metadata
+	// Context is the parent of every handler's context: its values are
+	// visible to handlers (its cancellation is not inherited; Close
+	// cancels handlers). Default context.Background().
+	Context context.Context
+	// Workers bounds the goroutine pool that runs blocking handlers.
+	// Default 16384. Beyond it a handler gets a goroutine of its own, so a
+	// slow handler never delays another call (rule 17).
+	Workers int
+	// Link configures the links of Pipe. Dial and Serve use the options of
+	// the transport they are given.
+	Link netpoll.Options
+	// OnSession is called for every session a Server establishes, on the
+	// link's reading goroutine (an event loop): it must not block.
+	OnSession func(*Session)
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxConcurrentRequests <= 0 {
+		o.MaxConcurrentRequests = 1024
+	}
+	if o.MaxOutstandingCalls <= 0 {
+		o.MaxOutstandingCalls = 4096
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.KeepaliveInterval == 0 {
+		o.KeepaliveInterval = 10 * time.Second
+	}
+	if o.KeepaliveTimeout <= 0 {
+		o.KeepaliveTimeout = 3 * o.KeepaliveInterval
+	}
+	if o.Context == nil {
+		o.Context = context.Background()
+	}
+	if o.Workers <= 0 {
+		o.Workers = 16384
+	}
+	return o
+}

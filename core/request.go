@@ -1,0 +1,284 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// Request is one incoming call, as its handler sees it. It is also the
+// handler's context.Context: cancelled when the caller cancels, when the
+// deadline the caller sent passes, or when the connection ends; its values
+// are those of Options.Context.
+//
+// The payload is a view valid until the handler returns; Retain keeps it
+// longer. Methods are safe from any goroutine.
+type Request struct {
+	state atomic.Uint64 // live id while in the inbound table, 0 after
+	id    uint64
+	conn  *Conn
+	route *route
+
+	frame   netpoll.Frame
+	payload []byte
+	md      wire.Metadata
+	retains atomic.Int32 // extra frame references taken by Retain
+
+	replied atomic.Bool
+	onLoop  bool // answered from the reading goroutine: responses must never block
+
+	// context
+	mu       sync.Mutex
+	doneCh   chan struct{} // made on first Done, closed on cancel
+	err      error
+	deadline time.Time
+	timer    *time.Timer
+}
+
+// Method returns the called method's id.
+func (r *Request) Method() Method {
+	if r.route != nil {
+		return r.route.method
+	}
+	return Method{}
+}
+
+// ID returns the request id.
+func (r *Request) ID() uint64 { return r.id }
+
+// Conn returns the connection the request came on.
+func (r *Request) Conn() *Conn { return r.conn }
+
+// Payload returns the request payload, a view valid until the handler
+// returns (or until Release, after Retain).
+func (r *Request) Payload() []byte { return r.payload }
+
+// Metadata copies out the request metadata (it allocates; nil if none).
+func (r *Request) Metadata() Metadata { return metadataFromWire(r.md) }
+
+// Retain keeps the payload valid after the handler returns, until a
+// matching Release.
+func (r *Request) Retain() {
+	r.retains.Add(1)
+	r.frame.Retain()
+}
+
+// Release gives back what one Retain kept.
+func (r *Request) Release() {
+	if r.retains.Add(-1) < 0 {
+		panic("rove: Request.Release without Retain")
+	}
+	r.frame.Release()
+}
+
+// Reply sends the successful response now (exactly once: a second Reply,
+// or the handler's return value after a Reply, is ignored and Reply
+// returns ErrReplied). payload is not retained. md may be nil.
+func (r *Request) Reply(payload []byte, md Metadata) error {
+	if !r.replied.CompareAndSwap(false, true) {
+		return ErrReplied
+	}
+	return r.respond(wire.StatusOK, payload, md)
+}
+
+// ErrReplied is returned by a second Request.Reply.
+var ErrReplied = errors.New("rove: request already answered")
+
+// respond writes the response.
+func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error {
+	buf := getBuf()
+	defer putBuf(buf)
+	msg := wire.Message{Kind: wire.KindResponse, Conn: r.conn.id, ID: r.id, Status: status, Payload: payload}
+	var mdBuf *[]byte
+	if len(md) > 0 {
+		mdBuf = getBuf()
+		defer putBuf(mdBuf)
+		*mdBuf = md.appendWire((*mdBuf)[:0])
+		msg.Metadata = wire.MakeMetadata(*mdBuf)
+	}
+	*buf = wire.AppendMessage((*buf)[:0], &msg)
+	if len(*buf) > r.conn.s.maxFrame {
+		msg = wire.Message{Kind: wire.KindResponse, Conn: r.conn.id, ID: r.id, Status: wire.StatusInternal,
+			Payload: []byte("response larger than the caller's maximum frame size")}
+		*buf = wire.AppendMessage((*buf)[:0], &msg)
+	}
+	link := r.conn.s.link.Load()
+	if r.onLoop {
+		err := link.QueueFrame(*buf)
+		if err != netpoll.ErrWouldBlock {
+			return err
+		}
+		// Full outbound buffer on the event loop: let a goroutine wait.
+		b := append([]byte(nil), *buf...)
+		go func() { _ = link.WriteFrame(context.Background(), b) }()
+		return nil
+	}
+	return link.WriteFrame(context.Background(), *buf)
+}
+
+// serve admits one incoming request on the reading goroutine (rules 13,
+// 14, 17, 18). It owns f.
+func (c *Conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
+	s := c.s
+	if !c.parity.Opposite().Owns(m.ID) {
+		f.Release()
+		s.violation(link, wire.CodeWrongParity, fmt.Sprintf("request id %d has our parity", m.ID))
+		return false
+	}
+	if c.inflight.live.Load() >= c.localLimit {
+		f.Release()
+		s.violation(link, wire.CodeTooManyRequests, fmt.Sprintf("more than the %d requests in flight we advertised", c.localLimit))
+		return false
+	}
+	r := &Request{id: m.ID, conn: c, frame: f, payload: m.Payload, md: m.Metadata, onLoop: true}
+	if !c.inflight.insert(r) {
+		f.Release()
+		s.violation(link, wire.CodeIDInUse, fmt.Sprintf("request id %d is already in flight", m.ID))
+		return false
+	}
+	if s.state.Load() == stateDraining {
+		r.finish(wire.StatusUnavailable, []byte("draining: the call was not run"), true)
+		return true
+	}
+	r.route = c.router.lookup(m.Method)
+	if r.route == nil {
+		r.finish(wire.StatusUnknownMethod, fmt.Appendf(nil, "no method with id %#x", m.Method), true)
+		return true
+	}
+	if m.TimeoutMicros != 0 {
+		r.deadline = time.Now().Add(time.Duration(min(m.TimeoutMicros, uint64(1<<62)/1000)) * time.Microsecond)
+		r.timer = time.AfterFunc(time.Until(r.deadline), func() { r.cancel(context.DeadlineExceeded) })
+	}
+	s.active.add()
+	if s.Err() != nil { // torn down meanwhile: teardown may have missed r
+		r.cancel(ErrConnectionClosed)
+	}
+	if r.route.inline {
+		r.run()
+	} else {
+		r.onLoop = false
+		s.workers.submit(r)
+	}
+	return true
+}
+
+// run executes the handler and guarantees exactly one response (rule 13).
+func (r *Request) run() {
+	defer r.conn.s.active.done()
+	var err error
+	panicked := true
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("handler panicked: %v", p)
+			}
+		}()
+		err = r.route.h(r, r)
+		panicked = false
+	}()
+	if r.replied.Load() {
+		r.finish(0, nil, false)
+		return
+	}
+	status, payload := r.outcome(err, panicked)
+	r.finish(status, payload, true)
+}
+
+// outcome maps how the handler ended to a response.
+func (r *Request) outcome(err error, panicked bool) (wire.Status, []byte) {
+	var ue *UserError
+	var ipe *InvalidPayloadError
+	switch {
+	case r.Err() != nil && !panicked:
+		return wire.StatusCancelled, nil
+	case panicked:
+		return wire.StatusInternal, []byte(err.Error())
+	case err == nil:
+		return wire.StatusInternal, []byte("handler returned without replying")
+	case errors.As(err, &ue):
+		return wire.StatusUserError, ue.Payload
+	case errors.As(err, &ipe):
+		return wire.StatusInvalidPayload, []byte(ipe.Error())
+	}
+	return wire.StatusInternal, []byte(err.Error())
+}
+
+// finish sends the response if one is still owed, then frees the request.
+func (r *Request) finish(status wire.Status, payload []byte, send bool) {
+	if send && r.replied.CompareAndSwap(false, true) {
+		_ = r.respond(status, payload, nil)
+	}
+	r.conn.inflight.remove(r)
+	r.cancel(context.Canceled) // the handler is over: its context ends
+	r.frame.Release()
+}
+
+// cancel ends the request's context with err (the first cause wins).
+func (r *Request) cancel(err error) {
+	r.mu.Lock()
+	if r.err == nil {
+		r.err = err
+		if r.doneCh != nil {
+			close(r.doneCh)
+		}
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+	}
+	r.mu.Unlock()
+}
+
+// Deadline implements context.Context: the caller's deadline, if it sent one.
+func (r *Request) Deadline() (time.Time, bool) { return r.deadline, !r.deadline.IsZero() }
+
+// Done implements context.Context.
+func (r *Request) Done() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.doneCh == nil {
+		r.doneCh = make(chan struct{})
+		if r.err != nil {
+			close(r.doneCh)
+		}
+	}
+	return r.doneCh
+}
+
+// Err implements context.Context: nil while the call runs; then
+// context.DeadlineExceeded if the deadline passed, context.Canceled
+// otherwise. errors.Is(context.Cause(ctx), ...) is not supported; use
+// Cause.
+func (r *Request) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch r.err {
+	case nil:
+		return nil
+	case context.DeadlineExceeded:
+		return context.DeadlineExceeded
+	}
+	return context.Canceled
+}
+
+// Cause returns why the request's context ended: ErrCancelled (the caller
+// cancelled), context.DeadlineExceeded, ErrConnectionClosed, or
+// context.Canceled after the handler returned; nil while it runs.
+func (r *Request) Cause() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// Value implements context.Context with the values of Options.Context.
+func (r *Request) Value(key any) any { return r.conn.s.opts.Context.Value(key) }
+
+// String describes the request for logs (never its metadata values).
+func (r *Request) String() string {
+	return fmt.Sprintf("rove.Request{conn %d, id %d, %s}", r.conn.id, r.id, r.Method())
+}

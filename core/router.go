@@ -1,0 +1,57 @@
+package core
+
+import (
+	"context"
+
+	"github.com/puzpuzpuz/xsync/v3"
+)
+
+// HandlerFunc serves one request. ctx is cancelled when the caller cancels,
+// the request's deadline passes, or the session ends; it carries the
+// deadline. req is valid until the handler returns.
+//
+// The handler answers by calling req.Reply, or by returning an error:
+// *UserError sends its payload as the handler's own error, an
+// *InvalidPayloadError sends InvalidPayload, anything else an internal
+// error. Returning nil without replying, or panicking, still produces
+// exactly one response (Internal), as does a cancelled call (Cancelled).
+type HandlerFunc func(ctx context.Context, req *Request) error
+
+type route struct {
+	method Method
+	h      HandlerFunc
+	inline bool
+}
+
+// Router maps method ids to handlers. Methods can be added at any time,
+// also while serving; lookups are lock-free (an xsync map). A Router may
+// be shared by many sessions.
+type Router struct {
+	routes *xsync.MapOf[uint64, *route]
+}
+
+// NewRouter returns an empty Router.
+func NewRouter() *Router {
+	return &Router{routes: xsync.NewMapOf[uint64, *route]()}
+}
+
+// Handle registers h for m; its handlers run on the session's goroutine
+// pool. It replaces an earlier registration of the same method.
+func (r *Router) Handle(m Method, h HandlerFunc) { r.routes.Store(m.ID, &route{method: m, h: h}) }
+
+// HandleInline registers a handler declared non-blocking: it runs on the
+// link's reading goroutine (a gnet event loop), saving the hand-off to a
+// worker. It must never block: no locks held long, no I/O, no waiting on
+// ctx. Its Reply never blocks either (if the outbound buffer is full the
+// response is handed to a goroutine).
+func (r *Router) HandleInline(m Method, h HandlerFunc) {
+	r.routes.Store(m.ID, &route{method: m, h: h, inline: true})
+}
+
+func (r *Router) lookup(id uint64) *route {
+	if r == nil {
+		return nil
+	}
+	rt, _ := r.routes.Load(id)
+	return rt
+}

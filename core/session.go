@@ -1,0 +1,402 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// Session states.
+const (
+	stateHandshake int32 = iota // waiting for Hello or HelloAck
+	stateOpen                   // calls flow
+	stateDraining               // we sent GoAway: no new requests are run
+	stateClosed                 // torn down
+)
+
+// Session is one peer-to-peer session over one link: the handshake, the
+// root connection, keepalive, drain and teardown. Both peers call and serve
+// on it (rule 3).
+//
+// Methods are safe from any goroutine.
+type Session struct {
+	opts      Options
+	initiator bool
+	parity    wire.Parity // ours; the peer has the opposite
+	link      atomic.Pointer[netpoll.Conn]
+	root      *Conn
+	workers   *workers
+	ownPool   bool // workers belongs to this session (Dial, Pipe), not to a Server
+
+	state      atomic.Int32
+	peerGoAway atomic.Bool
+	peer       wire.Settings // written once, before state becomes open
+	peerMeta   Metadata
+	maxFrame   int // largest body we may send: the peer's limit and ours
+
+	hsDone  chan struct{} // closed when the handshake ends either way
+	hsTimer *time.Timer
+
+	heard     atomic.Bool // the peer sent something since the last keepalive tick
+	silent    int         // keepalive ticks without hearing from the peer; timer-owned
+	keepalive *time.Timer
+	pingNonce uint64 // timer-owned
+
+	active handlerCount // handlers running
+
+	errOnce sync.Once
+	err     error
+	errSet  chan struct{}
+	done    chan struct{} // closed when everything the session started has ended
+	closeMu sync.Mutex    // serializes the teardown's link close
+}
+
+func newSession(initiator bool, opts Options, pool *workers) *Session {
+	opts = opts.withDefaults()
+	s := &Session{
+		opts: opts, initiator: initiator, workers: pool,
+		parity: wire.ParityEven,
+		hsDone: make(chan struct{}),
+		errSet: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	if initiator {
+		s.parity = wire.ParityOdd
+	}
+	s.root = newConn(s, 0, s.parity, opts.Router, opts.MaxConcurrentRequests)
+	s.hsTimer = time.AfterFunc(opts.HandshakeTimeout, func() {
+		s.fail(&HandshakeError{Code: wire.CodeNone, Reason: "timed out after " + opts.HandshakeTimeout.String()})
+	})
+	return s
+}
+
+// Root returns the root connection (id 0).
+func (s *Session) Root() *Conn { return s.root }
+
+// Caller returns a new Caller on the root connection; see Conn.Caller.
+func (s *Session) Caller() *Caller { return s.root.Caller() }
+
+// PeerMetadata returns the metadata the peer sent in the handshake.
+func (s *Session) PeerMetadata() Metadata { return s.peerMeta }
+
+// Initiator reports whether this peer opened the link.
+func (s *Session) Initiator() bool { return s.initiator }
+
+// Done is closed when the session has ended and every goroutine it
+// started (handlers included) has returned.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns the session's terminal error, nil while it is up:
+// ErrSessionClosed after Close, a *ProtocolError, ErrKeepalive, a
+// *HandshakeError, or the link's error wrapped with ErrConnectionClosed.
+func (s *Session) Err() error {
+	select {
+	case <-s.errSet:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Close ends the session now: pending calls fail with ErrConnectionClosed,
+// running handlers are cancelled, the link is closed gracefully (frames
+// already committed, such as responses, still reach the peer). Close waits
+// for every handler and goroutine the session started. Use Drain to let
+// calls finish first.
+func (s *Session) Close() error {
+	s.fail(ErrSessionClosed)
+	<-s.done
+	return nil
+}
+
+// Drain shuts down gracefully (rule 6): it sends GoAway, so the peer
+// starts no new calls; requests that still arrive are answered Unavailable
+// (retryable) without running; it waits for the running handlers to finish
+// or ctx to end, then closes.
+func (s *Session) Drain(ctx context.Context) error {
+	if s.state.CompareAndSwap(stateOpen, stateDraining) {
+		s.send(ctx, &wire.Message{Kind: wire.KindGoAway, Payload: []byte("draining")})
+	}
+	err := s.active.waitIdle(ctx)
+	s.Close()
+	return err
+}
+
+// send writes one message from a goroutine that may block.
+func (s *Session) send(ctx context.Context, m *wire.Message) error {
+	link := s.link.Load()
+	if link == nil {
+		return ErrConnectionClosed
+	}
+	buf := getBuf()
+	*buf = wire.AppendMessage((*buf)[:0], m)
+	err := link.WriteFrame(ctx, *buf)
+	putBuf(buf)
+	return err
+}
+
+// queue writes one message from the reading goroutine, never blocking.
+func (s *Session) queue(link *netpoll.Conn, m *wire.Message) error {
+	buf := getBuf()
+	*buf = wire.AppendMessage((*buf)[:0], m)
+	err := link.QueueFrame(*buf)
+	putBuf(buf)
+	return err
+}
+
+// violation reports a protocol violation by the peer (rule 5): tell it with
+// ProtocolError, then tear the session down.
+func (s *Session) violation(link *netpoll.Conn, code wire.Code, reason string) {
+	if s.Err() == nil {
+		_ = s.queue(link, &wire.Message{Kind: wire.KindProtocolError, Code: code, Payload: []byte(reason)})
+	}
+	s.fail(&ProtocolError{Code: code, Reason: reason})
+}
+
+// fail tears the session down with err; the first error wins (rule 33).
+func (s *Session) fail(err error) {
+	first := false
+	s.errOnce.Do(func() {
+		s.err = err
+		close(s.errSet)
+		first = true
+	})
+	if !first {
+		return
+	}
+	s.state.Store(stateClosed)
+	s.hsTimer.Stop()
+	select {
+	case <-s.hsDone:
+	default:
+		close(s.hsDone)
+	}
+	s.closeMu.Lock()
+	if s.keepalive != nil {
+		s.keepalive.Stop()
+	}
+	s.closeMu.Unlock()
+	cause := s.callError()
+	s.root.teardown(cause)
+	// Closing the link waits for its reading goroutine, which may be the
+	// caller of fail: do it on a goroutine of its own.
+	go func() {
+		if link := s.link.Load(); link != nil {
+			_ = link.Close()
+			<-link.Done()
+		}
+		s.active.waitIdle(context.Background())
+		if s.ownPool {
+			s.workers.release()
+		}
+		close(s.done)
+	}()
+}
+
+// callError is the error pending calls get when the session ends.
+func (s *Session) callError() *CallError {
+	err := s.Err()
+	kind := ErrConnectionClosed
+	if errors.Is(err, ErrProtocol) {
+		kind = ErrProtocol
+	}
+	return &CallError{Kind: kind, Cause: err}
+}
+
+// HandleFrames implements netpoll.Handler: it decodes and dispatches every
+// frame of one read, on the reading goroutine.
+func (s *Session) HandleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
+	s.link.CompareAndSwap(nil, link) // a Dial's first frames can beat its return
+	s.heard.Store(true)
+	for i, f := range frames {
+		if s.state.Load() == stateClosed {
+			releaseFrames(frames[i:])
+			return
+		}
+		m, err := wire.ParseMessage(f.Body)
+		if err != nil {
+			f.Release()
+			releaseFrames(frames[i+1:])
+			if s.state.Load() == stateHandshake {
+				s.refuseHello(link, err)
+			} else {
+				s.violation(link, wire.CodeMalformed, err.Error())
+			}
+			return
+		}
+		if !s.dispatch(link, f, &m) {
+			releaseFrames(frames[i+1:])
+			return
+		}
+	}
+}
+
+func releaseFrames(frames []netpoll.Frame) {
+	for _, f := range frames {
+		f.Release()
+	}
+}
+
+// dispatch handles one message; it owns f (releases it or hands it on).
+// It returns false once the session is torn down.
+func (s *Session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
+	if s.state.Load() == stateHandshake {
+		f.Release()
+		return s.handshake(link, m)
+	}
+	switch m.Kind {
+	case wire.KindRequest, wire.KindResponse, wire.KindCancel:
+		c := s.conn(m.Conn)
+		if c == nil {
+			f.Release()
+			s.violation(link, wire.CodeUnknownConn, "message for connection that is not open")
+			return false
+		}
+		return c.dispatch(link, f, m)
+	}
+	f.Release()
+	switch m.Kind {
+	case wire.KindPing:
+		_ = s.queue(link, &wire.Message{Kind: wire.KindPong, ID: m.ID})
+	case wire.KindPong:
+		// heard already recorded
+	case wire.KindGoAway:
+		s.peerGoAway.Store(true)
+	case wire.KindProtocolError:
+		s.fail(&ProtocolError{Code: m.Code, Reason: string(m.Payload), Remote: true})
+		return false
+	case wire.KindOpenConn:
+		// Virtual connections: without an acceptor, every one is refused
+		// (rule 8).
+		if !s.peerParityOwns(m.Conn) {
+			s.violation(link, wire.CodeWrongParity, "virtual connection id of the wrong parity")
+			return false
+		}
+		_ = s.queue(link, &wire.Message{Kind: wire.KindRejectConn, Conn: m.Conn, Code: wire.CodeRefused, Payload: []byte("no acceptor for virtual connections")})
+	case wire.KindCloseConn:
+		if m.Conn == 0 {
+			s.violation(link, wire.CodeRootClose, "CloseConn for the root connection")
+			return false
+		}
+		s.violation(link, wire.CodeUnknownConn, "CloseConn for a connection that is not open")
+		return false
+	case wire.KindChannelItem, wire.KindChannelClose, wire.KindChannelReset, wire.KindGrantCredit:
+		s.violation(link, wire.CodeUnknownChannel, "channel message for a channel that is not bound")
+		return false
+	default: // handshake kinds after the handshake, AcceptConn/RejectConn we never asked for
+		s.violation(link, wire.CodeUnexpected, m.Kind.String()+" after the handshake")
+		return false
+	}
+	return true
+}
+
+func (s *Session) peerParityOwns(id uint64) bool { return s.parity.Opposite().Owns(id) }
+
+// conn returns the open connection with id, or nil.
+func (s *Session) conn(id uint64) *Conn {
+	if id == 0 {
+		return s.root
+	}
+	return nil
+}
+
+// HandleClose implements netpoll.Handler: the link is gone.
+func (s *Session) HandleClose(_ *netpoll.Conn, err error) {
+	s.fail(&CallError{Kind: ErrConnectionClosed, Message: "link closed", Cause: err})
+}
+
+// startKeepalive arms the ping timer once the session is open.
+func (s *Session) startKeepalive() {
+	if s.opts.KeepaliveInterval < 0 {
+		return
+	}
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.Err() != nil {
+		return
+	}
+	s.keepalive = time.AfterFunc(s.opts.KeepaliveInterval, s.keepaliveTick)
+}
+
+// keepaliveTick runs on the timer's goroutine: ping, and give up on a peer
+// silent for KeepaliveTimeout (rule 4).
+func (s *Session) keepaliveTick() {
+	if s.heard.Swap(false) {
+		s.silent = 0
+	} else {
+		s.silent++
+	}
+	if time.Duration(s.silent)*s.opts.KeepaliveInterval >= s.opts.KeepaliveTimeout {
+		s.fail(ErrKeepalive)
+		return
+	}
+	s.pingNonce++
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.KeepaliveInterval)
+	_ = s.send(ctx, &wire.Message{Kind: wire.KindPing, ID: s.pingNonce})
+	cancel()
+	s.closeMu.Lock()
+	if s.Err() == nil {
+		s.keepalive.Reset(s.opts.KeepaliveInterval)
+	}
+	s.closeMu.Unlock()
+}
+
+// handlerCount counts running handlers and lets Drain and Close wait for
+// zero. (A WaitGroup cannot: Add may race with Wait while requests are
+// still being dispatched.)
+type handlerCount struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0; nil while nobody waits
+}
+
+func (h *handlerCount) add() {
+	h.mu.Lock()
+	h.n++
+	h.mu.Unlock()
+}
+
+func (h *handlerCount) done() {
+	h.mu.Lock()
+	h.n--
+	if h.n == 0 && h.idle != nil {
+		close(h.idle)
+		h.idle = nil
+	}
+	h.mu.Unlock()
+}
+
+func (h *handlerCount) waitIdle(ctx context.Context) error {
+	h.mu.Lock()
+	if h.n == 0 {
+		h.mu.Unlock()
+		return nil
+	}
+	if h.idle == nil {
+		h.idle = make(chan struct{})
+	}
+	idle := h.idle
+	h.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Encode buffers for outgoing messages, pooled by pointer.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= 64<<10 { // don't let one huge message pin memory
+		bufPool.Put(b)
+	}
+}

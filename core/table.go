@@ -1,0 +1,174 @@
+package core
+
+import (
+	"math/bits"
+	"sync/atomic"
+
+	"github.com/puzpuzpuz/xsync/v3"
+)
+
+// Call tables map request ids to live calls without a lock and without an
+// allocation per call. A call is claimed (for completion, cancellation or
+// teardown) by a compare-and-swap on its own state word, which holds the
+// live request id: ids are never reused, so a stale pointer can never claim
+// a newer call (no ABA). BenchmarkPendingTable compares this with xsync's
+// MapOf, sync.Map and a mutex-guarded map.
+
+// abandoned marks an outgoing call whose caller gave up (cancel): the table
+// keeps it until the late response, or teardown, frees it.
+const abandoned = 1 << 63
+
+// tableSize returns the power-of-two slot count for up to n live entries:
+// at most half full, so probing stays short.
+func tableSize(n int) int {
+	return 1 << bits.Len(uint(max(2*n-1, 1)))
+}
+
+// pendingTable holds our outgoing calls on one connection. We allocate the
+// ids, so each id picks its slot directly: slot = n mod size for the n-th
+// id. A slot still held by a long call makes the allocator skip that id.
+// The caller's in-flight semaphore keeps the table at most half full.
+type pendingTable struct {
+	slots []atomic.Pointer[outCall]
+	mask  uint64
+	first uint64 // first id of our parity
+	next  atomic.Uint64
+}
+
+func (t *pendingTable) init(limit int, first uint64) {
+	n := tableSize(limit)
+	t.slots = make([]atomic.Pointer[outCall], n)
+	t.mask = uint64(n - 1)
+	t.first = first
+}
+
+// insert gives c a fresh id and publishes it.
+func (t *pendingTable) insert(c *outCall) uint64 {
+	for {
+		n := t.next.Add(1) - 1
+		id := t.first + 2*n
+		c.id = id
+		c.state.Store(id)
+		if t.slots[n&t.mask].CompareAndSwap(nil, c) {
+			return id
+		}
+	}
+}
+
+func (t *pendingTable) slot(id uint64) *atomic.Pointer[outCall] {
+	if id < t.first || (id-t.first)&1 != 0 {
+		return nil
+	}
+	return &t.slots[((id-t.first)/2)&t.mask]
+}
+
+// take claims the call with id for its response. It returns the call and
+// whether its caller had abandoned it; nil if no call with that id is live
+// (a late or unknown response, ignored by rule 21).
+func (t *pendingTable) take(id uint64) (*outCall, bool) {
+	s := t.slot(id)
+	if s == nil {
+		return nil, false
+	}
+	c := s.Load()
+	if c == nil {
+		return nil, false
+	}
+	for _, st := range [2]uint64{id, id | abandoned} {
+		if c.state.CompareAndSwap(st, 0) {
+			s.CompareAndSwap(c, nil)
+			return c, st&abandoned != 0
+		}
+	}
+	return nil, false
+}
+
+// abandon marks c as given up by its caller, if it is still pending. After
+// true, the caller must not touch c: the table frees it.
+func (t *pendingTable) abandon(c *outCall) bool {
+	return c.state.CompareAndSwap(c.id, c.id|abandoned)
+}
+
+// drain claims every live call, for teardown.
+func (t *pendingTable) drain(f func(c *outCall, abandoned bool)) {
+	for i := range t.slots {
+		c := t.slots[i].Load()
+		if c == nil {
+			continue
+		}
+		st := c.state.Load()
+		if st != 0 && c.state.CompareAndSwap(st, 0) {
+			t.slots[i].CompareAndSwap(c, nil)
+			f(c, st&abandoned != 0)
+		}
+	}
+}
+
+// inboundTable holds the peer's requests being served on one connection,
+// for duplicate detection and cancellation. The peer picks the ids; the
+// fast path is a slot array indexed by id/2 (Rove peers allocate ids
+// densely), and ids that collide there go to an xsync map.
+//
+// insert and lookup run on the reading goroutine only; remove runs on the
+// handler's goroutine.
+type inboundTable struct {
+	slots    []atomic.Pointer[Request]
+	mask     uint64
+	overflow *xsync.MapOf[uint64, *Request]
+	live     atomic.Int64
+}
+
+func (t *inboundTable) init(limit int) {
+	n := tableSize(min(limit, 4096))
+	t.slots = make([]atomic.Pointer[Request], n)
+	t.mask = uint64(n - 1)
+	t.overflow = xsync.NewMapOf[uint64, *Request]()
+}
+
+// insert publishes r under r.id; false if that id is already live.
+func (t *inboundTable) insert(r *Request) bool {
+	s := &t.slots[(r.id>>1)&t.mask]
+	if cur := s.Load(); cur != nil && cur.state.Load() == r.id {
+		return false
+	}
+	if _, dup := t.overflow.Load(r.id); dup {
+		return false
+	}
+	r.state.Store(r.id)
+	t.live.Add(1)
+	if !s.CompareAndSwap(nil, r) {
+		t.overflow.Store(r.id, r)
+	}
+	return true
+}
+
+// lookup returns the live request with id, or nil.
+func (t *inboundTable) lookup(id uint64) *Request {
+	if r := t.slots[(id>>1)&t.mask].Load(); r != nil && r.state.Load() == id {
+		return r
+	}
+	r, _ := t.overflow.Load(id)
+	return r
+}
+
+// remove unpublishes r once its response is sent.
+func (t *inboundTable) remove(r *Request) {
+	if !t.slots[(r.id>>1)&t.mask].CompareAndSwap(r, nil) {
+		t.overflow.Delete(r.id)
+	}
+	r.state.Store(0)
+	t.live.Add(-1)
+}
+
+// each calls f for every live request (teardown).
+func (t *inboundTable) each(f func(r *Request)) {
+	for i := range t.slots {
+		if r := t.slots[i].Load(); r != nil {
+			f(r)
+		}
+	}
+	t.overflow.Range(func(_ uint64, r *Request) bool {
+		f(r)
+		return true
+	})
+}
