@@ -103,11 +103,13 @@ func (s *Session) open(m *wire.Message) {
 		s.maxFrame = int(p)
 	}
 	s.root.setPeerLimit(m.Settings.MaxConcurrentRequests)
+	s.closeMu.Lock()
 	s.hsTimer.Stop()
 	if s.state.CompareAndSwap(stateHandshake, stateOpen) {
 		close(s.hsDone)
-		s.startKeepalive()
+		s.startKeepaliveLocked()
 	}
+	s.closeMu.Unlock()
 }
 
 // refuseHello answers an undecodable first frame.

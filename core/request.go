@@ -31,6 +31,7 @@ type Request struct {
 	retains atomic.Int32 // extra frame references taken by Retain
 
 	replied atomic.Bool
+	left    atomic.Bool // out of the inbound table
 	onLoop  bool // answered from the reading goroutine: responses must never block
 
 	// context
@@ -84,7 +85,17 @@ func (r *Request) Reply(payload []byte, md Metadata) error {
 	if !r.replied.CompareAndSwap(false, true) {
 		return ErrReplied
 	}
+	r.leave()
 	return r.respond(wire.StatusOK, payload, md)
+}
+
+// leave takes the request out of the inbound table, once. It must happen
+// before the response can reach the peer: from then on the peer may reuse
+// its slot under our limit (rule 18) and the id.
+func (r *Request) leave() {
+	if r.left.CompareAndSwap(false, true) {
+		r.conn.inflight.remove(r)
+	}
 }
 
 // ErrReplied is returned by a second Request.Reply.
@@ -182,7 +193,10 @@ func (r *Request) run() {
 		err = r.route.h(r, r)
 		panicked = false
 	}()
-	if r.replied.Load() {
+	if r.replied.Load() || r.Cause() == ErrConnectionClosed {
+		// Answered already, or torn down: the caller learns from the link
+		// ending (ConnectionClosed, retryable), not from a Cancelled that
+		// would say the call was given up.
 		r.finish(0, nil, false)
 		return
 	}
@@ -211,10 +225,10 @@ func (r *Request) outcome(err error, panicked bool) (wire.Status, []byte) {
 
 // finish sends the response if one is still owed, then frees the request.
 func (r *Request) finish(status wire.Status, payload []byte, send bool) {
+	r.leave()
 	if send && r.replied.CompareAndSwap(false, true) {
 		_ = r.respond(status, payload, nil)
 	}
-	r.conn.inflight.remove(r)
 	r.cancel(context.Canceled) // the handler is over: its context ends
 	r.frame.Release()
 }

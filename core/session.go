@@ -53,7 +53,7 @@ type Session struct {
 	err     error
 	errSet  chan struct{}
 	done    chan struct{} // closed when everything the session started has ended
-	closeMu sync.Mutex    // serializes the teardown's link close
+	closeMu sync.Mutex    // guards the timers and hsDone against teardown
 }
 
 func newSession(initiator bool, opts Options, pool *workers) *Session {
@@ -69,9 +69,11 @@ func newSession(initiator bool, opts Options, pool *workers) *Session {
 		s.parity = wire.ParityOdd
 	}
 	s.root = newConn(s, 0, s.parity, opts.Router, opts.MaxConcurrentRequests)
+	s.closeMu.Lock() // the timer may fire before the assignment is done
 	s.hsTimer = time.AfterFunc(opts.HandshakeTimeout, func() {
 		s.fail(&HandshakeError{Code: wire.CodeNone, Reason: "timed out after " + opts.HandshakeTimeout.String()})
 	})
+	s.closeMu.Unlock()
 	return s
 }
 
@@ -170,13 +172,13 @@ func (s *Session) fail(err error) {
 		return
 	}
 	s.state.Store(stateClosed)
+	s.closeMu.Lock()
 	s.hsTimer.Stop()
 	select {
 	case <-s.hsDone:
 	default:
 		close(s.hsDone)
 	}
-	s.closeMu.Lock()
 	if s.keepalive != nil {
 		s.keepalive.Stop()
 	}
@@ -310,14 +312,10 @@ func (s *Session) HandleClose(_ *netpoll.Conn, err error) {
 	s.fail(&CallError{Kind: ErrConnectionClosed, Message: "link closed", Cause: err})
 }
 
-// startKeepalive arms the ping timer once the session is open.
-func (s *Session) startKeepalive() {
-	if s.opts.KeepaliveInterval < 0 {
-		return
-	}
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
-	if s.Err() != nil {
+// startKeepaliveLocked arms the ping timer once the session is open.
+// Called with closeMu held.
+func (s *Session) startKeepaliveLocked() {
+	if s.opts.KeepaliveInterval < 0 || s.Err() != nil {
 		return
 	}
 	s.keepalive = time.AfterFunc(s.opts.KeepaliveInterval, s.keepaliveTick)
