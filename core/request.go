@@ -32,7 +32,7 @@ type Request struct {
 
 	replied atomic.Bool
 	left    atomic.Bool // out of the inbound table
-	onLoop  bool // answered from the reading goroutine: responses must never block
+	onLoop  bool        // answered from the reading goroutine: responses must never block
 
 	// context
 	mu       sync.Mutex
