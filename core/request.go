@@ -33,6 +33,7 @@ type Request struct {
 	replied atomic.Bool
 	left    atomic.Bool // out of the inbound table
 	onLoop  bool        // answered from the reading goroutine: responses must never block
+	pooled  bool        // from requestPool: valid only while an inline handler runs
 
 	// context
 	mu       sync.Mutex
@@ -147,7 +148,20 @@ func (c *Conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		s.violation(link, wire.CodeTooManyRequests, fmt.Sprintf("more than the %d requests in flight we advertised", c.localLimit))
 		return false
 	}
-	r := &Request{id: m.ID, conn: c, frame: f, payload: m.Payload, md: m.Metadata, onLoop: true}
+	rt := c.router.lookup(m.Method)
+	// An inline handler's Request lives only while the handler runs (it
+	// may not block, so it cannot hand its context on): it comes from a
+	// pool. Any other handler's Request is its context, which goroutines
+	// it starts may keep, so it is allocated (one allocation per call).
+	pooled := rt != nil && rt.inline && m.TimeoutMicros == 0
+	var r *Request
+	if pooled {
+		r = requestPool.Get().(*Request)
+		r.pooled = true
+	} else {
+		r = new(Request)
+	}
+	r.id, r.conn, r.route, r.frame, r.payload, r.md, r.onLoop = m.ID, c, rt, f, m.Payload, m.Metadata, true
 	if !c.inflight.insert(r) {
 		f.Release()
 		s.violation(link, wire.CodeIDInUse, fmt.Sprintf("request id %d is already in flight", m.ID))
@@ -157,7 +171,6 @@ func (c *Conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		r.finish(wire.StatusUnavailable, []byte("draining: the call was not run"), true)
 		return true
 	}
-	r.route = c.router.lookup(m.Method)
 	if r.route == nil {
 		r.finish(wire.StatusUnknownMethod, fmt.Appendf(nil, "no method with id %#x", m.Method), true)
 		return true
@@ -172,11 +185,32 @@ func (c *Conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 	}
 	if r.route.inline {
 		r.run()
+		if pooled {
+			r.recycle()
+		}
 	} else {
 		r.onLoop = false
 		s.workers.submit(r)
 	}
 	return true
+}
+
+var requestPool = sync.Pool{New: func() any { return new(Request) }}
+
+// recycle returns a pooled (inline) Request once its handler has returned,
+// unless the handler retained its payload: then the Request is left to
+// the garbage collector, since Release will still touch it.
+func (r *Request) recycle() {
+	if r.retains.Load() != 0 {
+		return
+	}
+	r.conn, r.route, r.frame, r.payload, r.md = nil, nil, netpoll.Frame{}, nil, wire.Metadata{}
+	r.replied.Store(false)
+	r.left.Store(false)
+	r.mu.Lock()
+	r.doneCh, r.err = nil, nil
+	r.mu.Unlock()
+	requestPool.Put(r)
 }
 
 // run executes the handler and guarantees exactly one response (rule 13).

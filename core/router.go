@@ -43,7 +43,9 @@ func (r *Router) Handle(m Method, h HandlerFunc) { r.routes.Store(m.ID, &route{m
 // link's reading goroutine (a gnet event loop), saving the hand-off to a
 // worker. It must never block: no locks held long, no I/O, no waiting on
 // ctx. Its Reply never blocks either (if the outbound buffer is full the
-// response is handed to a goroutine).
+// response is handed to a goroutine). Its ctx and req are valid only until
+// it returns (they are pooled: an inline call allocates nothing), so it must
+// not hand them to other goroutines; Request.Retain still keeps the payload.
 func (r *Router) HandleInline(m Method, h HandlerFunc) {
 	r.routes.Store(m.ID, &route{method: m, h: h, inline: true})
 }

@@ -1,0 +1,183 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"unsafe"
+
+	"github.com/bytedance/sonic/decoder"
+	"github.com/bytedance/sonic/encoder"
+)
+
+// Codec turns typed values into payloads and back.
+type Codec interface {
+	// AppendMarshal appends the encoding of v to dst.
+	AppendMarshal(dst []byte, v any) ([]byte, error)
+	// Unmarshal decodes data into v. data is a view that is released after
+	// the call, so v must not keep references into it.
+	Unmarshal(data []byte, v any) error
+}
+
+// SonicCodec is the default codec: JSON through bytedance/sonic, encoding
+// into pooled buffers and copying every string it decodes (payloads are
+// views into pooled memory).
+type SonicCodec struct{}
+
+// sonic needs a *[]byte to encode into and a Decoder per decode; both come
+// from pools so that a call allocates neither.
+var (
+	sonicBufs     = sync.Pool{New: func() any { return new([]byte) }}
+	sonicDecoders = sync.Pool{New: func() any { return decoder.NewDecoder("") }}
+)
+
+// AppendMarshal implements Codec.
+func (SonicCodec) AppendMarshal(dst []byte, v any) ([]byte, error) {
+	p := sonicBufs.Get().(*[]byte)
+	*p = dst
+	err := encoder.EncodeInto(p, v, 0)
+	dst, *p = *p, nil
+	sonicBufs.Put(p)
+	return dst, err
+}
+
+// Unmarshal implements Codec. Decoded strings are copies (CopyString), so
+// v never points into data.
+func (SonicCodec) Unmarshal(data []byte, v any) error {
+	dec := sonicDecoders.Get().(*decoder.Decoder)
+	// A zero-copy string view of data: valid for this call only, and the
+	// decoder copies every string it keeps.
+	dec.Reset(unsafe.String(unsafe.SliceData(data), len(data)))
+	dec.SetOptions(decoder.OptionCopyString | decoder.OptionValidateString)
+	err := dec.Decode(v)
+	if err == nil {
+		err = dec.CheckTrailings()
+	}
+	dec.Reset("")
+	sonicDecoders.Put(dec)
+	return err
+}
+
+// TypedMethod binds a Method to its request and response types and a
+// codec: the typed face of the raw API. The zero Codec means SonicCodec.
+type TypedMethod[Req, Resp any] struct {
+	Method
+	Codec Codec
+}
+
+// NewTypedMethod returns the typed method service.name with SonicCodec.
+func NewTypedMethod[Req, Resp any](service, name string) TypedMethod[Req, Resp] {
+	return TypedMethod[Req, Resp]{Method: NewMethod(service, name)}
+}
+
+func (tm TypedMethod[Req, Resp]) codec() Codec {
+	if tm.Codec == nil {
+		return SonicCodec{}
+	}
+	return tm.Codec
+}
+
+// typedCall is the per-call state of TypedMethod.Call, pooled per type
+// pair so that neither the values nor the reply callback escape per call.
+type typedCall[Req, Resp any] struct {
+	req    Req
+	resp   Resp
+	codec  Codec
+	buf    []byte
+	decode func(Reply) error // bound once to this typedCall
+}
+
+func (tc *typedCall[Req, Resp]) decodeReply(r Reply) error {
+	if err := tc.codec.Unmarshal(r.Payload, &tc.resp); err != nil {
+		return &CallError{Kind: ErrInvalidPayload, Message: "decoding the response", Cause: err}
+	}
+	return nil
+}
+
+// typedPools holds one pool of typedCall per type pair.
+var typedPools sync.Map // reflect-free key: *typedCall[Req, Resp](nil) as any
+
+func typedPool[Req, Resp any]() *sync.Pool {
+	key := (*typedCall[Req, Resp])(nil)
+	if p, ok := typedPools.Load(key); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := typedPools.LoadOrStore(key, &sync.Pool{New: func() any {
+		tc := new(typedCall[Req, Resp])
+		tc.decode = tc.decodeReply
+		return tc
+	}})
+	return p.(*sync.Pool)
+}
+
+// Call calls the method with req and decodes the result. Errors are as
+// for Caller.Call; a response that does not decode is ErrInvalidPayload.
+func (tm TypedMethod[Req, Resp]) Call(ctx context.Context, cl *Caller, req Req) (Resp, error) {
+	pool := typedPool[Req, Resp]()
+	tc := pool.Get().(*typedCall[Req, Resp])
+	defer func() {
+		var zeroReq Req
+		var zeroResp Resp
+		tc.req, tc.resp, tc.codec = zeroReq, zeroResp, nil
+		pool.Put(tc)
+	}()
+	tc.req, tc.codec = req, tm.codec()
+	b, err := tc.codec.AppendMarshal(tc.buf[:0], &tc.req)
+	tc.buf = b
+	if err != nil {
+		var zero Resp
+		return zero, &CallError{Kind: ErrSendFailed, Message: "encoding the request", Cause: err}
+	}
+	err = cl.Call(ctx, tm.Method, b, nil, tc.decode)
+	return tc.resp, err
+}
+
+// Handle registers fn as the method's handler on r. A request that does
+// not decode is answered InvalidPayload without calling fn. fn's error is
+// sent as for HandlerFunc; use ErrorValue to send a typed error value.
+func (tm TypedMethod[Req, Resp]) Handle(r *Router, fn func(ctx context.Context, req Req) (Resp, error)) {
+	codec := tm.codec()
+	pool := typedPool[Req, Resp]()
+	r.Handle(tm.Method, func(ctx context.Context, req *Request) error {
+		tc := pool.Get().(*typedCall[Req, Resp])
+		defer func() {
+			var zeroReq Req
+			var zeroResp Resp
+			tc.req, tc.resp = zeroReq, zeroResp
+			pool.Put(tc)
+		}()
+		if err := codec.Unmarshal(req.Payload(), &tc.req); err != nil {
+			return &InvalidPayloadError{Err: err}
+		}
+		out, err := fn(ctx, tc.req)
+		if err != nil {
+			return err
+		}
+		tc.resp = out
+		b, err := codec.AppendMarshal(tc.buf[:0], &tc.resp)
+		tc.buf = b
+		if err != nil {
+			return err
+		}
+		return req.Reply(b, nil)
+	})
+}
+
+// ErrorValue returns an error that a handler returns to send v, encoded
+// with SonicCodec, as its own error value; the caller decodes it with
+// CallError.Decode.
+func ErrorValue(v any) error {
+	b, err := SonicCodec{}.AppendMarshal(nil, v)
+	if err != nil {
+		return err
+	}
+	return &UserError{Payload: b}
+}
+
+// Decode decodes a user error's payload (ErrUser) into v with SonicCodec.
+func (e *CallError) Decode(v any) error {
+	if e.Kind != ErrUser {
+		return errors.New("rove: not a user error: " + e.Error())
+	}
+	return SonicCodec{}.Unmarshal(e.Payload, v)
+}

@@ -1,0 +1,97 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/rove-rpc/rove/internal/race"
+)
+
+type addReq struct {
+	A, B int
+	Note string
+}
+
+type addResp struct {
+	Sum  int
+	Note string
+}
+
+type addErr struct {
+	Code   int
+	Reason string
+}
+
+var mAdd = NewTypedMethod[addReq, addResp]("calc", "Add")
+
+func calcRouter() *Router {
+	r := NewRouter()
+	mAdd.Handle(r, func(ctx context.Context, req addReq) (addResp, error) {
+		if req.A < 0 {
+			return addResp{}, ErrorValue(addErr{Code: 7, Reason: "negative"})
+		}
+		return addResp{Sum: req.A + req.B, Note: req.Note + "!"}, nil
+	})
+	return r
+}
+
+// spec:14,16 typed calls round-trip through sonic; a typed user error
+// comes back decodable; undecodable arguments are InvalidPayload.
+func TestTypedCalls(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		client, _ := tr.pair(t, Options{}, Options{Router: calcRouter()})
+		cl := client.Caller()
+		defer cl.Close()
+		ctx := context.Background()
+		got, err := mAdd.Call(ctx, cl, addReq{A: 2, B: 3, Note: "hi"})
+		if err != nil || got.Sum != 5 || got.Note != "hi!" {
+			t.Fatalf("got %+v %v", got, err)
+		}
+		_, err = mAdd.Call(ctx, cl, addReq{A: -1})
+		var ce *CallError
+		var ae addErr
+		if !errors.Is(err, ErrUser) || !errors.As(err, &ce) || ce.Decode(&ae) != nil || ae.Code != 7 || ae.Reason != "negative" {
+			t.Fatalf("user error: %v %+v", err, ae)
+		}
+		if err := cl.Call(ctx, mAdd.Method, []byte("{not json"), nil, nil); !errors.Is(err, ErrInvalidPayload) {
+			t.Fatalf("bad payload: %v", err)
+		}
+	})
+}
+
+// Allocation budgets (run without -race; .ci/run does): a raw call to an
+// inline handler allocates nothing on either side; to a pooled handler,
+// only the Request that is its context; a typed call at most 3 more.
+func TestCallAllocs(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race runtime allocates; .ci/run runs this test without -race")
+	}
+	r := calcRouter()
+	r.HandleInline(mEcho, echo)
+	r.Handle(mSlow, echo)
+	eachTransport(t, func(t *testing.T, tr transport) {
+		client, _ := tr.pair(t, Options{}, Options{Router: r})
+		cl := client.Caller()
+		defer cl.Close()
+		ctx := context.Background()
+		payload := make([]byte, 64)
+		budgets := []struct {
+			name string
+			max  float64
+			f    func()
+		}{
+			{"raw inline", 0, func() { _ = cl.Call(ctx, mEcho, payload, nil, nil) }},
+			{"raw pooled handler", 1, func() { _ = cl.Call(ctx, mSlow, payload, nil, nil) }},
+			{"typed", 4, func() { _, _ = mAdd.Call(ctx, cl, addReq{A: 1, B: 2}) }},
+		}
+		for _, b := range budgets {
+			for range 200 {
+				b.f()
+			}
+			if got := testing.AllocsPerRun(500, b.f); got > b.max {
+				t.Errorf("%s: %.2f allocations per call, budget %.0f", b.name, got, b.max)
+			}
+		}
+	})
+}
