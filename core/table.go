@@ -31,15 +31,31 @@ func tableSize(n int) int {
 type pendingTable struct {
 	slots []atomic.Pointer[outCall]
 	mask  uint64
+	shift uint   // log2(len(slots)) - spread
 	first uint64 // first id of our parity
 	next  atomic.Uint64
 }
 
+// spread: consecutive ids land spreadSlots apart (a cache line of
+// pointers), so callers on different cores do not share a line.
+const (
+	spread      = 3
+	spreadSlots = 1 << spread
+)
+
 func (t *pendingTable) init(limit int, first uint64) {
-	n := tableSize(limit)
+	n := max(tableSize(limit), spreadSlots)
 	t.slots = make([]atomic.Pointer[outCall], n)
 	t.mask = uint64(n - 1)
+	t.shift = uint(bits.Len(uint(n))-1) - spread
 	t.first = first
+}
+
+// index maps the n-th id to its slot: a rotation of n's low bits, a
+// bijection on the table.
+func (t *pendingTable) index(n uint64) uint64 {
+	n &= t.mask
+	return (n<<spread | n>>t.shift) & t.mask
 }
 
 // insert gives c a fresh id and publishes it.
@@ -49,7 +65,7 @@ func (t *pendingTable) insert(c *outCall) uint64 {
 		id := t.first + 2*n
 		c.id = id
 		c.state.Store(id)
-		if t.slots[n&t.mask].CompareAndSwap(nil, c) {
+		if t.slots[t.index(n)].CompareAndSwap(nil, c) {
 			return id
 		}
 	}
@@ -59,7 +75,7 @@ func (t *pendingTable) slot(id uint64) *atomic.Pointer[outCall] {
 	if id < t.first || (id-t.first)&1 != 0 {
 		return nil
 	}
-	return &t.slots[((id-t.first)/2)&t.mask]
+	return &t.slots[t.index((id-t.first)/2)]
 }
 
 // take claims the call with id for its response. It returns the call and
