@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -82,10 +81,10 @@ func call(ctx context.Context, cl *Caller, m Method, req []byte) ([]byte, error)
 // rawPeer is the other end of a session's link driven by hand: the test
 // writes raw frames and reads what the session sends.
 type rawPeer struct {
-	link *netpoll.Conn
-	msgs chan rawMsg
-	once sync.Once
-	eof  chan error
+	link   *netpoll.Conn
+	msgs   chan rawMsg
+	eof    chan struct{} // closed after the last message
+	eofErr error
 }
 
 type rawMsg struct {
@@ -105,12 +104,15 @@ func (p *rawPeer) HandleFrames(_ *netpoll.Conn, frames []netpoll.Frame) {
 	}
 }
 
-func (p *rawPeer) HandleClose(_ *netpoll.Conn, err error) { p.eof <- err }
+func (p *rawPeer) HandleClose(_ *netpoll.Conn, err error) {
+	p.eofErr = err
+	close(p.eof)
+}
 
 // newRawPeer joins a raw peer to a session over a pipe. initiator says
 // which side the session plays.
 func newRawPeer(t *testing.T, sessionIsInitiator bool, opts Options) (*Session, *rawPeer) {
-	p := &rawPeer{msgs: make(chan rawMsg, 1024), eof: make(chan error, 1)}
+	p := &rawPeer{msgs: make(chan rawMsg, 1024), eof: make(chan struct{})}
 	pool, err := newWorkers(opts.withDefaults().Workers)
 	if err != nil {
 		t.Fatal(err)
@@ -144,8 +146,13 @@ func (p *rawPeer) next(t *testing.T) wire.Message {
 	select {
 	case m := <-p.msgs:
 		return m.m
-	case err := <-p.eof:
-		t.Fatalf("link closed (%v) while waiting for a message", err)
+	case <-p.eof:
+		select { // every message was queued before the close
+		case m := <-p.msgs:
+			return m.m
+		default:
+		}
+		t.Fatalf("link closed (%v) while waiting for a message", p.eofErr)
 	case <-time.After(10 * time.Second):
 		t.Fatal("no message from the session")
 	}
