@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -279,5 +280,27 @@ func TestMethodIDs(t *testing.T) {
 	}
 	if NewMethod("ab", "c").ID == NewMethod("a", "bc").ID {
 		t.Fatal("the separator does not separate")
+	}
+}
+
+// With ProfileLabels, a handler runs under pprof labels naming its
+// service and method.
+func TestProfileLabels(t *testing.T) {
+	got := make(chan [2]string, 1)
+	r := NewRouter()
+	r.Handle(mEcho, func(ctx context.Context, req *Request) error {
+		svc, _ := pprof.Label(ctx, "service")
+		m, _ := pprof.Label(ctx, "method")
+		got <- [2]string{svc, m}
+		return req.Reply(nil, nil)
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r, ProfileLabels: true})
+	cl := client.Caller()
+	defer cl.Close()
+	if _, err := call(context.Background(), cl, mEcho, nil); err != nil {
+		t.Fatal(err)
+	}
+	if l := <-got; l != [2]string{"test", "echo"} {
+		t.Fatalf("labels %v", l)
 	}
 }

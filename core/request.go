@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,7 +225,13 @@ func (r *Request) run() {
 				err = fmt.Errorf("handler panicked: %v", p)
 			}
 		}()
-		err = r.route.h(r, r)
+		if r.conn.s.opts.ProfileLabels {
+			// Label the handler's samples in CPU profiles (it allocates:
+			// only when asked for).
+			pprof.Do(r, r.route.labels, func(ctx context.Context) { err = r.route.h(ctx, r) })
+		} else {
+			err = r.route.h(r, r)
+		}
 		panicked = false
 	}()
 	if r.replied.Load() || r.Cause() == ErrConnectionClosed {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"runtime/pprof"
 
 	"github.com/puzpuzpuz/xsync/v3"
 )
@@ -21,6 +22,11 @@ type route struct {
 	method Method
 	h      HandlerFunc
 	inline bool
+	labels pprof.LabelSet // service and method, for Options.ProfileLabels
+}
+
+func newRoute(m Method, h HandlerFunc, inline bool) *route {
+	return &route{method: m, h: h, inline: inline, labels: pprof.Labels("service", m.Service, "method", m.Name)}
 }
 
 // Router maps method ids to handlers. Methods can be added at any time,
@@ -37,7 +43,7 @@ func NewRouter() *Router {
 
 // Handle registers h for m; its handlers run on the session's goroutine
 // pool. It replaces an earlier registration of the same method.
-func (r *Router) Handle(m Method, h HandlerFunc) { r.routes.Store(m.ID, &route{method: m, h: h}) }
+func (r *Router) Handle(m Method, h HandlerFunc) { r.routes.Store(m.ID, newRoute(m, h, false)) }
 
 // HandleInline registers a handler declared non-blocking: it runs on the
 // link's reading goroutine (a gnet event loop), saving the hand-off to a
@@ -47,7 +53,7 @@ func (r *Router) Handle(m Method, h HandlerFunc) { r.routes.Store(m.ID, &route{m
 // it returns (they are pooled: an inline call allocates nothing), so it must
 // not hand them to other goroutines; Request.Retain still keeps the payload.
 func (r *Router) HandleInline(m Method, h HandlerFunc) {
-	r.routes.Store(m.ID, &route{method: m, h: h, inline: true})
+	r.routes.Store(m.ID, newRoute(m, h, true))
 }
 
 func (r *Router) lookup(id uint64) *route {
