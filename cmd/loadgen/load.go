@@ -1,0 +1,363 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/rove-rpc/rove/core"
+)
+
+// loadMain runs one load and reports it.
+func loadMain(cfg *config, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := runLoad(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen:", err)
+		return 1
+	}
+	if err := writeReports(cfg, res, stdout); err != nil {
+		fmt.Fprintln(stderr, "loadgen:", err)
+		return 1
+	}
+	return 0
+}
+
+// result is everything a run measured.
+type result struct {
+	cfg         *config
+	target      string // "embedded (127.0.0.1:port)" or the remote address
+	start, end  time.Time
+	interrupted bool
+	issued      int64
+	ok, failed  int64
+	late        int64
+	errKinds    map[string]int64
+	corrected   *hdr.Histogram // whole run
+	raw         *hdr.Histogram
+	intervals   []interval
+}
+
+func (r *result) elapsed() time.Duration { return r.end.Sub(r.start) }
+
+func (r *result) throughput() float64 { return float64(r.ok) / r.elapsed().Seconds() }
+
+// load is one run in progress.
+type load struct {
+	cfg      *config
+	callers  []*core.Caller
+	sessions []*core.Session
+	rec      *recorder
+	payload  []byte
+	md       core.Metadata
+	issued   atomic.Int64 // measured sends
+	answered atomic.Int64 // measured calls ended (with -n)
+	spent    chan struct{} // closed when -n calls have ended
+	sched    schedule
+	// measureStart is set when the warm-up ends; the open-loop scheduler
+	// restarts its schedule from it.
+	measureStart atomic.Pointer[time.Time]
+}
+
+// runLoad sets up the target, warms up, measures, and tears down.
+func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*result, error) {
+	prof, err := cfg.prof.start()
+	if err != nil {
+		return nil, err
+	}
+	defer prof.Stop()
+
+	res := &result{cfg: cfg, target: cfg.target}
+	addr := cfg.target
+	if addr == "" {
+		srv, err := startServer(cfg.transport, "127.0.0.1:0", cfg.handler == "inline", cfg.inflight)
+		if err != nil {
+			return nil, fmt.Errorf("embedded server: %w", err)
+		}
+		defer srv.close()
+		addr = srv.addr()
+		res.target = "embedded server on " + addr
+	}
+
+	l := &load{cfg: cfg, rec: newRecorder(16), payload: make([]byte, cfg.payload), sched: newSchedule(cfg.rate), spent: make(chan struct{})}
+	for i := range l.payload {
+		l.payload[i] = byte(i)
+	}
+	for _, kv := range cfg.metadata {
+		k, v, _ := strings.Cut(kv, "=")
+		l.md = l.md.Add(k, core.StringValue(v), 0)
+	}
+	tr, stopTr := transportFor(cfg.transport)
+	defer stopTr()
+	for range cfg.conns {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		s, err := core.Dial(dctx, tr, "tcp", addr, core.Options{MaxOutstandingCalls: max(cfg.inflight, 1)})
+		cancel()
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		}
+		l.sessions = append(l.sessions, s)
+		l.callers = append(l.callers, s.Caller())
+	}
+	defer l.close()
+
+	l.measure(ctx, res, stderr)
+	return res, nil
+}
+
+func (l *load) close() {
+	for _, c := range l.callers {
+		c.Close()
+	}
+	for _, s := range l.sessions {
+		s.Close()
+	}
+}
+
+// call makes one echo call on worker w's connection.
+func (l *load) call(w int) error {
+	ctx := context.Background()
+	if l.cfg.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.cfg.timeout)
+		defer cancel()
+	}
+	var opts *core.CallOptions
+	if len(l.md) > 0 {
+		opts = &core.CallOptions{Metadata: l.md}
+	}
+	return l.callers[w%len(l.callers)].Call(ctx, mEcho, l.payload, opts, nil)
+}
+
+// measure runs the warm-up and the measured phase, collecting intervals.
+func (l *load) measure(ctx context.Context, res *result, stderr io.Writer) {
+	issuing, stopIssuing := context.WithCancel(context.Background())
+	var workers sync.WaitGroup
+	if l.cfg.rate.open() {
+		l.openLoop(issuing, &workers)
+	} else {
+		l.closedLoop(issuing, &workers)
+	}
+
+	// Warm-up: calls flow, nothing is recorded.
+	select {
+	case <-time.After(l.cfg.warmup):
+	case <-ctx.Done():
+	}
+	l.rec.reset()
+	res.start = time.Now()
+	l.rec.measuring.Store(true)
+	l.startMeasuring(res.start)
+
+	tick := time.Second
+	if l.cfg.every > 0 {
+		tick = l.cfg.every
+	}
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	prog := newProgress(stderr, l.cfg)
+	var end <-chan time.Time
+	if l.cfg.total == 0 {
+		end = time.After(l.cfg.duration)
+	}
+	last := res.start
+	var lastOK, lastFailed int64
+	snap := func(now time.Time) {
+		c, r := l.rec.snapshot()
+		ok, failed := l.rec.ok.Load(), l.rec.failed.Load()
+		iv := interval{start: last, end: now, ok: ok - lastOK, failed: failed - lastFailed, corrected: c, raw: r}
+		if l.cfg.rate.open() {
+			iv.offered = l.sched.rateAt(now.Sub(res.start))
+		}
+		res.intervals = append(res.intervals, iv)
+		last, lastOK, lastFailed = now, ok, failed
+		if l.cfg.every > 0 {
+			prog.snapshot(iv, now.Sub(res.start))
+		}
+	}
+	progress := time.NewTicker(250 * time.Millisecond)
+	defer progress.Stop()
+loop:
+	for {
+		select {
+		case now := <-ticker.C:
+			snap(now)
+		case <-progress.C:
+			prog.update(time.Since(res.start), l.rec.ok.Load(), l.rec.failed.Load(), res.intervals)
+		case <-end:
+			break loop
+		case <-l.budgetSpent():
+			break loop
+		case <-ctx.Done():
+			res.interrupted = true
+			break loop
+		}
+	}
+	// Stop issuing, let every measured call in flight finish, so that
+	// issued = ok + failed.
+	stopIssuing()
+	workers.Wait()
+	res.end = time.Now()
+	snap(res.end)
+	prog.done()
+
+	res.issued = l.issued.Load()
+	res.ok, res.failed, res.late = l.rec.ok.Load(), l.rec.failed.Load(), l.rec.late.Load()
+	res.errKinds = l.rec.errorKinds()
+	res.corrected, res.raw = newHist(), newHist()
+	for _, iv := range res.intervals {
+		res.corrected.Merge(iv.corrected)
+		res.raw.Merge(iv.raw)
+	}
+}
+
+// budget: -n calls. A closed channel once they have all been issued and
+// answered.
+func (l *load) budgetSpent() <-chan struct{} {
+	if l.cfg.total == 0 {
+		return nil
+	}
+	return l.spent
+}
+
+// take reserves one measured send; false once -n is used up. During the
+// warm-up every send is allowed and unmeasured.
+func (l *load) take() (measured, ok bool) {
+	if !l.rec.measuring.Load() {
+		return false, true
+	}
+	n := l.issued.Add(1)
+	if l.cfg.total > 0 && n > l.cfg.total {
+		l.issued.Add(-1)
+		return false, false
+	}
+	return true, true
+}
+
+// done counts a measured call's end, closing spent after the last of -n.
+func (l *load) done() {
+	if l.cfg.total > 0 && l.answered.Add(1) == l.cfg.total {
+		close(l.spent)
+	}
+}
+
+// closedLoop: conns x inflight workers, each with one call in flight.
+func (l *load) closedLoop(issuing context.Context, wg *sync.WaitGroup) {
+	for w := range l.cfg.conns * l.cfg.inflight {
+		wg.Go(func() {
+			for issuing.Err() == nil {
+				measured, ok := l.take()
+				if !ok {
+					return
+				}
+				sent := time.Now()
+				err := l.call(w)
+				if measured {
+					l.rec.record(w, sent, sent, time.Now(), err)
+					l.done()
+				}
+			}
+		})
+	}
+}
+
+// openLoop: a scheduler hands each call's intended send time to a pool of
+// conns x inflight workers. A call's latency is measured from its intended
+// time, so a stalled server shows up in the percentiles as the wait it
+// really caused (coordinated omission corrected, as wrk2); the latency
+// from the actual send is kept beside it.
+func (l *load) openLoop(issuing context.Context, wg *sync.WaitGroup) {
+	jobs := make(chan job)
+	for w := range l.cfg.conns * l.cfg.inflight {
+		wg.Go(func() {
+			for j := range jobs {
+				sent := time.Now()
+				if sent.Sub(j.intended) > lateAfter && j.measured {
+					l.rec.late.Add(1)
+				}
+				err := l.call(w)
+				if j.measured {
+					l.rec.record(w, j.intended, sent, time.Now(), err)
+					l.done()
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		defer close(jobs)
+		// Warm-up at the starting rate, then the measured schedule.
+		start := time.Now()
+		var i int64
+		sched := newSchedule(rateSpec{from: l.cfg.rate.from, to: l.cfg.rate.from})
+		warming := true
+		for issuing.Err() == nil {
+			if ms := l.measureStart.Load(); ms != nil && warming {
+				start, i, sched, warming = *ms, 0, l.sched, false
+			}
+			due := start.Add(sched.at(i))
+			if d := time.Until(due); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-issuing.Done():
+					return
+				}
+			}
+			measured, ok := l.take()
+			if !ok {
+				return
+			}
+			select {
+			case jobs <- job{intended: due, measured: measured}:
+			case <-issuing.Done():
+				if measured {
+					l.issued.Add(-1)
+				}
+				return
+			}
+			i++
+		}
+	})
+}
+
+type job struct {
+	intended time.Time
+	measured bool
+}
+
+// startMeasuring tells the open-loop scheduler to restart its schedule.
+func (l *load) startMeasuring(t time.Time) { l.measureStart.Store(&t) }
+
+// errKind names an error for the report.
+func errKind(err error) string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{
+		{context.DeadlineExceeded, "timeout"},
+		{core.ErrCancelled, "cancelled"},
+		{core.ErrConnectionClosed, "connection closed"},
+		{core.ErrUnavailable, "unavailable"},
+		{core.ErrProtocol, "protocol error"},
+		{core.ErrUnknownMethod, "unknown method"},
+		{core.ErrInternal, "internal"},
+		{core.ErrTooManyRequests, "too many requests"},
+		{core.ErrSendFailed, "send failed"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "other"
+}

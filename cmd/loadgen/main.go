@@ -1,0 +1,82 @@
+// Command loadgen measures Rove's throughput and latency under pipelining.
+//
+// With no flags it starts an embedded Rove server on loopback, runs a
+// closed-loop pipelined 64 B echo for 10 s after a 2 s warm-up, shows live
+// progress, and prints calls/s and latency percentiles. See -h for the
+// load models (closed loop, open loop with coordinated-omission
+// correction, rate ramps), remote use (loadgen serve, -target) and the
+// outputs (JSON, CSV, .hgrm, HdrHistogram log, HTML report, profiles).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/rove-rpc/rove/pprof"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit status (0 ok,
+// 1 the run failed, 2 bad usage).
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "serve":
+			return serveMain(args[1:], stdout, stderr)
+		case "merge":
+			return mergeMain(args[1:], stdout, stderr)
+		}
+	}
+	cfg, fs, err := parseRun(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return 0
+	}
+	if err != nil {
+		return usage(fs, stderr, err)
+	}
+	return loadMain(cfg, stdout, stderr)
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() { printUsage(stderr, fs) }
+	return fs
+}
+
+// parseFlags parses args; false means return the status it gives.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return 0, false
+	case err != nil:
+		return usage(fs, stderr, err), false
+	case fs.NArg() > 0:
+		return usage(fs, stderr, fmt.Errorf("unexpected argument %q", fs.Arg(0))), false
+	}
+	return 0, true
+}
+
+// usage reports a command-line mistake with the usage text: status 2.
+func usage(fs *flag.FlagSet, stderr io.Writer, err error) int {
+	msg := err.Error()
+	if errors.Is(err, errUsage) {
+		msg = msg[len(errUsage.Error())+2:]
+	}
+	fmt.Fprintf(stderr, "loadgen: %s\n\n", msg)
+	fs.Usage()
+	return 2
+}
+
+func (p profFlags) start() (*pprof.Profiler, error) {
+	return pprof.Start(pprof.Options{Dir: p.dir, CPUFile: p.cpuprofile, MemFile: p.memprofile, HTTPAddr: p.http})
+}

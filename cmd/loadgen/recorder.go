@@ -1,0 +1,126 @@
+package main
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Latencies are recorded in microseconds, 1 µs to 1 hour, 3 significant
+// digits.
+const (
+	histMin     = 1
+	histMax     = int64(time.Hour / time.Microsecond)
+	histSigFigs = 3
+)
+
+func newHist() *hdr.Histogram { return hdr.New(histMin, histMax, histSigFigs) }
+
+func toMicros(d time.Duration) int64 {
+	us := int64(d / time.Microsecond)
+	return min(max(us, histMin), histMax)
+}
+
+// recorder collects latencies from many goroutines. Each worker writes to
+// one of a few shards (a mutex and two histograms each), so workers rarely
+// contend; snapshot swaps every shard's interval histograms out.
+type recorder struct {
+	shards []shard
+	// counts since the start of measuring
+	ok, failed atomic.Int64
+	late       atomic.Int64 // open loop: sends that left more than lateAfter behind schedule
+	measuring  atomic.Bool  // false during warm-up
+	errMu      sync.Mutex
+	errKinds   map[string]int64
+}
+
+type shard struct {
+	mu        sync.Mutex
+	corrected *hdr.Histogram // from the intended send time (open loop), or the send
+	raw       *hdr.Histogram // from the actual send time
+	_         [40]byte       // keep shards on separate cache lines
+}
+
+// lateAfter: a send later than this behind its schedule counts as late.
+const lateAfter = time.Millisecond
+
+func newRecorder(nshards int) *recorder {
+	r := &recorder{shards: make([]shard, nshards), errKinds: map[string]int64{}}
+	for i := range r.shards {
+		r.shards[i].corrected, r.shards[i].raw = newHist(), newHist()
+	}
+	return r
+}
+
+// record notes one completed call. intended is when it should have been
+// sent (the actual send time in closed loop), sent when it was, done when
+// it completed.
+func (r *recorder) record(worker int, intended, sent, done time.Time, err error) {
+	if !r.measuring.Load() {
+		return
+	}
+	if err != nil {
+		r.failed.Add(1)
+		r.errMu.Lock()
+		r.errKinds[errKind(err)]++
+		r.errMu.Unlock()
+		return
+	}
+	r.ok.Add(1)
+	sh := &r.shards[worker%len(r.shards)]
+	sh.mu.Lock()
+	_ = sh.corrected.RecordValue(toMicros(done.Sub(intended)))
+	_ = sh.raw.RecordValue(toMicros(done.Sub(sent)))
+	sh.mu.Unlock()
+}
+
+// snapshot moves what the shards hold into fresh interval histograms.
+func (r *recorder) snapshot() (corrected, raw *hdr.Histogram) {
+	corrected, raw = newHist(), newHist()
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		corrected.Merge(sh.corrected)
+		raw.Merge(sh.raw)
+		sh.corrected.Reset()
+		sh.raw.Reset()
+		sh.mu.Unlock()
+	}
+	return corrected, raw
+}
+
+// reset drops everything recorded (the end of the warm-up).
+func (r *recorder) reset() {
+	r.snapshot()
+	r.ok.Store(0)
+	r.failed.Store(0)
+	r.late.Store(0)
+	r.errMu.Lock()
+	r.errKinds = map[string]int64{}
+	r.errMu.Unlock()
+}
+
+func (r *recorder) errorKinds() map[string]int64 {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	out := make(map[string]int64, len(r.errKinds))
+	for k, v := range r.errKinds {
+		out[k] = v
+	}
+	return out
+}
+
+// interval is one snapshot period of a run.
+type interval struct {
+	start, end time.Time
+	ok, failed int64
+	corrected  *hdr.Histogram
+	raw        *hdr.Histogram
+	offered    float64 // open loop: the scheduled rate at the interval's end
+}
+
+func (iv interval) rate() float64 {
+	return float64(iv.ok+iv.failed) / iv.end.Sub(iv.start).Seconds()
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// writeReports prints the summary and writes every requested file. The
+// text summary goes to stdout unless a machine format claimed it ("-").
+func writeReports(cfg *config, res *result, stdout io.Writer) error {
+	text := stdout
+	if cfg.jsonOut == "-" || cfg.csvOut == "-" {
+		text = os.Stderr
+	}
+	writeText(text, res)
+	outputs := []struct {
+		path  string
+		write func(io.Writer, *result) error
+	}{
+		{cfg.jsonOut, writeJSON},
+		{cfg.csvOut, writeCSV},
+		{cfg.hgrmOut, writeHgrm},
+		{cfg.hlogOut, writeHlog},
+		{cfg.htmlOut, writeHTML},
+	}
+	for _, o := range outputs {
+		if o.path == "" {
+			continue
+		}
+		if err := writeTo(o.path, stdout, func(w io.Writer) error { return o.write(w, res) }); err != nil {
+			return fmt.Errorf("%s: %w", o.path, err)
+		}
+	}
+	return nil
+}
+
+func writeTo(path string, stdout io.Writer, f func(io.Writer) error) error {
+	if path == "-" {
+		return f(stdout)
+	}
+	file, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := f(file); err != nil {
+		file.Close()
+		return err
+	}
+	return file.Close()
+}
+
+func (c *config) describe() string {
+	model := fmt.Sprintf("closed loop: %d conns x %d in flight", c.conns, c.inflight)
+	if c.rate.open() {
+		model = fmt.Sprintf("open loop: %s on %d conns (at most %d in flight each)", c.rate, c.conns, c.inflight)
+	}
+	return fmt.Sprintf("%s %d B echo, %s, %s", c.workload, c.payload, model, c.transport)
+}
+
+func writeText(w io.Writer, res *result) {
+	cfg := res.cfg
+	fmt.Fprintf(w, "Rove loadgen: %s\n", cfg.describe())
+	fmt.Fprintf(w, "target: %s\n", res.target)
+	state := ""
+	if res.interrupted {
+		state = "  (interrupted: partial results)"
+	}
+	fmt.Fprintf(w, "measured %.2fs after %s warm-up%s\n\n", res.elapsed().Seconds(), cfg.warmup, state)
+	fmt.Fprintf(w, "  %-12s %s\n", "calls/s", fmtCount(res.throughput()))
+	if cfg.rate.open() {
+		fmt.Fprintf(w, "  %-12s %s offered, %s achieved, %d sends late (> %s behind schedule)\n", "rate",
+			offeredSummary(res), fmtCount(float64(res.ok+res.failed)/res.elapsed().Seconds()), res.late, lateAfter)
+	}
+	fmt.Fprintf(w, "  %-12s %s issued = %s ok + %s failed\n", "calls", fmtCount(float64(res.issued)), fmtCount(float64(res.ok)), fmtCount(float64(res.failed)))
+	if len(res.errKinds) > 0 {
+		kinds := make([]string, 0, len(res.errKinds))
+		for k, n := range res.errKinds {
+			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+		}
+		sort.Strings(kinds)
+		fmt.Fprintf(w, "  %-12s %s\n", "errors", strings.Join(kinds, ", "))
+	}
+	fmt.Fprintln(w)
+	if cfg.rate.open() {
+		fmt.Fprintf(w, "  %-12s %-12s %s\n", "percentile", "latency", "uncorrected (from the actual send)")
+	} else {
+		fmt.Fprintf(w, "  %-12s %s\n", "percentile", "latency")
+	}
+	for _, p := range cfg.percentiles {
+		line := fmt.Sprintf("  %-12s %-12s", fmtPercentile(p), fmtMicros(res.corrected.ValueAtQuantile(p)))
+		if cfg.rate.open() {
+			line += " " + fmtMicros(res.raw.ValueAtQuantile(p))
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+	line := fmt.Sprintf("  %-12s %-12s", "max", fmtMicros(res.corrected.Max()))
+	if cfg.rate.open() {
+		line += " " + fmtMicros(res.raw.Max())
+	}
+	fmt.Fprintln(w, strings.TrimRight(line, " "))
+	fmt.Fprintln(w)
+	writeBars(w, res.corrected)
+}
+
+func offeredSummary(res *result) string {
+	if res.cfg.rate.ramp() {
+		return res.cfg.rate.String()
+	}
+	return fmtCount(res.cfg.rate.from)
+}
+
+func fmtPercentile(p float64) string { return "p" + strconv.FormatFloat(p, 'f', -1, 64) }
+
+// writeBars draws the distribution: share of calls per latency band.
+func writeBars(w io.Writer, h *hdr.Histogram) {
+	total := h.TotalCount()
+	if total == 0 {
+		return
+	}
+	bounds := []int64{10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, math.MaxInt64}
+	counts := make([]int64, len(bounds))
+	for _, b := range h.Distribution() {
+		if b.Count == 0 {
+			continue
+		}
+		i := sort.Search(len(bounds), func(i int) bool { return b.To < bounds[i] })
+		counts[min(i, len(bounds)-1)] += b.Count
+	}
+	lo, hi := 0, len(counts)-1
+	for lo < hi && counts[lo] == 0 {
+		lo++
+	}
+	for hi > lo && counts[hi] == 0 {
+		hi--
+	}
+	fmt.Fprintln(w, "  distribution")
+	for i := lo; i <= hi; i++ {
+		label := "< " + fmtMicros(bounds[i])
+		if bounds[i] == math.MaxInt64 {
+			label = ">= " + fmtMicros(bounds[i-1])
+		}
+		share := float64(counts[i]) / float64(total)
+		fmt.Fprintf(w, "  %-10s %-40s %5.1f%%\n", label, strings.Repeat("#", int(math.Round(share*40))), share*100)
+	}
+}
+
+// jsonReport is the -json summary. Latencies are in microseconds.
+type jsonReport struct {
+	Workload      string             `json:"workload"`
+	Transport     string             `json:"transport"`
+	Target        string             `json:"target"`
+	Model         string             `json:"model"`
+	Conns         int                `json:"conns"`
+	Inflight      int                `json:"inflight"`
+	PayloadBytes  int                `json:"payload_bytes"`
+	OfferedRate   string             `json:"offered_rate,omitempty"`
+	DurationSec   float64            `json:"duration_s"`
+	WarmupSec     float64            `json:"warmup_s"`
+	Interrupted   bool               `json:"interrupted"`
+	Issued        int64              `json:"issued"`
+	OK            int64              `json:"ok"`
+	Failed        int64              `json:"failed"`
+	Errors        map[string]int64   `json:"errors,omitempty"`
+	LateSends     int64              `json:"late_sends"`
+	CallsPerSec   float64            `json:"calls_per_s"`
+	LatencyUS     map[string]int64   `json:"latency_us"`
+	UncorrectedUS map[string]int64   `json:"uncorrected_latency_us,omitempty"`
+	Intervals     []jsonIntervalStat `json:"intervals"`
+}
+
+type jsonIntervalStat struct {
+	AtSec       float64 `json:"at_s"`
+	CallsPerSec float64 `json:"calls_per_s"`
+	OfferedRate float64 `json:"offered_per_s,omitempty"`
+	Errors      int64   `json:"errors"`
+	P50US       int64   `json:"p50_us"`
+	P99US       int64   `json:"p99_us"`
+	MaxUS       int64   `json:"max_us"`
+}
+
+func latencyMap(h *hdr.Histogram, ps []float64) map[string]int64 {
+	m := map[string]int64{"max": h.Max(), "mean": int64(h.Mean())}
+	for _, p := range ps {
+		m[fmtPercentile(p)] = h.ValueAtQuantile(p)
+	}
+	return m
+}
+
+func writeJSON(w io.Writer, res *result) error {
+	cfg := res.cfg
+	rep := jsonReport{
+		Workload: cfg.workload, Transport: cfg.transport, Target: res.target, Model: "closed",
+		Conns: cfg.conns, Inflight: cfg.inflight, PayloadBytes: cfg.payload,
+		DurationSec: res.elapsed().Seconds(), WarmupSec: cfg.warmup.Seconds(), Interrupted: res.interrupted,
+		Issued: res.issued, OK: res.ok, Failed: res.failed, Errors: res.errKinds, LateSends: res.late,
+		CallsPerSec: res.throughput(), LatencyUS: latencyMap(res.corrected, cfg.percentiles),
+	}
+	if cfg.rate.open() {
+		rep.Model, rep.OfferedRate = "open", cfg.rate.String()
+		rep.UncorrectedUS = latencyMap(res.raw, cfg.percentiles)
+	}
+	for _, iv := range res.intervals {
+		rep.Intervals = append(rep.Intervals, jsonIntervalStat{
+			AtSec: iv.end.Sub(res.start).Seconds(), CallsPerSec: iv.rate(), OfferedRate: iv.offered, Errors: iv.failed,
+			P50US: iv.corrected.ValueAtQuantile(50), P99US: iv.corrected.ValueAtQuantile(99), MaxUS: iv.corrected.Max(),
+		})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+func writeCSV(w io.Writer, res *result) error {
+	cw := csv.NewWriter(w)
+	header := []string{"interval", "start_s", "end_s", "calls", "errors", "calls_per_s", "offered_per_s"}
+	for _, p := range res.cfg.percentiles {
+		header = append(header, fmtPercentile(p)+"_us")
+	}
+	header = append(header, "max_us")
+	_ = cw.Write(header)
+	row := func(name string, start, end float64, calls, errs int64, rate, offered float64, h *hdr.Histogram) {
+		r := []string{name, ftoa(start), ftoa(end), strconv.FormatInt(calls, 10), strconv.FormatInt(errs, 10), ftoa(rate), ftoa(offered)}
+		for _, p := range res.cfg.percentiles {
+			r = append(r, strconv.FormatInt(h.ValueAtQuantile(p), 10))
+		}
+		_ = cw.Write(append(r, strconv.FormatInt(h.Max(), 10)))
+	}
+	for i, iv := range res.intervals {
+		row(strconv.Itoa(i+1), iv.start.Sub(res.start).Seconds(), iv.end.Sub(res.start).Seconds(),
+			iv.ok+iv.failed, iv.failed, iv.rate(), iv.offered, iv.corrected)
+	}
+	row("total", 0, res.elapsed().Seconds(), res.ok+res.failed, res.failed, res.throughput(), 0, res.corrected)
+	cw.Flush()
+	return cw.Error()
+}
+
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', 3, 64) }
+
+// writeHgrm writes the percentile distribution in milliseconds, the form
+// HdrHistogram's plotter reads.
+func writeHgrm(w io.Writer, res *result) error {
+	_, err := res.corrected.PercentilesPrint(w, 5, 1000)
+	return err
+}
+
+// writeHlog writes the intervals as an HdrHistogram log (values in µs), so
+// runs from several processes can be merged exactly (loadgen merge).
+func writeHlog(w io.Writer, res *result) error {
+	lw := hdr.NewHistogramLogWriter(w)
+	start := res.start.UnixMilli()
+	if err := lw.OutputLogFormatVersion(); err != nil {
+		return err
+	}
+	_ = lw.OutputComment("rove loadgen: " + res.cfg.describe() + "; values in microseconds")
+	_ = lw.OutputStartTime(start)
+	lw.SetBaseTime(start)
+	_ = lw.OutputBaseTime(start)
+	if err := lw.OutputLegend(); err != nil {
+		return err
+	}
+	for _, iv := range res.intervals {
+		for _, h := range []struct {
+			h   *hdr.Histogram
+			tag string
+		}{{iv.corrected, ""}, {iv.raw, "uncorrected"}} {
+			if h.tag != "" && !res.cfg.rate.open() {
+				continue
+			}
+			c := h.h.Clone()
+			c.SetStartTimeMs(iv.start.UnixMilli())
+			c.SetEndTimeMs(iv.end.UnixMilli())
+			c.SetTag(h.tag)
+			if err := lw.OutputIntervalHistogram(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

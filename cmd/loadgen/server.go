@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rove-rpc/rove/core"
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// mEcho is the method loadgen calls: the server echoes the payload.
+var mEcho = core.NewMethod("loadgen", "Echo")
+
+func echoRouter(inline bool) *core.Router {
+	r := core.NewRouter()
+	h := func(ctx context.Context, req *core.Request) error { return req.Reply(req.Payload(), nil) }
+	if inline {
+		r.HandleInline(mEcho, h)
+	} else {
+		r.Handle(mEcho, h)
+	}
+	return r
+}
+
+// transportFor returns the transport named by -transport and how to stop it.
+func transportFor(name string) (netpoll.Transport, func()) {
+	if name == "net" {
+		return netpoll.Std{}, func() {}
+	}
+	g := netpoll.NewGnet(netpoll.GnetOptions{})
+	return g, func() { g.Close() }
+}
+
+// server is an echo server: embedded in a load run, or alone (serve).
+type server struct {
+	srv  *core.Server
+	stop func()
+}
+
+func startServer(transport, addr string, inline bool, maxInflight int) (*server, error) {
+	tr, stop := transportFor(transport)
+	srv, err := core.Serve(tr, "tcp", addr, core.Options{
+		Router:                echoRouter(inline),
+		MaxConcurrentRequests: max(maxInflight, 1024),
+		ProfileLabels:         false,
+	})
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return &server{srv: srv, stop: stop}, nil
+}
+
+func (s *server) addr() string { return s.srv.Addr().String() }
+
+func (s *server) close() {
+	s.srv.Close()
+	s.stop()
+}
+
+// serveMain is `loadgen serve`: an echo server until SIGINT or SIGTERM.
+func serveMain(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("loadgen serve", stderr)
+	addr := fs.String("addr", "127.0.0.1:9000", "listen on `host:port`")
+	transport := fs.String("transport", "gnet", "gnet (event loops) or net (standard library)")
+	handler := fs.String("handler", "inline", "echo handler: inline (on the event loop) or pool (goroutine pool)")
+	labels := fs.Bool("labels", false, "run handlers under pprof labels (service, method)")
+	var prof profFlags
+	prof.register(fs)
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	if *transport != "gnet" && *transport != "net" {
+		return usage(fs, stderr, fmt.Errorf("-transport must be gnet or net, not %q", *transport))
+	}
+	if *handler != "inline" && *handler != "pool" {
+		return usage(fs, stderr, fmt.Errorf("-handler must be inline or pool, not %q", *handler))
+	}
+	p, err := prof.start()
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen serve:", err)
+		return 1
+	}
+	tr, stop := transportFor(*transport)
+	defer stop()
+	srv, err := core.Serve(tr, "tcp", *addr, core.Options{
+		Router: echoRouter(*handler == "inline"), MaxConcurrentRequests: 1 << 16, ProfileLabels: *labels,
+	})
+	if err != nil {
+		p.Stop()
+		fmt.Fprintln(stderr, "loadgen serve:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "loadgen serve: echo on %s (%s, %s handler); Ctrl-C to stop\n", srv.Addr(), *transport, *handler)
+	if a := p.Addr(); a != nil {
+		fmt.Fprintf(stdout, "pprof: http://%s/debug/pprof/\n", a)
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	<-ctx.Done()
+	srv.Close()
+	if err := p.Stop(); err != nil {
+		fmt.Fprintln(stderr, "loadgen serve: profiles:", err)
+		return 1
+	}
+	return 0
+}
