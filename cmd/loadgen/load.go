@@ -61,8 +61,8 @@ type load struct {
 	rec      *recorder
 	payload  []byte
 	md       core.Metadata
-	issued   atomic.Int64 // measured sends
-	answered atomic.Int64 // measured calls ended (with -n)
+	issued   atomic.Int64  // measured sends
+	answered atomic.Int64  // measured calls ended (with -n)
 	spent    chan struct{} // closed when -n calls have ended
 	sched    schedule
 	// measureStart is set when the warm-up ends; the open-loop scheduler
