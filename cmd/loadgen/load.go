@@ -65,6 +65,7 @@ type load struct {
 	answered atomic.Int64  // measured calls ended (with -n)
 	spent    chan struct{} // closed when -n calls have ended
 	sched    schedule
+	callFn   func(w int) error // tests: replaces the echo call
 	// measureStart is set when the warm-up ends; the open-loop scheduler
 	// restarts its schedule from it.
 	measureStart atomic.Pointer[time.Time]
@@ -126,8 +127,17 @@ func (l *load) close() {
 	}
 }
 
-// call makes one echo call on worker w's connection.
+// call makes one call for worker w: an echo on its connection, or the
+// test's stand-in.
 func (l *load) call(w int) error {
+	if l.callFn != nil {
+		return l.callFn(w)
+	}
+	return l.echo(w)
+}
+
+// echo makes one echo call on worker w's connection.
+func (l *load) echo(w int) error {
 	ctx := context.Background()
 	if l.cfg.timeout > 0 {
 		var cancel context.CancelFunc

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rove-rpc/rove/internal/leaktest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
+
+func runArgs(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+// Unknown or contradictory flags: a clear message, the usage, status 2.
+func TestBadFlags(t *testing.T) {
+	cases := []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-nope"}, "flag provided but not defined: -nope"},
+		{[]string{"-conns", "0"}, "-conns must be at least 1"},
+		{[]string{"-n", "100", "-duration", "5s"}, "contradict"},
+		{[]string{"-rate", "fast"}, "-rate"},
+		{[]string{"-rate", "10k:5k"}, "want RATE or FROM:TO:OVER"},
+		{[]string{"-rate", "1k:2k:10s", "-n", "10"}, "contradict"},
+		{[]string{"-transport", "quic"}, "gnet or net"},
+		{[]string{"-workload", "bulk"}, "-workload"},
+		{[]string{"-p", "101"}, "percentile"},
+		{[]string{"-target", "127.0.0.1:1", "-handler", "pool"}, "remote server decides"},
+		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"serve", "-transport", "x"}, "gnet or net"},
+		{[]string{"merge"}, "at least one"},
+	}
+	for _, c := range cases {
+		code, _, stderr := runArgs(c.args...)
+		if code != 2 || !strings.Contains(stderr, c.msg) || !strings.Contains(stderr, "Usage:") {
+			t.Errorf("%v: status %d, stderr:\n%s", c.args, code, stderr)
+		}
+	}
+	if code, _, stderr := runArgs("-h"); code != 0 || !strings.Contains(stderr, "-inflight") {
+		t.Errorf("-h: status %d\n%s", code, stderr)
+	}
+}
+
+func TestParseRateAndPercentiles(t *testing.T) {
+	r, err := parseRate("10k:200k:10s")
+	if err != nil || r.from != 10e3 || r.to != 200e3 || r.over != 10*time.Second || !r.ramp() {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if r, err := parseRate("1.5M"); err != nil || r.from != 1.5e6 || r.ramp() {
+		t.Fatalf("%+v %v", r, err)
+	}
+	ps, err := parsePercentiles("75, 99.5,99")
+	if err != nil || len(ps) != 7 || ps[1] != 75 || ps[4] != 99.5 {
+		t.Fatalf("%v %v", ps, err)
+	}
+}
+
+// The open-loop schedule: call i is due at i/rate; a ramp's integral
+// gives (from+to)/2 x over calls over its length.
+func TestSchedule(t *testing.T) {
+	s := newSchedule(rateSpec{from: 1000, to: 1000})
+	if s.at(0) != 0 || s.at(1000) != time.Second || s.at(250) != 250*time.Millisecond {
+		t.Fatalf("constant: %v %v", s.at(1000), s.at(250))
+	}
+	ramp := newSchedule(rateSpec{from: 1000, to: 3000, over: 2 * time.Second})
+	if d := ramp.at(4000); (d - 2*time.Second).Abs() > time.Millisecond {
+		t.Fatalf("ramp: 4000 calls due at %v, want 2s", d)
+	}
+	if r := ramp.rateAt(time.Second); r != 2000 {
+		t.Fatalf("rate at 1s: %v", r)
+	}
+	// Rising rate: gaps shrink.
+	if g1, g2 := ramp.at(11)-ramp.at(10), ramp.at(3001)-ramp.at(3000); g2 >= g1 {
+		t.Fatalf("gaps %v then %v", g1, g2)
+	}
+}
+
+// Coordinated omission: a server that stalls for 1 s must show up as
+// about 1 s in p99.9 (and in the body of the distribution), not as a
+// handful of slow calls; the uncorrected figure, kept beside it, hides it.
+func TestOpenLoopCorrectsCoordinatedOmission(t *testing.T) {
+	cfg := &config{conns: 1, inflight: 8, rate: rateSpec{from: 2000, to: 2000}, duration: 3 * time.Second,
+		percentiles: defaultPercentiles, workload: "unary", quiet: true}
+	l := &load{cfg: cfg, rec: newRecorder(4), sched: newSchedule(cfg.rate), spent: make(chan struct{})}
+	var stallMu sync.Mutex
+	var stallEnd time.Time // set by the first call after 1 s of measuring
+	l.callFn = func(int) error {
+		if ms := l.measureStart.Load(); ms != nil {
+			now := time.Now()
+			stallMu.Lock()
+			if stallEnd.IsZero() && now.Sub(*ms) > time.Second {
+				stallEnd = now.Add(time.Second)
+			}
+			end := stallEnd
+			stallMu.Unlock()
+			// Every call during the stall waits for its end.
+			time.Sleep(time.Until(end))
+		}
+		time.Sleep(100 * time.Microsecond)
+		return nil
+	}
+	res := &result{cfg: cfg}
+	l.measure(context.Background(), res, io.Discard)
+	if res.issued != res.ok+res.failed {
+		t.Fatalf("issued %d != ok %d + failed %d", res.issued, res.ok, res.failed)
+	}
+	p999 := time.Duration(res.corrected.ValueAtQuantile(99.9)) * time.Microsecond
+	if p999 < 800*time.Millisecond || p999 > 1300*time.Millisecond {
+		t.Fatalf("corrected p99.9 = %v, want about 1s", p999)
+	}
+	corr90, raw90 := res.corrected.ValueAtQuantile(90), res.raw.ValueAtQuantile(90)
+	if corr90 < 10*raw90 || corr90 < 50_000 {
+		t.Fatalf("p90 corrected %dµs vs uncorrected %dµs: the stall should dominate the corrected body", corr90, raw90)
+	}
+	if res.late == 0 {
+		t.Fatal("no late sends counted during a 1s stall")
+	}
+}
+
+// A short run end to end: issued = completed + failed, non-zero
+// throughput, and every output parses.
+func TestEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	path := func(n string) string { return filepath.Join(dir, n) }
+	code, stdout, stderr := runArgs("-d", "1s", "-warmup", "200ms", "-c", "2", "-inflight", "16", "-quiet",
+		"-H", "tenant=a", "-p", "75",
+		"-json", path("r.json"), "-csv", path("r.csv"), "-hgrm", path("r.hgrm"), "-hlog", path("r.hlog"), "-html", path("r.html"),
+		"-pprof-dir", path("prof"))
+	if code != 0 {
+		t.Fatalf("status %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"calls/s", "p99.9", "p75", "max", "issued"} {
+		if !strings.Contains(stdout, want) {
+			t.Fatalf("summary lacks %q:\n%s", want, stdout)
+		}
+	}
+	var rep jsonReport
+	b, _ := os.ReadFile(path("r.json"))
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Issued != rep.OK+rep.Failed || rep.OK == 0 || rep.CallsPerSec <= 0 || rep.LatencyUS["p99"] <= 0 || len(rep.Intervals) == 0 {
+		t.Fatalf("json: %+v", rep)
+	}
+	f, _ := os.Open(path("r.csv"))
+	rows, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(rows) < 3 || rows[len(rows)-1][0] != "total" || rows[0][0] != "interval" {
+		t.Fatalf("csv: %v %v", rows, err)
+	}
+	hgrm, _ := os.ReadFile(path("r.hgrm"))
+	if !strings.Contains(string(hgrm), "Value") || !strings.Contains(string(hgrm), "#[Mean") {
+		t.Fatalf("hgrm:\n%s", hgrm)
+	}
+	merged, err := mergeLogs([]string{path("r.hlog"), path("r.hlog")})
+	if err != nil || merged.TotalCount() != 2*rep.OK {
+		t.Fatalf("merging the log twice: %d calls, want %d (%v)", merged.TotalCount(), 2*rep.OK, err)
+	}
+	checkHTML(t, path("r.html"))
+	for _, p := range []string{"cpu", "heap", "allocs", "goroutine"} {
+		if st, err := os.Stat(filepath.Join(dir, "prof", p+".pprof")); err != nil || st.Size() == 0 {
+			t.Fatalf("profile %s: %v", p, err)
+		}
+	}
+}
+
+// checkHTML: a page with three inline SVG plots that parse, and nothing
+// fetched from the network.
+func checkHTML(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	if !strings.HasPrefix(page, "<!DOCTYPE html>") || !strings.Contains(page, "</html>") {
+		t.Fatal("not an HTML page")
+	}
+	for _, ref := range []string{`src="http`, `href="http`, "<script", "<link", "@import", "url(http"} {
+		if strings.Contains(page, ref) {
+			t.Fatalf("page loads something from outside: %q", ref)
+		}
+	}
+	n := 0
+	for rest := page; ; n++ {
+		i := strings.Index(rest, "<svg")
+		if i < 0 {
+			break
+		}
+		j := strings.Index(rest[i:], "</svg>")
+		if j < 0 {
+			t.Fatal("unterminated svg")
+		}
+		dec := xml.NewDecoder(strings.NewReader(rest[i : i+j+len("</svg>")]))
+		for {
+			_, err := dec.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("svg %d does not parse: %v", n, err)
+			}
+		}
+		rest = rest[i+j:]
+	}
+	if n != 3 {
+		t.Fatalf("%d plots, want 3", n)
+	}
+}
+
+// An unreachable target fails with a clear error and status 1.
+func TestUnreachableTarget(t *testing.T) {
+	code, _, stderr := runArgs("-target", "127.0.0.1:1", "-d", "1s", "-quiet")
+	if code != 1 || !strings.Contains(stderr, "connect to 127.0.0.1:1") {
+		t.Fatalf("status %d: %s", code, stderr)
+	}
+}
+
+// Ctrl-C stops the run and still prints the partial results.
+func TestInterruptPrintsPartialResults(t *testing.T) {
+	done := make(chan struct{})
+	var code int
+	var stdout string
+	go func() {
+		defer close(done)
+		code, stdout, _ = runArgs("-d", "60s", "-warmup", "100ms", "-c", "1", "-inflight", "4", "-quiet")
+	}()
+	time.Sleep(1500 * time.Millisecond) // the handler is registered long before
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not stop on SIGINT")
+	}
+	if code != 0 || !strings.Contains(stdout, "interrupted") || !strings.Contains(stdout, "calls/s") {
+		t.Fatalf("status %d:\n%s", code, stdout)
+	}
+}
