@@ -91,6 +91,19 @@ func (srv *Server) accept(link *netpoll.Conn) netpoll.Handler {
 	return s
 }
 
+// LinkStats sums the link counters of the sessions open now.
+func (srv *Server) LinkStats() netpoll.Stats {
+	var sum netpoll.Stats
+	for _, s := range srv.snapshot() {
+		st := s.LinkStats()
+		sum.FramesOut += st.FramesOut
+		sum.Writes += st.Writes
+		sum.FramesIn += st.FramesIn
+		sum.Reads += st.Reads
+	}
+	return sum
+}
+
 // Addr returns the listening address.
 func (srv *Server) Addr() net.Addr { return srv.ln.Addr() }
 

@@ -86,6 +86,15 @@ func (s *Session) Caller() *Caller { return s.root.Caller() }
 // PeerMetadata returns the metadata the peer sent in the handshake.
 func (s *Session) PeerMetadata() Metadata { return s.peerMeta }
 
+// LinkStats returns the link's counters: frames and the write and read
+// calls that carried them.
+func (s *Session) LinkStats() netpoll.Stats {
+	if l := s.link.Load(); l != nil {
+		return l.Stats()
+	}
+	return netpoll.Stats{}
+}
+
 // Initiator reports whether this peer opened the link.
 func (s *Session) Initiator() bool { return s.initiator }
 

@@ -132,8 +132,8 @@ func newConn(w io.Writer, h Handler, opts Options, local, remote net.Addr) *Conn
 }
 
 // WriteFrame sends one frame with body as its body. It returns once the
-// frame is committed to the outbound buffer (and, if this caller became the
-// flusher, written); body may be reused as soon as it returns. A nil error
+// frame is copied into the outbound buffer; the connection's writer
+// goroutine writes it. body may be reused as soon as it returns. A nil error
 // does not mean the peer got it: a link failure is reported once, through
 // the terminal error. A body over the maximum is refused with a
 // *FrameError wrapping ErrFrameTooLarge and nothing is sent.

@@ -21,16 +21,24 @@
 //
 // # Outbound
 //
-// [Conn.WriteFrame] appends the frame to the connection's outbound buffer.
-// The goroutine that finds the buffer empty becomes its flusher and writes
-// everything queued so far with one write call, again and again while more
-// arrives (flat combining); every other writer just appends and returns. So
-// exactly one flush is under way whenever frames are waiting, and under load
-// one write syscall carries many frames. After a few rounds the flusher
-// hands the job to the connection's own writer goroutine, so no caller is
-// held hostage by other callers' traffic. The buffer is bounded
-// ([Options.MaxOutbound]): a writer that finds it full waits for room (or its
-// context), which is the backpressure.
+// [Conn.WriteFrame] appends the frame to the connection's outbound buffer
+// and returns; callers never make the write syscall. The frame that makes
+// the buffer non-empty wakes the connection's writer goroutine (exactly one
+// flush is scheduled per empty-to-non-empty transition), which writes
+// everything queued by the time it runs with one write call, and again while
+// more arrives: under load one syscall carries many frames. The buffer is
+// bounded ([Options.MaxOutbound]): a writer that finds it full waits for
+// room (or its context), which is the backpressure. [Conn.QueueFrame] is the
+// variant for goroutines that must never block (an event loop): it tries one
+// non-blocking write itself and hands the rest to the writer goroutine, and
+// the replies a handler queues while one inbound batch is handled leave in
+// one write.
+//
+// Handing every flush to the writer goroutine was measured against flat
+// combining (the caller that finds the buffer empty writes inline): with
+// 4 connections x 256 calls in flight across processes, the hand-off gave
+// 208-226k calls/s against 118-162k, since callers no longer block in
+// write syscalls and batches grow while the writer wakes.
 //
 // On gnet, writes bypass the event loop: netpoll writes through a dup of the
 // connection's descriptor, parked on Go's own poller when the socket is full.

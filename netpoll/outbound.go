@@ -3,19 +3,16 @@ package netpoll
 import (
 	"context"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
 
-// combineRounds is how many write calls a flushing caller makes for other
-// writers' frames before it hands the flush to the connection's writer
-// goroutine.
-const combineRounds = 4
-
 // outbound coalesces frames from many goroutines into few writes.
 //
-// Invariant (under mu): len(pend) > 0 implies flushing or corked. The goroutine that
-// sets flushing owns w until it clears flushing or hands over through kick.
+// Invariant (under mu): len(pend) > 0 implies flushing or corked. While
+// flushing is set, one goroutine owns w: the writer goroutine (woken by
+// kick), or the reading goroutine during queue's one non-blocking attempt.
 // At most 2*max bytes are ever held: pend (bounded by max, except that one
 // frame is always accepted into an empty buffer) and the batch being written.
 type outbound struct {
@@ -34,9 +31,11 @@ type outbound struct {
 	room     chan struct{} // closed when pend shrinks; nil while nobody waits
 	idle     chan struct{} // closed when pend is empty and nobody flushes; nil while nobody waits
 
-	frames atomic.Uint64 // frames accepted
-	writes atomic.Uint64 // write calls made
-	fail   func(error)   // the connection's teardown, called once on a write error
+	frames    atomic.Uint64 // frames accepted
+	writes    atomic.Uint64 // write calls made
+	pendN     int           // frames in pend (under mu)
+	lastBatch atomic.Int64  // frames in the last batch written
+	fail      func(error)   // the connection's teardown, called once on a write error
 }
 
 func (o *outbound) init(w io.Writer, max int, fail func(error)) {
@@ -45,9 +44,11 @@ func (o *outbound) init(w io.Writer, max int, fail func(error)) {
 	o.kick = make(chan struct{}, 1)
 }
 
-// write queues one frame. If no flush is under way the caller becomes the
-// flusher and writes before returning; otherwise it returns at once. It
-// blocks only while the buffer is full.
+// write queues one frame and returns: it never writes to the socket
+// itself. The frame that makes the buffer non-empty wakes the writer
+// goroutine, which writes everything queued by the time it runs, so a
+// burst from many callers leaves in one write. It blocks only while the
+// buffer is full.
 func (o *outbound) write(ctx context.Context, body []byte) error {
 	need := FrameLen(len(body))
 	o.mu.Lock()
@@ -69,13 +70,14 @@ func (o *outbound) write(ctx context.Context, body []byte) error {
 		return err
 	}
 	o.pend = AppendFrame(o.pend, body)
+	o.pendN++
 	o.frames.Add(1)
-	if o.flushing {
-		o.mu.Unlock()
-		return nil
+	if !o.flushing {
+		o.flushing = true
+		o.handOverLocked()
 	}
-	o.flushing = true
-	return o.flushLocked(combineRounds)
+	o.mu.Unlock()
+	return nil
 }
 
 func (o *outbound) refusalLocked() error {
@@ -103,6 +105,7 @@ func (o *outbound) queue(body []byte) error {
 		return ErrWouldBlock
 	}
 	o.pend = AppendFrame(o.pend, body)
+	o.pendN++
 	o.frames.Add(1)
 	if o.flushing || o.corked {
 		o.mu.Unlock()
@@ -143,6 +146,8 @@ func (o *outbound) startFlushLocked() error {
 	}
 	batch := o.pend
 	o.pend, o.spare = o.spare[:0], nil
+	o.lastBatch.Store(int64(o.pendN))
+	o.pendN = 0
 	o.mu.Unlock()
 
 	n, err := o.raw.try(batch)
@@ -157,6 +162,7 @@ func (o *outbound) startFlushLocked() error {
 		rest := copy(batch, batch[n:])
 		batch = append(batch[:rest], o.pend...)
 		o.pend, o.spare = batch, o.pend[:0]
+		o.pendN++ // the unsent tail: at least part of one more frame
 	} else if cap(batch) <= 2*o.max {
 		o.spare = batch[:0]
 	}
@@ -186,7 +192,7 @@ func (o *outbound) failLocked(err error) error {
 		o.err = err
 	}
 	o.flushing = false
-	o.pend = nil
+	o.pend, o.pendN = nil, 0
 	wake(&o.room)
 	wake(&o.idle)
 	o.mu.Unlock()
@@ -194,25 +200,21 @@ func (o *outbound) failLocked(err error) error {
 	return err
 }
 
-// flushLocked writes batches until pend is empty, or hands over to the
-// writer goroutine after rounds batches (rounds < 0: no limit). Called with
-// mu held and flushing set by the caller; returns with mu released.
-func (o *outbound) flushLocked(rounds int) error {
-	for i := 0; ; i++ {
+// flushLocked writes batches until pend is empty. It runs on the writer
+// goroutine with mu held and flushing set; it returns with mu released.
+func (o *outbound) flushLocked() {
+	for {
 		if len(o.pend) == 0 || o.err != nil {
 			o.flushing = false
-			o.pend = o.pend[:0]
+			o.pend, o.pendN = o.pend[:0], 0
 			wake(&o.idle)
 			o.mu.Unlock()
-			return nil
-		}
-		if i == rounds {
-			o.handOverLocked()
-			o.mu.Unlock()
-			return nil
+			return
 		}
 		batch := o.pend
 		o.pend, o.spare = o.spare[:0], nil
+		o.lastBatch.Store(int64(o.pendN))
+		o.pendN = 0
 		wake(&o.room)
 		o.mu.Unlock()
 
@@ -224,7 +226,8 @@ func (o *outbound) flushLocked(rounds int) error {
 			o.spare = batch[:0]
 		}
 		if err != nil {
-			return o.failLocked(err)
+			o.failLocked(err)
+			return
 		}
 	}
 }
@@ -234,8 +237,17 @@ func (o *outbound) run(quit <-chan struct{}) {
 	for {
 		select {
 		case <-o.kick:
+			// The goroutine that kicked us handed us its P's next slot, so
+			// we would run before the other callers it woke can queue
+			// their frames. Under load (the last batch carried several
+			// frames) yield once: whoever is runnable appends first, and
+			// the batch grows. A lone request (ping-pong) goes at once:
+			// with nothing else runnable the yield only costs latency.
+			if o.lastBatch.Load() > 1 {
+				runtime.Gosched()
+			}
 			o.mu.Lock()
-			o.flushLocked(-1)
+			o.flushLocked()
 		case <-quit:
 			return
 		}

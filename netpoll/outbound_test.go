@@ -51,15 +51,17 @@ func startOutbound(t *testing.T, w *gateWriter, max int) (*outbound, *atomic.Int
 	return &o, &fails
 }
 
-// While one write is in flight, frames from other goroutines queue without
-// another flush being scheduled, and then go out together in one write:
-// exactly one flush per empty-to-non-empty transition.
+// Writers never touch the socket: the first frame wakes the writer
+// goroutine; while its write is in flight, frames from other goroutines
+// queue without another flush being scheduled, and then go out together in
+// one write: exactly one flush per empty-to-non-empty transition.
 func TestOutboundCoalesces(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 1<<20)
-	firstDone := make(chan error)
-	go func() { firstDone <- o.write(context.Background(), []byte("first")) }()
-	<-w.entered // the first writer became the flusher and is inside Write
+	if err := o.write(context.Background(), []byte("first")); err != nil {
+		t.Fatal(err) // returned without waiting for the stuck socket
+	}
+	<-w.entered // the writer goroutine is inside Write
 
 	const others = 100
 	var wg sync.WaitGroup
@@ -70,16 +72,18 @@ func TestOutboundCoalesces(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait() // all returned at once: none of them flushed
+	wg.Wait() // all returned at once
 	select {
 	case <-w.entered:
 		t.Fatal("a second flush started while one was in flight")
 	default:
 	}
 	w.gate <- struct{}{} // finish the first write
-	<-w.entered          // the flusher takes everything queued meanwhile
+	<-w.entered          // the writer takes everything queued meanwhile
 	w.gate <- struct{}{}
-	if err := <-firstDone; err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.drain(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if w.count() != 2 {
@@ -100,7 +104,9 @@ func TestOutboundBackpressure(t *testing.T) {
 	w := newGateWriter()
 	const max = 1000
 	o, _ := startOutbound(t, w, max)
-	go o.write(context.Background(), make([]byte, 10)) // becomes flusher, stuck in Write
+	if err := o.write(context.Background(), make([]byte, 10)); err != nil { // the writer gets stuck in Write
+		t.Fatal(err)
+	}
 	<-w.entered
 
 	body := make([]byte, 98) // 99 bytes framed: 10 fit in max
@@ -149,57 +155,28 @@ func TestOutboundBackpressure(t *testing.T) {
 func TestOutboundWriteErrorIsTerminal(t *testing.T) {
 	w := newGateWriter()
 	w.fail = errors.New("broken pipe")
-	o, fails := startOutbound(t, w, 1<<20)
-	go func() { <-w.entered; w.gate <- struct{}{} }()
-	if err := o.write(context.Background(), []byte("x")); !errors.Is(err, w.fail) {
-		t.Fatalf("flusher got %v", err)
+	failed := make(chan error, 2)
+	var o outbound
+	o.init(w, 1<<20, func(err error) { failed <- err })
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() { defer close(done); o.run(quit) }()
+	defer func() { close(quit); <-done }()
+	if err := o.write(context.Background(), []byte("x")); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	<-w.entered
+	w.gate <- struct{}{}
+	if err := <-failed; !errors.Is(err, w.fail) {
+		t.Fatalf("fail got %v", err)
 	}
 	if err := o.write(context.Background(), []byte("y")); !errors.Is(err, w.fail) {
 		t.Fatalf("later write got %v", err)
 	}
-	if fails.Load() != 1 {
-		t.Fatalf("fail called %d times", fails.Load())
-	}
-}
-
-// After a few rounds for others, a flushing caller hands the flush to the
-// connection's writer goroutine and returns.
-func TestOutboundHandsOver(t *testing.T) {
-	w := newGateWriter()
-	o, _ := startOutbound(t, w, 1<<20)
-	done := make(chan error, 1)
-	go func() { done <- o.write(context.Background(), []byte("mine")) }()
-	for range combineRounds {
-		<-w.entered
-		// Another frame arrives while the caller flushes; a flush is under
-		// way, so this write only appends and returns.
-		if err := o.write(context.Background(), []byte("other")); err != nil {
-			t.Fatal(err)
-		}
-		w.gate <- struct{}{}
-	}
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the caller kept flushing for others past the round limit")
+	case err := <-failed:
+		t.Fatalf("fail called twice: %v", err)
+	default:
 	}
-	// The writer goroutine finishes what is left.
-	<-w.entered
-	w.gate <- struct{}{}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	go func() {
-		for range w.entered {
-			w.gate <- struct{}{}
-		}
-	}()
-	if err := o.drain(ctx); err != nil {
-		t.Fatal(err)
-	}
-	close(w.entered)
 }
 
 // QueueFrame never blocks: with the socket stuck and the buffer full it

@@ -8,7 +8,7 @@ import (
 )
 
 // streamBackend runs a Conn over any byte stream: a net.Conn or a pipe end.
-// One goroutine reads; writes come from the outbound flusher.
+// One goroutine reads; the connection's writer goroutine writes.
 type streamBackend struct {
 	rwc io.ReadWriteCloser
 }

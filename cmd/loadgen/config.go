@@ -78,7 +78,7 @@ func parseRun(args []string, stderr io.Writer) (*config, *flag.FlagSet, error) {
 	fs.Int64Var(&c.total, "n", 0, "stop after this many measured calls instead of a duration")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up before measuring (excluded from results)")
 	fs.IntVar(&c.payload, "payload", 64, "request payload `bytes` (echoed back)")
-	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "per-call timeout (0: none)")
+	fs.DurationVar(&c.timeout, "timeout", 0, "per-call timeout, sent with each call as its deadline (0: none; a deadline costs a timer per call on both sides)")
 	fs.StringVar(&c.workload, "workload", "unary", "unary")
 	fs.Func("H", "request metadata `key=value` (repeatable)", func(s string) error {
 		if !strings.Contains(s, "=") {

@@ -16,6 +16,7 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/rove-rpc/rove/core"
+	"github.com/rove-rpc/rove/netpoll"
 )
 
 // loadMain runs one load and reports it.
@@ -46,6 +47,7 @@ type result struct {
 	errKinds    map[string]int64
 	corrected   *hdr.Histogram // whole run
 	raw         *hdr.Histogram
+	link        netpoll.Stats // the client side's links, summed
 	intervals   []interval
 }
 
@@ -115,7 +117,20 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*result, error
 	defer l.close()
 
 	l.measure(ctx, res, stderr)
+	res.link = l.linkStats()
 	return res, nil
+}
+
+func (l *load) linkStats() netpoll.Stats {
+	var sum netpoll.Stats
+	for _, s := range l.sessions {
+		st := s.LinkStats()
+		sum.FramesOut += st.FramesOut
+		sum.Writes += st.Writes
+		sum.FramesIn += st.FramesIn
+		sum.Reads += st.Reads
+	}
+	return sum
 }
 
 func (l *load) close() {

@@ -81,6 +81,10 @@ func writeText(w io.Writer, res *result) {
 			offeredSummary(res), fmtCount(float64(res.ok+res.failed)/res.elapsed().Seconds()), res.late, lateAfter)
 	}
 	fmt.Fprintf(w, "  %-12s %s issued = %s ok + %s failed\n", "calls", fmtCount(float64(res.issued)), fmtCount(float64(res.ok)), fmtCount(float64(res.failed)))
+	if st := res.link; st.FramesOut > 0 && st.FramesIn > 0 {
+		fmt.Fprintf(w, "  %-12s %.3f write calls per frame sent, %.1f frames per read (client side, warm-up included)\n", "syscalls",
+			float64(st.Writes)/float64(st.FramesOut), float64(st.FramesIn)/float64(max(st.Reads, 1)))
+	}
 	if len(res.errKinds) > 0 {
 		kinds := make([]string, 0, len(res.errKinds))
 		for k, n := range res.errKinds {

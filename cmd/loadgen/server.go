@@ -102,6 +102,9 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	<-ctx.Done()
+	st := srv.LinkStats()
+	fmt.Fprintf(stdout, "loadgen serve: %d frames in, %d out in %d write calls (%.3f per frame), %d reads\n",
+		st.FramesIn, st.FramesOut, st.Writes, float64(st.Writes)/float64(max(st.FramesOut, 1)), st.Reads)
 	srv.Close()
 	if err := p.Stop(); err != nil {
 		fmt.Fprintln(stderr, "loadgen serve: profiles:", err)
