@@ -17,8 +17,8 @@ func md(entries ...Entry) Metadata {
 
 func chans(ids ...uint64) ChannelList {
 	var raw []byte
-	for _, id := range ids {
-		raw = AppendChannelID(raw, id)
+	for i, id := range ids {
+		raw = AppendChannel(raw, ChannelBinding{ID: id, Dir: ChannelDir(i % 2), Window: uint64(16 * i)})
 	}
 	return MakeChannelList(raw)
 }

@@ -47,20 +47,29 @@ func TestParseMetadataRejectsGarbage(t *testing.T) {
 }
 
 func TestChannelList(t *testing.T) {
-	ids := []uint64{1, 300, 1 << 62}
-	l := chans(ids...)
-	if l.Len() != 3 {
+	want := []ChannelBinding{{ID: 1, Dir: CallerSends, Window: 0}, {ID: 300, Dir: CalleeSends, Window: 16}, {ID: 1 << 62, Dir: CallerSends, Window: MaxWindow}}
+	var raw []byte
+	for _, b := range want {
+		raw = AppendChannel(raw, b)
+	}
+	l := MakeChannelList(raw)
+	if l.Len() != 3 || !validChannelList(raw) {
 		t.Fatalf("Len = %d", l.Len())
 	}
-	for _, want := range ids {
-		id, rest, ok := l.Next()
-		if !ok || id != want {
-			t.Fatalf("got %d,%v want %d", id, ok, want)
+	for _, w := range want {
+		b, rest, ok := l.Next()
+		if !ok || b != w {
+			t.Fatalf("got %+v,%v want %+v", b, ok, w)
 		}
 		l = rest
 	}
 	if _, _, ok := l.Next(); ok {
-		t.Fatal("extra id")
+		t.Fatal("extra binding")
+	}
+	for _, bad := range []ChannelBinding{{ID: 0, Window: 1}, {ID: 1, Window: MaxWindow + 1}} {
+		if validChannelList(AppendChannel(nil, bad)) {
+			t.Fatalf("%+v accepted", bad)
+		}
 	}
 }
 
