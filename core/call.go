@@ -77,6 +77,11 @@ type CallOptions struct {
 	// FailFast: if the peer's concurrency limit is reached, fail at once
 	// with ErrTooManyRequests instead of waiting for a slot (rule 18).
 	FailFast bool
+	// Channels to bind to the call, made with Conn.NewTx and Conn.NewRx on
+	// the caller's connection. They outlive the response until closed,
+	// reset or the connection ends, and cancelling the call does not close
+	// them (rules 19, 24).
+	Channels []Channel
 }
 
 // Call calls method m with payload req (not retained after Call returns)
@@ -92,6 +97,25 @@ func (cl *Caller) Call(ctx context.Context, m Method, req []byte, opts *CallOpti
 }
 
 func (c *Conn) call(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error) error {
+	if opts != nil && len(opts.Channels) > 0 {
+		// Channels of a call whose request never goes out must not wait
+		// for ever.
+		sent := false
+		defer func() {
+			if !sent {
+				unbind(opts.Channels, ErrSendFailed)
+			}
+		}()
+		return c.callBound(ctx, method, req, opts, fn, &sent)
+	}
+	return c.callBound(ctx, method, req, opts, fn, nil)
+}
+
+func (c *Conn) callBound(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error, sentp *bool) error {
+	var sent bool
+	if sentp != nil {
+		defer func() { *sentp = sent }()
+	}
 	if err := c.usable(); err != nil {
 		return err
 	}
@@ -124,15 +148,25 @@ func (c *Conn) call(ctx context.Context, method uint64, req []byte, opts *CallOp
 	if d, ok := ctx.Deadline(); ok {
 		msg.TimeoutMicros = uint64(max((time.Until(d)+time.Microsecond-1)/time.Microsecond, 1))
 	}
-	var mdBuf *[]byte
+	var mdBuf, chBuf *[]byte
 	if opts != nil && len(opts.Metadata) > 0 {
 		mdBuf = getBuf()
 		*mdBuf = opts.Metadata.appendWire((*mdBuf)[:0])
 		msg.Metadata = wire.MakeMetadata(*mdBuf)
 	}
+	if opts != nil && len(opts.Channels) > 0 {
+		chBuf = getBuf()
+		for _, ch := range opts.Channels {
+			*chBuf = wire.AppendChannel(*chBuf, ch.binding())
+		}
+		msg.Channels = wire.MakeChannelList(*chBuf)
+	}
 	oc.buf = wire.AppendMessage(oc.buf[:0], &msg)
-	if mdBuf != nil {
-		putBuf(mdBuf)
+	for _, b := range []*[]byte{mdBuf, chBuf} {
+		if b != nil {
+			*b = (*b)[:0]
+			putBuf(b)
+		}
 	}
 	if len(oc.buf) > c.s.maxFrame {
 		if got, _ := c.pending.take(id); got != nil {
@@ -147,6 +181,12 @@ func (c *Conn) call(ctx context.Context, method uint64, req []byte, opts *CallOp
 			return &CallError{Kind: ErrSendFailed, Cause: err}
 		}
 		return c.finish(ctx, oc, fn)
+	}
+	if opts != nil {
+		for _, ch := range opts.Channels {
+			ch.state().markBound() // its items may follow the request now
+		}
+		sent = true
 	}
 
 	done := ctx.Done()

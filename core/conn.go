@@ -27,6 +27,8 @@ type Conn struct {
 	inflight   inboundTable
 	localLimit int64
 
+	chans channelTable // channels of both directions
+
 	callers atomic.Int64 // live Callers (rule 31)
 	closed  atomic.Bool  // the last Caller closed it (rule 31)
 
@@ -38,6 +40,7 @@ type Conn struct {
 func newConn(s *Session, id uint64, parity wire.Parity, router *Router, localLimit int) *Conn {
 	c := &Conn{s: s, id: id, parity: parity, router: router, localLimit: int64(localLimit), tornDown: make(chan struct{})}
 	c.inflight.init(localLimit)
+	c.chans.init()
 	return c
 }
 
@@ -108,6 +111,7 @@ func (c *Conn) teardown(cause *CallError) {
 			})
 		}
 		c.inflight.each(func(r *Request) { r.cancel(ErrConnectionClosed) })
+		c.endChannels(cause) // rule 30
 	})
 }
 

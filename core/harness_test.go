@@ -68,10 +68,15 @@ var (
 	mBlock = NewMethod("test", "block")
 )
 
-// call makes one raw call and returns a copy of the reply.
-func call(ctx context.Context, cl *Caller, m Method, req []byte) ([]byte, error) {
+// call makes one raw call and returns a copy of the reply. opts is
+// optional.
+func call(ctx context.Context, cl *Caller, m Method, req []byte, opts ...*CallOptions) ([]byte, error) {
 	var out []byte
-	err := cl.Call(ctx, m, req, nil, func(r Reply) error {
+	var o *CallOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	err := cl.Call(ctx, m, req, o, func(r Reply) error {
 		out = append([]byte{}, r.Payload...)
 		return nil
 	})

@@ -26,10 +26,12 @@ type Request struct {
 	conn  *Conn
 	route *route
 
-	frame   netpoll.Frame
-	payload []byte
-	md      wire.Metadata
-	retains atomic.Int32 // extra frame references taken by Retain
+	frame    netpoll.Frame
+	payload  []byte
+	md       wire.Metadata
+	retains  atomic.Int32 // extra frame references taken by Retain
+	channels []*chanState // bound by the request, in order
+	taken    []bool       // channels the handler took a handle for
 
 	replied atomic.Bool
 	left    atomic.Bool // out of the inbound table
@@ -168,6 +170,13 @@ func (c *Conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		s.violation(link, wire.CodeIDInUse, fmt.Sprintf("request id %d is already in flight", m.ID))
 		return false
 	}
+	if !m.Channels.Empty() {
+		states, ok := c.bindRequest(link, m.Channels)
+		if !ok {
+			return false
+		}
+		r.channels, r.taken, r.pooled = states, make([]bool, len(states)), false
+	}
 	if s.state.Load() == stateDraining {
 		r.finish(wire.StatusUnavailable, []byte("draining: the call was not run"), true)
 		return true
@@ -186,7 +195,7 @@ func (c *Conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 	}
 	if r.route.inline {
 		r.run()
-		if pooled {
+		if r.pooled {
 			r.recycle()
 		}
 	} else {
@@ -205,7 +214,7 @@ func (r *Request) recycle() {
 	if r.retains.Load() != 0 {
 		return
 	}
-	r.conn, r.route, r.frame, r.payload, r.md = nil, nil, netpoll.Frame{}, nil, wire.Metadata{}
+	r.conn, r.route, r.frame, r.payload, r.md, r.channels, r.taken = nil, nil, netpoll.Frame{}, nil, wire.Metadata{}, nil, nil
 	r.replied.Store(false)
 	r.left.Store(false)
 	r.mu.Lock()
@@ -234,6 +243,7 @@ func (r *Request) run() {
 		}
 		panicked = false
 	}()
+	r.releaseUntakenChannels()
 	if r.replied.Load() || r.Cause() == ErrConnectionClosed {
 		// Answered already, or torn down: the caller learns from the link
 		// ending (ConnectionClosed, retryable), not from a Cancelled that

@@ -261,12 +261,16 @@ func (s *Session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message)
 		return s.handshake(link, m)
 	}
 	switch m.Kind {
-	case wire.KindRequest, wire.KindResponse, wire.KindCancel:
+	case wire.KindRequest, wire.KindResponse, wire.KindCancel,
+		wire.KindChannelItem, wire.KindChannelClose, wire.KindChannelReset, wire.KindGrantCredit:
 		c := s.conn(m.Conn)
 		if c == nil {
 			f.Release()
 			s.violation(link, wire.CodeUnknownConn, "message for connection that is not open")
 			return false
+		}
+		if m.Kind >= wire.KindChannelItem {
+			return c.dispatchChannel(link, f, m)
 		}
 		return c.dispatch(link, f, m)
 	}
@@ -295,9 +299,6 @@ func (s *Session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message)
 			return false
 		}
 		s.violation(link, wire.CodeUnknownConn, "CloseConn for a connection that is not open")
-		return false
-	case wire.KindChannelItem, wire.KindChannelClose, wire.KindChannelReset, wire.KindGrantCredit:
-		s.violation(link, wire.CodeUnknownChannel, "channel message for a channel that is not bound")
 		return false
 	default: // handshake kinds after the handshake, AcceptConn/RejectConn we never asked for
 		s.violation(link, wire.CodeUnexpected, m.Kind.String()+" after the handshake")
@@ -400,7 +401,12 @@ func (h *handlerCount) waitIdle(ctx context.Context) error {
 // Encode buffers for outgoing messages, pooled by pointer.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+// getBuf returns an empty pooled buffer.
+func getBuf() *[]byte {
+	b := bufPool.Get().(*[]byte)
+	*b = (*b)[:0]
+	return b
+}
 
 func putBuf(b *[]byte) {
 	if cap(*b) <= 64<<10 { // don't let one huge message pin memory

@@ -1,0 +1,269 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/puzpuzpuz/xsync/v3"
+
+	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// Channel errors.
+var (
+	// ErrChannelClosed: Send after this side closed the channel.
+	ErrChannelClosed = errors.New("rove: channel closed")
+	// ErrChannelReset: the receiver reset the channel (Send fails), or this
+	// receiver reset it (Recv fails).
+	ErrChannelReset = errors.New("rove: channel reset by the receiver")
+)
+
+// DefaultWindow is the initial credit window of a channel when none is
+// given: the items a sender may send before the receiver grants more.
+const DefaultWindow = 16
+
+// chanState is one live channel of a connection, either direction. The
+// reading goroutine feeds it (items, close, reset, grants); the Tx or Rx
+// handle drives it from the user's goroutines.
+type chanState struct {
+	c      *Conn
+	id     uint64
+	send   bool   // we hold the Tx
+	window uint64 // initial credit
+
+	// Tx side: credit left, and a wake-up for a sender waiting on zero.
+	credit     atomic.Int64
+	creditWake chan struct{}
+	bound      chan struct{} // closed once the binding Request is out (caller's Tx)
+	bindOnce   sync.Once     // a channel binds to one call
+
+	mu       sync.Mutex
+	queue    []rxItem // Rx: received, not yet taken (bounded by credit granted)
+	head     int
+	allowed  uint64 // Rx: credit granted so far (window + grants); reader checks received against it
+	received uint64 // Rx: items received (reading goroutine)
+	taken    uint64 // Rx: items taken since the last grant
+	notify   chan struct{}
+	peerDone bool  // Rx: the sender closed. Tx: the receiver reset
+	ourDone  bool  // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
+	err      error // the connection ended
+}
+
+type rxItem struct {
+	frame   netpoll.Frame
+	payload []byte
+}
+
+func newChanState(c *Conn, id uint64, send bool, window uint64) *chanState {
+	st := &chanState{c: c, id: id, send: send, window: window, notify: make(chan struct{}, 1), creditWake: make(chan struct{}, 1)}
+	if send {
+		st.credit.Store(int64(window))
+	} else {
+		st.allowed = window
+	}
+	return st
+}
+
+// channelTable is a connection's channels, looked up by id on every
+// channel message (lock-free reads: xsync).
+type channelTable struct {
+	m    *xsync.MapOf[uint64, *chanState]
+	next atomic.Uint64 // our allocator: the n-th id is first + 2n
+}
+
+func (t *channelTable) init() { t.m = xsync.NewMapOf[uint64, *chanState]() }
+
+// alloc returns a fresh channel id of parity p (a namespace separate from
+// request ids: rule 10).
+func (t *channelTable) alloc(p wire.Parity) uint64 { return p.First() + 2*(t.next.Add(1)-1) }
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// dispatchChannel handles a channel message on the reading goroutine; it
+// owns f. False: the session was torn down (a violation).
+func (c *Conn) dispatchChannel(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
+	st, _ := c.chans.m.Load(m.ID)
+	switch m.Kind {
+	case wire.KindChannelItem:
+		if st == nil || st.send {
+			f.Release()
+			c.s.violation(link, wire.CodeUnknownChannel, fmt.Sprintf("item for channel %d, which is not bound to us as a receiver", m.ID))
+			return false
+		}
+		return st.deliver(link, f, m.Payload)
+	case wire.KindChannelClose:
+		f.Release()
+		if st == nil || st.send {
+			c.s.violation(link, wire.CodeUnknownChannel, fmt.Sprintf("close of channel %d, which is not bound to us as a receiver", m.ID))
+			return false
+		}
+		st.peerClosed()
+		return true
+	case wire.KindChannelReset:
+		f.Release()
+		if st == nil { // already closed by us: a benign race
+			return true
+		}
+		if !st.send {
+			c.s.violation(link, wire.CodeUnexpected, fmt.Sprintf("reset of channel %d from its sender", m.ID))
+			return false
+		}
+		st.peerReset(link)
+		return true
+	case wire.KindGrantCredit:
+		f.Release()
+		if st == nil { // closed by us meanwhile: nothing left to send
+			return true
+		}
+		if !st.send {
+			c.s.violation(link, wire.CodeUnexpected, fmt.Sprintf("credit for channel %d from its sender", m.ID))
+			return false
+		}
+		st.credit.Add(int64(min(m.Credit, 1<<40)))
+		signal(st.creditWake)
+		return true
+	}
+	f.Release()
+	return true
+}
+
+// deliver queues one item (reading goroutine). A sender over its credit
+// is a violation: nothing is dropped or buffered beyond what was granted
+// (rule 29).
+func (st *chanState) deliver(link *netpoll.Conn, f netpoll.Frame, payload []byte) bool {
+	st.mu.Lock()
+	switch {
+	case st.ourDone: // we reset it: drop what was in flight until the sender's Close
+		st.mu.Unlock()
+		f.Release()
+		return true
+	case st.peerDone:
+		st.mu.Unlock()
+		f.Release()
+		st.c.s.violation(link, wire.CodeUnknownChannel, fmt.Sprintf("item on channel %d after its close", st.id))
+		return false
+	case st.received >= st.allowed:
+		st.mu.Unlock()
+		f.Release()
+		st.c.s.violation(link, wire.CodeCreditExceeded, fmt.Sprintf("item %d on channel %d with %d credits granted", st.received+1, st.id, st.allowed))
+		return false
+	}
+	st.received++
+	if st.head > 0 && st.head == len(st.queue) {
+		st.queue, st.head = st.queue[:0], 0
+	}
+	st.queue = append(st.queue, rxItem{frame: f, payload: payload})
+	st.mu.Unlock()
+	signal(st.notify)
+	return true
+}
+
+// peerClosed: the sender is done; the receiver drains, then sees the end.
+// The id is free from now on: any later message for it is a violation.
+func (st *chanState) peerClosed() {
+	st.mu.Lock()
+	st.peerDone = true
+	tomb := st.ourDone
+	st.mu.Unlock()
+	st.c.chans.m.Delete(st.id)
+	if tomb {
+		st.dropQueue()
+	}
+	signal(st.notify)
+}
+
+// peerReset: the receiver asked us to stop. Acknowledge with Close so it can
+// free its side, and free ours.
+func (st *chanState) peerReset(link *netpoll.Conn) {
+	st.mu.Lock()
+	already := st.ourDone
+	st.peerDone, st.ourDone = true, true
+	st.mu.Unlock()
+	st.c.chans.m.Delete(st.id)
+	if !already {
+		_ = st.c.s.queue(link, &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
+	}
+	signal(st.creditWake)
+}
+
+// end fails the channel when its connection ends (rule 30).
+func (st *chanState) end(err error) {
+	st.mu.Lock()
+	if st.err == nil {
+		st.err = err
+	}
+	st.mu.Unlock()
+	st.dropQueue()
+	signal(st.notify)
+	signal(st.creditWake)
+}
+
+func (st *chanState) dropQueue() {
+	st.mu.Lock()
+	q := st.queue[st.head:]
+	st.queue, st.head = nil, 0
+	st.mu.Unlock()
+	for _, it := range q {
+		it.frame.Release()
+	}
+}
+
+// bindRequest creates the callee's side of every channel a request binds,
+// on the reading goroutine, before anything else can arrive for them:
+// items that come before the handler takes its Rx are queued (rule 28),
+// bounded by the window (rule 29).
+func (c *Conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]*chanState, bool) {
+	if l.Empty() {
+		return nil, true
+	}
+	states := make([]*chanState, 0, l.Len())
+	for b, rest, ok := l.Next(); ok; b, rest, ok = rest.Next() {
+		if !c.parity.Opposite().Owns(b.ID) {
+			c.s.violation(link, wire.CodeWrongParity, fmt.Sprintf("channel id %d has our parity", b.ID))
+			return nil, false
+		}
+		st := newChanState(c, b.ID, b.Dir == wire.CalleeSends, b.Window)
+		if _, dup := c.chans.m.LoadOrStore(b.ID, st); dup {
+			c.s.violation(link, wire.CodeIDInUse, fmt.Sprintf("channel id %d is already bound", b.ID))
+			return nil, false
+		}
+		states = append(states, st)
+	}
+	return states, true
+}
+
+// markBound lets a caller's Tx send: its request is out. A channel listed
+// in a second call is not bound again.
+func (st *chanState) markBound() {
+	st.bindOnce.Do(func() {
+		if st.bound != nil {
+			close(st.bound)
+		}
+	})
+}
+
+// unbind ends the channels of a call whose request never went out.
+func unbind(chans []Channel, err error) {
+	for _, ch := range chans {
+		st := ch.state()
+		st.c.chans.m.Delete(st.id)
+		st.end(err)
+	}
+}
+
+// endChannels fails every channel of the connection and forgets them.
+func (c *Conn) endChannels(err error) {
+	c.chans.m.Range(func(id uint64, st *chanState) bool {
+		st.end(err)
+		c.chans.m.Delete(id)
+		return true
+	})
+}

@@ -1,0 +1,351 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// Channel is a channel end a call can bind: a *RawTx or *RawRx made with
+// Conn.NewTx or Conn.NewRx, listed in CallOptions.Channels.
+type Channel interface {
+	binding() wire.ChannelBinding
+	state() *chanState
+}
+
+// RawTx sends items on one channel (rule 24): each costs one credit;
+// with none left Send waits for the receiver's grant (rule 26). Send and
+// Close are safe from any goroutine; items from concurrent Sends are
+// ordered as the sends happen to commit.
+type RawTx struct {
+	st      *chanState
+	once    sync.Once
+	cleanup runtime.Cleanup
+}
+
+// RawRx receives one channel's items in order. Recv is meant for one
+// consumer goroutine at a time.
+type RawRx struct {
+	st      *chanState
+	once    sync.Once
+	cleanup runtime.Cleanup
+}
+
+// Item is one received item: a zero-copy view valid until Release.
+type Item struct {
+	Payload []byte
+	frame   netpoll.Frame
+}
+
+// Release gives the item's bytes back. Call it exactly once.
+func (it Item) Release() { it.frame.Release() }
+
+// NewTx makes a channel this peer will send on, to bind to a call
+// (CallOptions.Channels): the callee receives. window is the receiver's
+// initial credit (0 to wire.MaxWindow; DefaultWindow is a good start).
+// Sends wait until the call's request has gone out.
+func (c *Conn) NewTx(window int) *RawTx {
+	st := newChanState(c, c.chans.alloc(c.parity), true, clampWindow(window))
+	st.bound = make(chan struct{})
+	c.chans.m.Store(st.id, st)
+	return newRawTx(st)
+}
+
+// NewRx makes a channel this peer will receive on, to bind to a call: the
+// callee sends. window is the credit granted up front.
+func (c *Conn) NewRx(window int) *RawRx {
+	st := newChanState(c, c.chans.alloc(c.parity), false, clampWindow(window))
+	c.chans.m.Store(st.id, st)
+	return newRawRx(st)
+}
+
+func clampWindow(w int) uint64 { return uint64(min(max(w, 0), wire.MaxWindow)) }
+
+func newRawTx(st *chanState) *RawTx {
+	tx := &RawTx{st: st}
+	// A Tx dropped without Close still closes, so the receiver is not left
+	// waiting for ever (rule 32).
+	tx.cleanup = runtime.AddCleanup(tx, func(st *chanState) { go st.closeTx() }, st)
+	return tx
+}
+
+func newRawRx(st *chanState) *RawRx {
+	rx := &RawRx{st: st}
+	rx.cleanup = runtime.AddCleanup(rx, func(st *chanState) { go st.resetRx() }, st)
+	return rx
+}
+
+func (tx *RawTx) binding() wire.ChannelBinding {
+	return wire.ChannelBinding{ID: tx.st.id, Dir: wire.CallerSends, Window: tx.st.window}
+}
+
+func (rx *RawRx) binding() wire.ChannelBinding {
+	return wire.ChannelBinding{ID: rx.st.id, Dir: wire.CalleeSends, Window: rx.st.window}
+}
+
+func (tx *RawTx) state() *chanState { return tx.st }
+func (rx *RawRx) state() *chanState { return rx.st }
+
+// ID returns the channel id.
+func (tx *RawTx) ID() uint64 { return tx.st.id }
+
+// ID returns the channel id.
+func (rx *RawRx) ID() uint64 { return rx.st.id }
+
+// Send sends one item (payload is not retained). It waits while the
+// channel has no credit, honouring ctx. It fails with ErrChannelClosed
+// after Close, ErrChannelReset once the receiver reset the channel, and
+// ErrConnectionClosed when the connection ends.
+func (tx *RawTx) Send(ctx context.Context, payload []byte) error {
+	st := tx.st
+	if st.bound != nil {
+		select {
+		case <-st.bound:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-st.c.tornDown:
+			return st.c.downCause
+		}
+	}
+	for {
+		if err := st.txErr(); err != nil {
+			return err
+		}
+		if n := st.credit.Load(); n > 0 {
+			if st.credit.CompareAndSwap(n, n-1) {
+				break
+			}
+			continue
+		}
+		select {
+		case <-st.creditWake:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-st.c.tornDown:
+		}
+	}
+	err := st.c.s.send(ctx, &wire.Message{Kind: wire.KindChannelItem, Conn: st.c.id, ID: st.id, Payload: payload})
+	if err != nil {
+		return &CallError{Kind: ErrSendFailed, Cause: err}
+	}
+	return nil
+}
+
+func (st *chanState) txErr() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch {
+	case st.err != nil:
+		return &CallError{Kind: ErrConnectionClosed, Cause: st.err}
+	case st.peerDone:
+		return ErrChannelReset
+	case st.ourDone:
+		return ErrChannelClosed
+	}
+	return nil
+}
+
+// Credit returns the items the channel may send now without waiting.
+func (tx *RawTx) Credit() int64 { return tx.st.credit.Load() }
+
+// Close ends the channel: the receiver gets every item sent before, then
+// the end (rule 25). Idempotent.
+func (tx *RawTx) Close() error {
+	tx.once.Do(func() {
+		tx.cleanup.Stop()
+		tx.st.closeTx()
+	})
+	return nil
+}
+
+func (st *chanState) closeTx() {
+	st.mu.Lock()
+	done := st.ourDone || st.err != nil
+	st.ourDone = true
+	st.mu.Unlock()
+	if done {
+		return
+	}
+	if st.bound != nil {
+		select {
+		case <-st.bound:
+		case <-st.c.tornDown:
+			return
+		}
+	}
+	st.c.chans.m.Delete(st.id)
+	_ = st.c.s.send(context.Background(), &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
+	signal(st.creditWake)
+}
+
+// Recv returns the next item, waiting for one. At the end of the channel
+// it returns io.EOF; after Reset, ErrChannelReset; when the connection
+// ends, ErrConnectionClosed. Taking items grants credit back to the
+// sender, one GrantCredit per half window (rule 27).
+func (rx *RawRx) Recv(ctx context.Context) (Item, error) {
+	st := rx.st
+	for {
+		st.mu.Lock()
+		if st.head < len(st.queue) {
+			it := st.queue[st.head]
+			st.queue[st.head] = rxItem{}
+			st.head++
+			grant := st.takenLocked()
+			st.mu.Unlock()
+			if grant > 0 {
+				_ = st.c.s.send(ctx, &wire.Message{Kind: wire.KindGrantCredit, Conn: st.c.id, ID: st.id, Credit: grant})
+			}
+			return Item{Payload: it.payload, frame: it.frame}, nil
+		}
+		var err error
+		switch {
+		case st.ourDone:
+			err = ErrChannelReset
+		case st.peerDone:
+			err = io.EOF
+		case st.err != nil:
+			err = &CallError{Kind: ErrConnectionClosed, Cause: st.err}
+		}
+		st.mu.Unlock()
+		if err != nil {
+			return Item{}, err
+		}
+		select {
+		case <-st.notify:
+		case <-ctx.Done():
+			return Item{}, ctx.Err()
+		}
+	}
+}
+
+// takenLocked counts one item taken and returns the credit to grant now:
+// the items taken since the last grant once they reach half the window
+// (at least 1).
+func (st *chanState) takenLocked() uint64 {
+	st.taken++
+	if st.taken < max(st.window/2, 1) || st.peerDone {
+		return 0
+	}
+	n := st.taken
+	st.taken = 0
+	st.allowed += n
+	return n
+}
+
+// Grant gives the sender n more credits now (on top of the automatic
+// grants): how a window-0 channel lets its first items flow.
+func (rx *RawRx) Grant(ctx context.Context, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	st := rx.st
+	st.mu.Lock()
+	st.allowed += uint64(n)
+	st.mu.Unlock()
+	return st.c.s.send(ctx, &wire.Message{Kind: wire.KindGrantCredit, Conn: st.c.id, ID: st.id, Credit: uint64(n)})
+}
+
+// Reset asks the sender to stop (rule 25): its next Send fails, and items
+// still queued here are dropped. Idempotent; a no-op after the end.
+func (rx *RawRx) Reset() error {
+	rx.once.Do(func() {
+		rx.cleanup.Stop()
+		rx.st.resetRx()
+	})
+	return nil
+}
+
+// Close is Reset for a receiver that is done: harmless after the end.
+func (rx *RawRx) Close() error { return rx.Reset() }
+
+func (st *chanState) resetRx() {
+	st.mu.Lock()
+	finished := st.peerDone || st.ourDone || st.err != nil
+	st.ourDone = true
+	st.mu.Unlock()
+	st.dropQueue()
+	if finished {
+		return
+	}
+	// The state stays as a tombstone that drops in-flight items until the
+	// sender acknowledges with Close.
+	_ = st.c.s.send(context.Background(), &wire.Message{Kind: wire.KindChannelReset, Conn: st.c.id, ID: st.id})
+	signal(st.notify)
+}
+
+// Channels returns the bindings of the request's channels, in order.
+func (r *Request) Channels() []wire.ChannelBinding {
+	out := make([]wire.ChannelBinding, len(r.channels))
+	for i, st := range r.channels {
+		dir := wire.CallerSends
+		if st.send {
+			dir = wire.CalleeSends
+		}
+		out[i] = wire.ChannelBinding{ID: st.id, Dir: dir, Window: st.window}
+	}
+	return out
+}
+
+// Rx returns the receiving end of the request's i-th channel (one the
+// caller sends on). Items that arrived before are waiting in it (rule 28).
+// It may outlive the handler (rule 24); close it when done. A channel the
+// handler never takes is reset when the handler returns.
+func (r *Request) Rx(i int) (*RawRx, error) {
+	st, err := r.channel(i, false)
+	if err != nil {
+		return nil, err
+	}
+	return newRawRx(st), nil
+}
+
+// Tx returns the sending end of the request's i-th channel (one the caller
+// receives on). A channel the handler never takes is closed when the
+// handler returns.
+func (r *Request) Tx(i int) (*RawTx, error) {
+	st, err := r.channel(i, true)
+	if err != nil {
+		return nil, err
+	}
+	return newRawTx(st), nil
+}
+
+func (r *Request) channel(i int, send bool) (*chanState, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if i < 0 || i >= len(r.channels) {
+		return nil, fmt.Errorf("rove: request binds %d channels, not %d", len(r.channels), i+1)
+	}
+	if r.channels[i].send != send {
+		return nil, fmt.Errorf("rove: channel %d of the request flows the other way", i)
+	}
+	if r.taken[i] {
+		return nil, fmt.Errorf("rove: channel %d already taken", i)
+	}
+	r.taken[i] = true
+	return r.channels[i], nil
+}
+
+// releaseUntakenChannels ends the channels a finished handler never took.
+func (r *Request) releaseUntakenChannels() {
+	r.mu.Lock()
+	var left []*chanState
+	for i, st := range r.channels {
+		if !r.taken[i] {
+			r.taken[i] = true
+			left = append(left, st)
+		}
+	}
+	r.mu.Unlock()
+	for _, st := range left {
+		if st.send {
+			st.closeTx()
+		} else {
+			st.resetRx()
+		}
+	}
+}
