@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -482,4 +483,37 @@ func TestCreditExceededIsViolation(t *testing.T) {
 		t.Fatalf("got %v %v", m.Kind, m.Code)
 	}
 	waitDone(t, s)
+}
+
+// spec:32 a channel end dropped without Close is caught by a cleanup: a
+// leaked Rx resets, so its sender is not left waiting for credit forever.
+func TestLeakedRxIsReset(t *testing.T) {
+	mLeak := NewMethod("testbed", "leak")
+	r := NewRouter()
+	r.Handle(mLeak, func(ctx context.Context, req *Request) error {
+		if _, err := req.Rx(0); err != nil { // taken, then dropped
+			return err
+		}
+		return req.Reply(nil, nil)
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	tx := cl.Conn().NewTx(1)
+	if _, err := call(context.Background(), cl, mLeak, nil, &CallOptions{Channels: []Channel{tx}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		err := tx.Send(ctx, []byte("x"))
+		cancel()
+		if errors.Is(err, ErrChannelReset) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leaked Rx was never reset: last send %v", err)
+		}
+	}
 }
