@@ -22,6 +22,8 @@ type config struct {
 	payload   int
 	timeout   time.Duration
 	workload  string
+	items     int      // stream: items per call
+	window    int      // stream: channel credit window
 	metadata  []string // key=value
 	transport string
 	target    string // empty: embedded server
@@ -79,7 +81,9 @@ func parseRun(args []string, stderr io.Writer) (*config, *flag.FlagSet, error) {
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up before measuring (excluded from results)")
 	fs.IntVar(&c.payload, "payload", 64, "request payload `bytes` (echoed back)")
 	fs.DurationVar(&c.timeout, "timeout", 0, "per-call timeout, sent with each call as its deadline (0: none; a deadline costs a timer per call on both sides)")
-	fs.StringVar(&c.workload, "workload", "unary", "unary")
+	fs.StringVar(&c.workload, "workload", "unary", "unary (echo calls), stream (each call streams -items items back on a channel), or mixed (half each)")
+	fs.IntVar(&c.items, "items", 16, "stream: items per call")
+	fs.IntVar(&c.window, "window", 16, "stream: the channel's credit window")
 	fs.Func("H", "request metadata `key=value` (repeatable)", func(s string) error {
 		if !strings.Contains(s, "=") {
 			return fmt.Errorf("want key=value, got %q", s)
@@ -144,8 +148,14 @@ func (c *config) validate(set map[string]bool) error {
 		return usageErr("-payload must be between 0 and 16 MiB")
 	case c.timeout < 0:
 		return usageErr("-timeout must not be negative")
-	case c.workload != "unary":
-		return usageErr("-workload %q: this build supports unary", c.workload)
+	case c.workload != "unary" && c.workload != "stream" && c.workload != "mixed":
+		return usageErr("-workload must be unary, stream or mixed, not %q", c.workload)
+	case c.items < 1 || c.items > 1<<20:
+		return usageErr("-items must be between 1 and 1048576")
+	case c.window < 1 || c.window > 1<<16:
+		return usageErr("-window must be between 1 and 65536")
+	case c.workload == "unary" && (set["items"] || set["window"]):
+		return usageErr("-items and -window apply to -workload stream or mixed")
 	case c.transport != "gnet" && c.transport != "net":
 		return usageErr("-transport must be gnet or net, not %q", c.transport)
 	case c.handler != "inline" && c.handler != "pool":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,7 @@ type result struct {
 	corrected   *hdr.Histogram // whole run
 	raw         *hdr.Histogram
 	link        netpoll.Stats // the client side's links, summed
+	items       int64         // stream items received while measuring
 	intervals   []interval
 }
 
@@ -64,6 +66,7 @@ type load struct {
 	payload  []byte
 	md       core.Metadata
 	issued   atomic.Int64  // measured sends
+	items    atomic.Int64  // stream items received (measured or not)
 	answered atomic.Int64  // measured calls ended (with -n)
 	spent    chan struct{} // closed when -n calls have ended
 	sched    schedule
@@ -142,13 +145,54 @@ func (l *load) close() {
 	}
 }
 
-// call makes one call for worker w: an echo on its connection, or the
-// test's stand-in.
+// call makes one operation for worker w: an echo, a stream (mixed: odd
+// workers stream), or the test's stand-in.
 func (l *load) call(w int) error {
-	if l.callFn != nil {
+	switch {
+	case l.callFn != nil:
 		return l.callFn(w)
+	case l.cfg.workload == "stream", l.cfg.workload == "mixed" && w%2 == 1:
+		return l.stream(w)
 	}
 	return l.echo(w)
+}
+
+// stream makes one streaming call: the server sends -items items of
+// -payload bytes on a channel of -window credits; the operation ends when
+// every item and the response have arrived.
+func (l *load) stream(w int) error {
+	ctx := context.Background()
+	if l.cfg.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.cfg.timeout)
+		defer cancel()
+	}
+	cl := l.callers[w%len(l.callers)]
+	rx := cl.Conn().NewRx(l.cfg.window)
+	defer rx.Close()
+	var req [8]byte
+	binary.LittleEndian.PutUint32(req[:], uint32(l.cfg.items))
+	binary.LittleEndian.PutUint32(req[4:], uint32(l.cfg.payload))
+	done := make(chan error, 1)
+	go func() {
+		done <- cl.Call(ctx, mStream, req[:], &core.CallOptions{Channels: []core.Channel{rx}, Metadata: l.md}, nil)
+	}()
+	var err error
+	for range l.cfg.items {
+		var it core.Item
+		if it, err = rx.Recv(ctx); err != nil {
+			break
+		}
+		it.Release()
+	}
+	if err == nil && l.rec.measuring.Load() {
+		l.items.Add(int64(l.cfg.items))
+	}
+	rx.Close() // on error: the server's next send fails, and the call ends
+	if cerr := <-done; err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // echo makes one echo call on worker w's connection.
@@ -238,7 +282,7 @@ loop:
 	snap(res.end)
 	prog.done()
 
-	res.issued = l.issued.Load()
+	res.issued, res.items = l.issued.Load(), l.items.Load()
 	res.ok, res.failed, res.late = l.rec.ok.Load(), l.rec.failed.Load(), l.rec.late.Load()
 	res.errKinds = l.rec.errorKinds()
 	res.corrected, res.raw = newHist(), newHist()

@@ -41,7 +41,9 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-rate", "10k:5k"}, "want RATE or FROM:TO:OVER"},
 		{[]string{"-rate", "1k:2k:10s", "-n", "10"}, "contradict"},
 		{[]string{"-transport", "quic"}, "gnet or net"},
-		{[]string{"-workload", "bulk"}, "-workload"},
+		{[]string{"-workload", "bulk"}, "-workload must be"},
+		{[]string{"-items", "5"}, "apply to -workload stream"},
+		{[]string{"-workload", "stream", "-window", "0"}, "-window must be"},
 		{[]string{"-p", "101"}, "percentile"},
 		{[]string{"-target", "127.0.0.1:1", "-handler", "pool"}, "remote server decides"},
 		{[]string{"extra"}, "unexpected argument"},
@@ -223,6 +225,27 @@ func checkHTML(t *testing.T, path string) {
 	}
 	if n != 3 {
 		t.Fatalf("%d plots, want 3", n)
+	}
+}
+
+// The stream and mixed workloads stream items over channels; every call
+// is accounted for and items arrive.
+func TestStreamWorkloads(t *testing.T) {
+	for _, w := range []string{"stream", "mixed"} {
+		dir := t.TempDir()
+		code, stdout, stderr := runArgs("-workload", w, "-items", "8", "-window", "4", "-d", "700ms", "-warmup", "100ms",
+			"-c", "2", "-inflight", "8", "-quiet", "-json", filepath.Join(dir, "r.json"))
+		if code != 0 {
+			t.Fatalf("%s: status %d\n%s\n%s", w, code, stdout, stderr)
+		}
+		var rep jsonReport
+		b, _ := os.ReadFile(filepath.Join(dir, "r.json"))
+		if err := json.Unmarshal(b, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Issued != rep.OK+rep.Failed || rep.Failed != 0 || rep.ItemsPerSec <= 0 || !strings.Contains(stdout, "items/s") {
+			t.Fatalf("%s: %+v\n%s", w, rep, stdout)
+		}
 	}
 }
 

@@ -63,7 +63,14 @@ func (c *config) describe() string {
 	if c.rate.open() {
 		model = fmt.Sprintf("open loop: %s on %d conns (at most %d in flight each)", c.rate, c.conns, c.inflight)
 	}
-	return fmt.Sprintf("%s %d B echo, %s, %s", c.workload, c.payload, model, c.transport)
+	what := fmt.Sprintf("%d B echo", c.payload)
+	switch c.workload {
+	case "stream":
+		what = fmt.Sprintf("streams of %d x %d B items (window %d)", c.items, c.payload, c.window)
+	case "mixed":
+		what = fmt.Sprintf("%d B echo and streams of %d items (window %d)", c.payload, c.items, c.window)
+	}
+	return fmt.Sprintf("%s %s, %s, %s", c.workload, what, model, c.transport)
 }
 
 func writeText(w io.Writer, res *result) {
@@ -76,6 +83,9 @@ func writeText(w io.Writer, res *result) {
 	}
 	fmt.Fprintf(w, "measured %.2fs after %s warm-up%s\n\n", res.elapsed().Seconds(), cfg.warmup, state)
 	fmt.Fprintf(w, "  %-12s %s\n", "calls/s", fmtCount(res.throughput()))
+	if cfg.workload != "unary" {
+		fmt.Fprintf(w, "  %-12s %s (%d per stream call, window %d)\n", "items/s", fmtCount(float64(res.items)/res.elapsed().Seconds()), cfg.items, cfg.window)
+	}
 	if cfg.rate.open() {
 		fmt.Fprintf(w, "  %-12s %s offered, %s achieved, %d sends late (> %s behind schedule)\n", "rate",
 			offeredSummary(res), fmtCount(float64(res.ok+res.failed)/res.elapsed().Seconds()), res.late, lateAfter)
@@ -176,6 +186,7 @@ type jsonReport struct {
 	Errors        map[string]int64   `json:"errors,omitempty"`
 	LateSends     int64              `json:"late_sends"`
 	CallsPerSec   float64            `json:"calls_per_s"`
+	ItemsPerSec   float64            `json:"items_per_s,omitempty"`
 	LatencyUS     map[string]int64   `json:"latency_us"`
 	UncorrectedUS map[string]int64   `json:"uncorrected_latency_us,omitempty"`
 	Intervals     []jsonIntervalStat `json:"intervals"`
@@ -207,6 +218,7 @@ func writeJSON(w io.Writer, res *result) error {
 		DurationSec: res.elapsed().Seconds(), WarmupSec: cfg.warmup.Seconds(), Interrupted: res.interrupted,
 		Issued: res.issued, OK: res.ok, Failed: res.failed, Errors: res.errKinds, LateSends: res.late,
 		CallsPerSec: res.throughput(), LatencyUS: latencyMap(res.corrected, cfg.percentiles),
+		ItemsPerSec: float64(res.items) / res.elapsed().Seconds(),
 	}
 	if cfg.rate.open() {
 		rep.Model, rep.OfferedRate = "open", cfg.rate.String()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,11 @@ import (
 // mEcho is the method loadgen calls: the server echoes the payload.
 var mEcho = core.NewMethod("loadgen", "Echo")
 
+// mStream streams items back: the request payload is the item count and
+// size (two little-endian uint32s); the call binds one channel the server
+// sends on.
+var mStream = core.NewMethod("loadgen", "Stream")
+
 func echoRouter(inline bool) *core.Router {
 	r := core.NewRouter()
 	h := func(ctx context.Context, req *core.Request) error { return req.Reply(req.Payload(), nil) }
@@ -23,6 +29,29 @@ func echoRouter(inline bool) *core.Router {
 	} else {
 		r.Handle(mEcho, h)
 	}
+	// Streaming waits for credit, so it always runs on the pool.
+	r.Handle(mStream, func(ctx context.Context, req *core.Request) error {
+		p := req.Payload()
+		if len(p) != 8 {
+			return &core.InvalidPayloadError{Err: fmt.Errorf("want 8 bytes, got %d", len(p))}
+		}
+		n, size := binary.LittleEndian.Uint32(p), binary.LittleEndian.Uint32(p[4:])
+		if size > 16<<20 {
+			return &core.InvalidPayloadError{Err: fmt.Errorf("item size %d over 16 MiB", size)}
+		}
+		tx, err := req.Tx(0)
+		if err != nil {
+			return &core.InvalidPayloadError{Err: err}
+		}
+		defer tx.Close()
+		item := make([]byte, size)
+		for range n {
+			if err := tx.Send(ctx, item); err != nil {
+				return err
+			}
+		}
+		return req.Reply(nil, nil)
+	})
 	return r
 }
 
