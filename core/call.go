@@ -259,6 +259,8 @@ func (c *Conn) usable() error {
 		return &CallError{Kind: ErrUnavailable, Message: "peer sent GoAway"}
 	case c.closed.Load():
 		return &CallError{Kind: ErrConnectionClosed, Message: "connection closed by its last caller"}
+	case c.state.Load() != connOpen:
+		return &CallError{Kind: ErrConnectionClosed, Message: "virtual connection not open"}
 	}
 	return nil
 }

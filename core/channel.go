@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -39,6 +40,10 @@ type chanState struct {
 	creditWake chan struct{}
 	bound      chan struct{} // closed once the binding Request is out (caller's Tx)
 	bindOnce   sync.Once     // a channel binds to one call
+	// sendMu orders a Tx's items before its ChannelClose: Send holds it
+	// from the state check to the item's commit, and every Close (ours, or
+	// the acknowledgement of a reset) takes it first.
+	sendMu sync.Mutex
 
 	mu       sync.Mutex
 	queue    []rxItem // Rx: received, not yet taken (bounded by credit granted)
@@ -181,17 +186,27 @@ func (st *chanState) peerClosed() {
 }
 
 // peerReset: the receiver asked us to stop. Acknowledge with Close so it can
-// free its side, and free ours.
+// free its side, and free ours. The acknowledgement must follow any item a
+// Send is committing right now, so it goes from a goroutine that waits for
+// sendMu (the reading goroutine must not).
 func (st *chanState) peerReset(link *netpoll.Conn) {
 	st.mu.Lock()
 	already := st.ourDone
 	st.peerDone, st.ourDone = true, true
 	st.mu.Unlock()
 	st.c.chans.m.Delete(st.id)
-	if !already {
-		_ = st.c.s.queue(link, &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
-	}
 	signal(st.creditWake)
+	if already {
+		return
+	}
+	s := st.c.s
+	s.active.add()
+	go func() {
+		defer s.active.done()
+		st.sendMu.Lock()
+		defer st.sendMu.Unlock()
+		_ = s.send(context.Background(), &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
+	}()
 }
 
 // end fails the channel when its connection ends (rule 30).

@@ -32,6 +32,11 @@ type Conn struct {
 	callers atomic.Int64 // live Callers (rule 31)
 	closed  atomic.Bool  // the last Caller closed it (rule 31)
 
+	// Virtual connections only.
+	state    atomic.Int32 // connOpen, connOpening, ...
+	opened   chan error   // OpenConn's answer (connections we open)
+	peerMeta Metadata     // from OpenConn or AcceptConn
+
 	tornDown  chan struct{} // closed by teardown
 	downOnce  sync.Once
 	downCause *CallError
@@ -81,7 +86,7 @@ func (c *Conn) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bo
 		return true
 	case wire.KindCancel:
 		f.Release()
-		if !c.s.peerParityOwnsOn(c, m.ID) {
+		if !c.parity.Opposite().Owns(m.ID) {
 			c.s.violation(link, wire.CodeWrongParity, "cancel for a request id of the wrong parity")
 			return false
 		}
@@ -92,8 +97,6 @@ func (c *Conn) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bo
 	}
 	return c.serve(link, f, m)
 }
-
-func (s *Session) peerParityOwnsOn(c *Conn, id uint64) bool { return c.parity.Opposite().Owns(id) }
 
 // teardown fails every pending call and cancels every running handler of
 // the connection (rule 33).
@@ -140,12 +143,17 @@ func (c *Conn) Caller() *Caller {
 
 // releaseCaller drops one Caller reference.
 func (c *Conn) releaseCaller() {
-	if c.callers.Add(-1) == 0 && c.closed.CompareAndSwap(false, true) {
-		if c.id == 0 {
-			// The root is closed internally; with no virtual connections
-			// the session ends.
-			go c.s.Close()
-		}
+	if c.callers.Add(-1) != 0 || !c.closed.CompareAndSwap(false, true) {
+		return
+	}
+	if c.id != 0 {
+		c.Close() // as if the peer had asked
+		return
+	}
+	// The root is closed internally (no CloseConn for 0); the session ends
+	// once no virtual connection remains.
+	if c.s.vconns.Size() == 0 {
+		go c.s.Close()
 	}
 }
 

@@ -41,6 +41,13 @@ type Options struct {
 	// Link configures the links of Pipe. Dial and Serve use the options of
 	// the transport they are given.
 	Link netpoll.Options
+	// AcceptConn decides on the virtual connections the peer opens; nil
+	// refuses them all (rule 8).
+	AcceptConn AcceptConnFunc
+	// MaxVirtualConns caps the virtual connections of a session, both
+	// ways: beyond it OpenConn fails and the peer's are refused. Default
+	// 1024.
+	MaxVirtualConns int
 	// ProfileLabels runs every handler under pprof labels service=<name>
 	// and method=<name>, so a CPU profile can be split per method (go tool
 	// pprof -tagfocus). It costs an allocation or two per call.
@@ -68,6 +75,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Context == nil {
 		o.Context = context.Background()
+	}
+	if o.MaxVirtualConns <= 0 {
+		o.MaxVirtualConns = 1024
 	}
 	if o.Workers <= 0 {
 		o.Workers = 16384

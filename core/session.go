@@ -3,9 +3,12 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/puzpuzpuz/xsync/v3"
 
 	"github.com/rove-rpc/rove/core/wire"
 	"github.com/rove-rpc/rove/netpoll"
@@ -30,6 +33,8 @@ type Session struct {
 	parity    wire.Parity // ours; the peer has the opposite
 	link      atomic.Pointer[netpoll.Conn]
 	root      *Conn
+	vconns    *xsync.MapOf[uint64, *Conn] // virtual connections, any state but closed
+	nextConn  atomic.Uint64               // our virtual connection ids: the n-th is parity.First() + 2n
 	workers   *workers
 	ownPool   bool // workers belongs to this session (Dial, Pipe), not to a Server
 
@@ -69,6 +74,7 @@ func newSession(initiator bool, opts Options, pool *workers) *Session {
 		s.parity = wire.ParityOdd
 	}
 	s.root = newConn(s, 0, s.parity, opts.Router, opts.MaxConcurrentRequests)
+	s.vconns = xsync.NewMapOf[uint64, *Conn]()
 	s.closeMu.Lock() // the timer may fire before the assignment is done
 	s.hsTimer = time.AfterFunc(opts.HandshakeTimeout, func() {
 		s.fail(&HandshakeError{Code: wire.CodeNone, Reason: "timed out after " + opts.HandshakeTimeout.String()})
@@ -194,6 +200,16 @@ func (s *Session) fail(err error) {
 	s.closeMu.Unlock()
 	cause := s.callError()
 	s.root.teardown(cause)
+	s.vconns.Range(func(_ uint64, c *Conn) bool {
+		c.teardown(cause)
+		if c.opened != nil {
+			select {
+			case c.opened <- cause: // an OpenConn still waiting
+			default:
+			}
+		}
+		return true
+	})
 	// Closing the link waits for its reading goroutine, which may be the
 	// caller of fail: do it on a goroutine of its own.
 	go func() {
@@ -266,7 +282,16 @@ func (s *Session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message)
 		c := s.conn(m.Conn)
 		if c == nil {
 			f.Release()
-			s.violation(link, wire.CodeUnknownConn, "message for connection that is not open")
+			s.violation(link, wire.CodeUnknownConn, fmt.Sprintf("%v for connection %d, which is not open", m.Kind, m.Conn))
+			return false
+		}
+		switch c.state.Load() {
+		case connClosing: // we closed it; the peer had not seen our CloseConn yet
+			f.Release()
+			return true
+		case connOpening, connAccepting:
+			f.Release()
+			s.violation(link, wire.CodeUnexpected, fmt.Sprintf("%v on connection %d before it was accepted", m.Kind, m.Conn))
 			return false
 		}
 		if m.Kind >= wire.KindChannelItem {
@@ -285,21 +310,8 @@ func (s *Session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message)
 	case wire.KindProtocolError:
 		s.fail(&ProtocolError{Code: m.Code, Reason: string(m.Payload), Remote: true})
 		return false
-	case wire.KindOpenConn:
-		// Virtual connections: without an acceptor, every one is refused
-		// (rule 8).
-		if !s.peerParityOwns(m.Conn) {
-			s.violation(link, wire.CodeWrongParity, "virtual connection id of the wrong parity")
-			return false
-		}
-		_ = s.queue(link, &wire.Message{Kind: wire.KindRejectConn, Conn: m.Conn, Code: wire.CodeRefused, Payload: []byte("no acceptor for virtual connections")})
-	case wire.KindCloseConn:
-		if m.Conn == 0 {
-			s.violation(link, wire.CodeRootClose, "CloseConn for the root connection")
-			return false
-		}
-		s.violation(link, wire.CodeUnknownConn, "CloseConn for a connection that is not open")
-		return false
+	case wire.KindOpenConn, wire.KindAcceptConn, wire.KindRejectConn, wire.KindCloseConn:
+		return s.dispatchConn(link, m)
 	default: // handshake kinds after the handshake, AcceptConn/RejectConn we never asked for
 		s.violation(link, wire.CodeUnexpected, m.Kind.String()+" after the handshake")
 		return false
@@ -307,14 +319,14 @@ func (s *Session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message)
 	return true
 }
 
-func (s *Session) peerParityOwns(id uint64) bool { return s.parity.Opposite().Owns(id) }
-
-// conn returns the open connection with id, or nil.
+// conn returns the connection with id (root or virtual, any state), or
+// nil.
 func (s *Session) conn(id uint64) *Conn {
 	if id == 0 {
 		return s.root
 	}
-	return nil
+	c, _ := s.vconns.Load(id)
+	return c
 }
 
 // HandleClose implements netpoll.Handler: the link is gone.

@@ -129,6 +129,13 @@ func (tx *RawTx) Send(ctx context.Context, payload []byte) error {
 		case <-st.c.tornDown:
 		}
 	}
+	// Check again under sendMu: no item may follow our Close or the
+	// acknowledgement of a reset.
+	st.sendMu.Lock()
+	defer st.sendMu.Unlock()
+	if err := st.txErr(); err != nil {
+		return err
+	}
 	err := st.c.s.send(ctx, &wire.Message{Kind: wire.KindChannelItem, Conn: st.c.id, ID: st.id, Payload: payload})
 	if err != nil {
 		return &CallError{Kind: ErrSendFailed, Cause: err}
@@ -164,6 +171,8 @@ func (tx *RawTx) Close() error {
 }
 
 func (st *chanState) closeTx() {
+	st.sendMu.Lock() // after any item being committed
+	defer st.sendMu.Unlock()
 	st.mu.Lock()
 	done := st.ourDone || st.err != nil
 	st.ourDone = true

@@ -1,0 +1,255 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// Virtual connection states (Conn.state). The root is always open.
+const (
+	connOpen      int32 = iota
+	connOpening         // we sent OpenConn, waiting for the answer
+	connAccepting       // the peer opened it, our acceptor is deciding
+	connClosing         // we sent CloseConn, waiting for the peer's
+	connClosed
+)
+
+// ConnOptions configure this peer's side of one virtual connection.
+type ConnOptions struct {
+	// Router serves the peer's calls on this connection (nil: none).
+	Router *Router
+	// MaxConcurrentRequests: how many of the peer's requests this side
+	// accepts in flight on the connection. 0: the session's.
+	MaxConcurrentRequests int
+	// Metadata goes with OpenConn or AcceptConn.
+	Metadata Metadata
+}
+
+// ConnRequest is the peer's request to open a virtual connection, as the
+// acceptor sees it.
+type ConnRequest struct {
+	ID       uint64
+	Metadata Metadata
+}
+
+// AcceptConnFunc decides on a virtual connection the peer opens (rule 8):
+// return this side's options to accept it, or an error to refuse it (its
+// text is the reason the peer gets). It runs on a goroutine of its own and
+// may block; ctx ends if the session does.
+type AcceptConnFunc func(ctx context.Context, req ConnRequest) (ConnOptions, error)
+
+// ConnRejectedError is OpenConn's error when the peer refused.
+type ConnRejectedError struct {
+	Code     wire.Code
+	Reason   string
+	Metadata Metadata
+}
+
+func (e *ConnRejectedError) Error() string {
+	return fmt.Sprintf("rove: virtual connection refused (%s): %s", e.Code, e.Reason)
+}
+
+// ErrTooManyConns: OpenConn found this session at Options.MaxVirtualConns.
+var ErrTooManyConns = errors.New("rove: too many virtual connections")
+
+func (o ConnOptions) limit(s *Session) int {
+	if o.MaxConcurrentRequests > 0 {
+		return o.MaxConcurrentRequests
+	}
+	return s.opts.MaxConcurrentRequests
+}
+
+// OpenConn opens a virtual connection on the session (rule 8): it sends
+// OpenConn with an id of this peer's parity and waits for the peer to
+// accept or refuse. Nothing is sent on it before acceptance. The returned
+// Conn has its own handlers, callers, ids and limits.
+func (s *Session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error) {
+	if s.state.Load() != stateOpen {
+		return nil, &CallError{Kind: ErrConnectionClosed, Message: "session not open", Cause: s.Err()}
+	}
+	if s.vconns.Size() >= s.opts.MaxVirtualConns {
+		return nil, ErrTooManyConns
+	}
+	id := s.parity.First() + 2*(s.nextConn.Add(1)-1)
+	c := newConn(s, id, s.parity, opts.Router, opts.limit(s))
+	c.state.Store(connOpening)
+	c.opened = make(chan error, 1)
+	s.vconns.Store(id, c)
+	md := wire.Metadata{}
+	if len(opts.Metadata) > 0 {
+		md = wire.MakeMetadata(opts.Metadata.appendWire(nil))
+	}
+	err := s.send(ctx, &wire.Message{Kind: wire.KindOpenConn, Conn: id, Parity: c.parity,
+		Settings: wire.Settings{MaxConcurrentRequests: uint64(opts.limit(s))}, Metadata: md})
+	if err != nil {
+		s.vconns.Delete(id)
+		return nil, &CallError{Kind: ErrSendFailed, Cause: err}
+	}
+	select {
+	case err := <-c.opened:
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	case <-ctx.Done():
+	case <-s.errSet:
+	}
+	// Given up: if the peer accepts later, close it at once.
+	if !c.state.CompareAndSwap(connOpening, connClosing) {
+		if err := <-c.opened; err == nil { // accepted meanwhile
+			c.Close()
+		}
+	}
+	if err := s.Err(); err != nil {
+		return nil, &CallError{Kind: ErrConnectionClosed, Cause: err}
+	}
+	return nil, ctx.Err()
+}
+
+// PeerMetadata returns the metadata the peer sent when the connection
+// opened (nil for the root; see Session.PeerMetadata).
+func (c *Conn) PeerMetadata() Metadata { return c.peerMeta }
+
+// Close closes a virtual connection at once (rule 9): calls in flight on
+// it fail (pending ones with ErrConnectionClosed, handlers are
+// cancelled), its channels end, and the peer is told with CloseConn. The
+// root cannot be closed this way: close the Session. Idempotent.
+func (c *Conn) Close() error {
+	if c.id == 0 {
+		return errors.New("rove: the root connection closes with its session")
+	}
+	if !c.state.CompareAndSwap(connOpen, connClosing) {
+		return nil
+	}
+	c.teardown(&CallError{Kind: ErrConnectionClosed, Message: "virtual connection closed"})
+	_ = c.s.send(context.Background(), &wire.Message{Kind: wire.KindCloseConn, Conn: c.id})
+	return nil
+}
+
+// forget removes a finished virtual connection; the session ends if its
+// root was closed by its last caller and this was the last one (rule 31).
+func (s *Session) forget(c *Conn) {
+	c.state.Store(connClosed)
+	s.vconns.Delete(c.id)
+	if s.root.closed.Load() && s.vconns.Size() == 0 {
+		go s.Close()
+	}
+}
+
+// dispatchConn handles OpenConn, AcceptConn, RejectConn and CloseConn on
+// the reading goroutine. False: torn down.
+func (s *Session) dispatchConn(link *netpoll.Conn, m *wire.Message) bool {
+	if m.Conn == 0 {
+		s.violation(link, wire.CodeRootClose, m.Kind.String()+" for the root connection")
+		return false
+	}
+	c, _ := s.vconns.Load(m.Conn)
+	switch m.Kind {
+	case wire.KindOpenConn:
+		return s.peerOpens(link, c, m)
+	case wire.KindAcceptConn, wire.KindRejectConn:
+		if c == nil || !s.parity.Owns(m.Conn) {
+			s.violation(link, wire.CodeUnknownConn, fmt.Sprintf("%v for connection %d, which we did not open", m.Kind, m.Conn))
+			return false
+		}
+		state := c.state.Load()
+		if state != connOpening && state != connClosing || c.opened == nil {
+			s.violation(link, wire.CodeUnexpected, fmt.Sprintf("%v for connection %d, which is already open", m.Kind, m.Conn))
+			return false
+		}
+		if m.Kind == wire.KindRejectConn {
+			s.forget(c)
+			c.opened <- &ConnRejectedError{Code: m.Code, Reason: string(m.Payload), Metadata: metadataFromWire(m.Metadata)}
+			return true
+		}
+		if m.Parity != c.parity.Opposite() {
+			s.violation(link, wire.CodeParity, fmt.Sprintf("AcceptConn for connection %d took our parity", m.Conn))
+			return false
+		}
+		c.peerMeta = metadataFromWire(m.Metadata)
+		c.setPeerLimit(m.Settings.MaxConcurrentRequests)
+		c.state.CompareAndSwap(connOpening, connOpen)
+		c.opened <- nil
+		return true
+	case wire.KindCloseConn:
+		if c == nil {
+			s.violation(link, wire.CodeUnknownConn, fmt.Sprintf("CloseConn for connection %d, which is not open", m.Conn))
+			return false
+		}
+		if c.state.Load() != connClosing { // the peer closes: tear down, acknowledge
+			c.state.Store(connClosing)
+			c.teardown(&CallError{Kind: ErrConnectionClosed, Message: "virtual connection closed by the peer"})
+			_ = s.queue(link, &wire.Message{Kind: wire.KindCloseConn, Conn: c.id})
+		}
+		s.forget(c) // closed both ways: any later message for the id is a violation
+		return true
+	}
+	return true
+}
+
+// peerOpens handles the peer's OpenConn.
+func (s *Session) peerOpens(link *netpoll.Conn, existing *Conn, m *wire.Message) bool {
+	switch {
+	case !s.parity.Opposite().Owns(m.Conn):
+		s.violation(link, wire.CodeWrongParity, fmt.Sprintf("virtual connection id %d has our parity", m.Conn))
+		return false
+	case existing != nil:
+		s.violation(link, wire.CodeIDInUse, fmt.Sprintf("virtual connection id %d is already in use", m.Conn))
+		return false
+	}
+	reject := func(reason string) bool {
+		_ = s.queue(link, &wire.Message{Kind: wire.KindRejectConn, Conn: m.Conn, Code: wire.CodeRefused, Payload: []byte(reason)})
+		return true
+	}
+	if s.opts.AcceptConn == nil {
+		return reject("no acceptor for virtual connections")
+	}
+	if s.vconns.Size() >= s.opts.MaxVirtualConns {
+		return reject(fmt.Sprintf("at the limit of %d virtual connections", s.opts.MaxVirtualConns))
+	}
+	c := newConn(s, m.Conn, m.Parity.Opposite(), nil, 0)
+	c.state.Store(connAccepting)
+	s.vconns.Store(m.Conn, c)
+	req := ConnRequest{ID: m.Conn, Metadata: metadataFromWire(m.Metadata)}
+	peerLimit := m.Settings.MaxConcurrentRequests
+	s.active.add() // the acceptor is waited for like a handler
+	go s.accept(c, req, peerLimit)
+	return true
+}
+
+// accept runs the acceptor and answers the peer.
+func (s *Session) accept(c *Conn, req ConnRequest, peerLimit uint64) {
+	defer s.active.done()
+	ctx, cancel := context.WithCancel(s.opts.Context)
+	go func() { // the session's end cancels the acceptor
+		select {
+		case <-s.errSet:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	opts, err := s.opts.AcceptConn(ctx, req)
+	cancel()
+	if err != nil {
+		s.forget(c)
+		_ = s.send(context.Background(), &wire.Message{Kind: wire.KindRejectConn, Conn: c.id, Code: wire.CodeRefused, Payload: []byte(err.Error())})
+		return
+	}
+	c.router = opts.Router
+	c.localLimit = int64(opts.limit(s))
+	c.inflight.init(opts.limit(s))
+	c.setPeerLimit(peerLimit)
+	if !c.state.CompareAndSwap(connAccepting, connOpen) {
+		return // the session ended meanwhile
+	}
+	md := wire.Metadata{}
+	if len(opts.Metadata) > 0 {
+		md = wire.MakeMetadata(opts.Metadata.appendWire(nil))
+	}
+	_ = s.send(context.Background(), &wire.Message{Kind: wire.KindAcceptConn, Conn: c.id, Parity: c.parity,
+		Settings: wire.Settings{MaxConcurrentRequests: uint64(opts.limit(s))}, Metadata: md})
+}
