@@ -456,6 +456,7 @@ func TestChannelsEndWithConnection(t *testing.T) {
 			t.Fatalf("caller Send: %v", err)
 		}
 		waitDone(t, server)
+		waitDone(t, client)
 		if n := cl.Conn().chans.m.Size(); n != 0 {
 			t.Fatalf("%d channel states left", n)
 		}

@@ -144,6 +144,9 @@ func (tx *RawTx) Send(ctx context.Context, payload []byte) error {
 }
 
 func (st *chanState) txErr() error {
+	if ce := st.c.down(); ce != nil { // set before the channels are ended one by one
+		return &CallError{Kind: ErrConnectionClosed, Cause: ce}
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	switch {

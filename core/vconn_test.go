@@ -1,0 +1,248 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/rove-rpc/rove/core/wire"
+)
+
+// acceptWith accepts every virtual connection with router r, recording the
+// metadata it was opened with.
+func acceptWith(r *Router, seen chan<- Metadata) AcceptConnFunc {
+	return func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
+		if seen != nil {
+			seen <- req.Metadata
+		}
+		if v, ok := req.Metadata.Get("deny"); ok {
+			return ConnOptions{}, errors.New("denied: " + v.Str())
+		}
+		return ConnOptions{Router: r, Metadata: Metadata{}.Add("accepted-by", StringValue("server"), 0)}, nil
+	}
+}
+
+// spec:8 either peer opens a virtual connection; the acceptor sees its
+// metadata and accepts with its own handlers; calls flow on it.
+func TestOpenVirtualConn(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		seen := make(chan Metadata, 1)
+		client, server := tr.pair(t, Options{AcceptConn: acceptWith(echoRouter(), nil)}, Options{AcceptConn: acceptWith(echoRouter(), seen)})
+		c, err := client.OpenConn(context.Background(), ConnOptions{Metadata: Metadata{}.Add("tenant", StringValue("t1"), 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := (<-seen).Get("tenant"); v.Str() != "t1" {
+			t.Fatal("acceptor did not see the metadata")
+		}
+		if v, _ := c.PeerMetadata().Get("accepted-by"); v.Str() != "server" {
+			t.Fatalf("opener saw %v", c.PeerMetadata())
+		}
+		if c.ID()%2 != 1 {
+			t.Fatalf("initiator opened id %d, want odd", c.ID())
+		}
+		cl := c.Caller()
+		defer cl.Close()
+		if got, err := call(context.Background(), cl, mEcho, []byte("virtual")); err != nil || string(got) != "virtual" {
+			t.Fatalf("%q %v", got, err)
+		}
+		// The other way: the acceptor side opens one too, with an even id.
+		c2, err := server.OpenConn(context.Background(), ConnOptions{})
+		if err != nil || c2.ID()%2 != 0 {
+			t.Fatalf("server open: %v id %d", err, c2.ID())
+		}
+		c2.Close()
+	})
+}
+
+// spec:8 refusals: by the acceptor, without an acceptor, at the local
+// limit; the session carries on.
+func TestVirtualConnRefused(t *testing.T) {
+	client, server := transports()[0].pair(t, Options{}, Options{AcceptConn: acceptWith(nil, nil), MaxVirtualConns: 1})
+	_, err := client.OpenConn(context.Background(), ConnOptions{Metadata: Metadata{}.Add("deny", StringValue("no"), 0)})
+	var rej *ConnRejectedError
+	if !errors.As(err, &rej) || rej.Code != wire.CodeRefused || rej.Reason != "denied: no" {
+		t.Fatalf("acceptor refusal: %v", err)
+	}
+	c, err := client.OpenConn(context.Background(), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.OpenConn(context.Background(), ConnOptions{}); !errors.As(err, &rej) || rej.Code != wire.CodeRefused {
+		t.Fatalf("over the peer's limit: %v", err)
+	}
+	c.Close()
+	for deadline := time.Now().Add(5 * time.Second); server.vconns.Size() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never forgot the closed connection")
+		}
+	}
+	if _, err := server.OpenConn(context.Background(), ConnOptions{}); !errors.As(err, &rej) {
+		t.Fatalf("peer without an acceptor: %v", err)
+	}
+	if client.Err() != nil || server.Err() != nil {
+		t.Fatal(client.Err(), server.Err())
+	}
+}
+
+// spec:7,8 wrong parity, an id in use, closing the root, and anything sent
+// before acceptance are protocol violations.
+func TestVirtualConnViolations(t *testing.T) {
+	slow := func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
+		<-ctx.Done()
+		return ConnOptions{}, ctx.Err()
+	}
+	cases := []struct {
+		name string
+		msgs []wire.Message
+		code wire.Code
+	}{
+		{"wrong parity", []wire.Message{{Kind: wire.KindOpenConn, Conn: 2, Parity: wire.ParityOdd}}, wire.CodeWrongParity},
+		{"id in use", []wire.Message{{Kind: wire.KindOpenConn, Conn: 1, Parity: wire.ParityOdd}, {Kind: wire.KindOpenConn, Conn: 1, Parity: wire.ParityOdd}}, wire.CodeIDInUse},
+		{"close of root", []wire.Message{{Kind: wire.KindCloseConn, Conn: 0}}, wire.CodeRootClose},
+		{"request before accept", []wire.Message{{Kind: wire.KindOpenConn, Conn: 3, Parity: wire.ParityOdd}, {Kind: wire.KindRequest, Conn: 3, ID: 1}}, wire.CodeUnexpected},
+		{"accept we never asked for", []wire.Message{{Kind: wire.KindAcceptConn, Conn: 4, Parity: wire.ParityOdd}}, wire.CodeUnknownConn},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, p := newRawPeer(t, false, Options{AcceptConn: slow})
+			p.hello(t, wire.Settings{})
+			for _, m := range c.msgs {
+				p.send(t, m)
+			}
+			m := p.next(t)
+			if m.Kind != wire.KindProtocolError || m.Code != c.code {
+				t.Fatalf("got %v %v, want ProtocolError %v", m.Kind, m.Code, c.code)
+			}
+			waitDone(t, s)
+		})
+	}
+}
+
+// spec:9 CloseConn ends a virtual connection at once: pending calls fail,
+// handlers are cancelled, channels end, later messages on the id are a
+// violation; the root and other connections are untouched.
+func TestCloseVirtualConn(t *testing.T) {
+	started := make(chan struct{}, 1)
+	cancelled := make(chan error, 1)
+	r := echoRouter()
+	r.Handle(mBlock, func(ctx context.Context, req *Request) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		cancelled <- req.Cause()
+		return nil
+	})
+	client, _ := transports()[1].pair(t, Options{Router: echoRouter()}, Options{Router: echoRouter(), AcceptConn: acceptWith(r, nil)})
+	a, err := client.OpenConn(context.Background(), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := client.OpenConn(context.Background(), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, cb, root := a.Caller(), b.Caller(), client.Caller()
+	defer ca.Close()
+	defer cb.Close()
+	defer root.Close()
+	rx := a.NewRx(4)
+	errc := make(chan error, 1)
+	go func() { _, err := call(context.Background(), ca, mBlock, nil, &CallOptions{Channels: []Channel{rx}}); errc <- err }()
+	<-started
+	a.Close()
+	if err := <-errc; !errors.Is(err, ErrConnectionClosed) {
+		t.Fatalf("pending call: %v", err)
+	}
+	if err := <-cancelled; !errors.Is(err, ErrConnectionClosed) {
+		t.Fatalf("handler cause: %v", err)
+	}
+	if _, err := rx.Recv(context.Background()); !errors.Is(err, ErrConnectionClosed) {
+		t.Fatalf("channel: %v", err)
+	}
+	if _, err := call(context.Background(), ca, mEcho, nil); !errors.Is(err, ErrConnectionClosed) {
+		t.Fatalf("call on the closed connection: %v", err)
+	}
+	for _, cl := range []*Caller{cb, root} {
+		if got, err := call(context.Background(), cl, mEcho, []byte("ok")); err != nil || string(got) != "ok" {
+			t.Fatalf("other connection: %q %v", got, err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for client.vconns.Size() != 1 { // a is forgotten once the peer acknowledged
+		if time.Now().After(deadline) {
+			t.Fatalf("%d virtual connections left", client.vconns.Size())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// spec:9 after CloseConn, a message on that id is a violation.
+func TestMessageAfterCloseConnIsViolation(t *testing.T) {
+	s, p := newRawPeer(t, false, Options{AcceptConn: acceptWith(echoRouter(), nil)})
+	p.hello(t, wire.Settings{})
+	p.send(t, wire.Message{Kind: wire.KindOpenConn, Conn: 1, Parity: wire.ParityOdd})
+	if m := p.next(t); m.Kind != wire.KindAcceptConn || m.Parity != wire.ParityEven {
+		t.Fatalf("got %v %v", m.Kind, m.Parity)
+	}
+	p.send(t, wire.Message{Kind: wire.KindCloseConn, Conn: 1})
+	if m := p.next(t); m.Kind != wire.KindCloseConn || m.Conn != 1 {
+		t.Fatalf("no acknowledgement: %v", m.Kind)
+	}
+	p.send(t, wire.Message{Kind: wire.KindRequest, Conn: 1, ID: 1, Method: mEcho.ID})
+	if m := p.next(t); m.Kind != wire.KindProtocolError || m.Code != wire.CodeUnknownConn {
+		t.Fatalf("got %v %v", m.Kind, m.Code)
+	}
+	waitDone(t, s)
+}
+
+// spec:31 liveness: the last caller of a virtual connection closes it; the
+// root's last caller ends the session once no virtual connection remains.
+func TestVirtualConnLiveness(t *testing.T) {
+	client, server := transports()[0].pair(t, Options{}, Options{AcceptConn: acceptWith(echoRouter(), nil)})
+	v, err := client.OpenConn(context.Background(), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, root := v.Caller(), client.Caller()
+	root.Close() // the root is now closed internally; v keeps the session
+	if _, err := call(context.Background(), vc, mEcho, []byte("x")); err != nil {
+		t.Fatalf("virtual connection after the root's last caller: %v", err)
+	}
+	select {
+	case <-client.Done():
+		t.Fatal("session ended while a virtual connection remained")
+	case <-time.After(50 * time.Millisecond):
+	}
+	vc.Close() // last caller of v: v closes, and with it the session
+	waitDone(t, client)
+	waitDone(t, server)
+}
+
+// Thousands of open/close cycles leave no map entry and no goroutine.
+func TestVirtualConnChurn(t *testing.T) {
+	client, server := transports()[0].pair(t, Options{}, Options{AcceptConn: acceptWith(echoRouter(), nil)})
+	before := runtime.NumGoroutine()
+	for i := range 2000 {
+		c, err := client.OpenConn(context.Background(), ConnOptions{})
+		if err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+		if i%100 == 0 {
+			cl := c.Caller()
+			if _, err := call(context.Background(), cl, mEcho, []byte(fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for client.vconns.Size()+server.vconns.Size() != 0 || runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("left: %d + %d connections, %d goroutines (were %d)", client.vconns.Size(), server.vconns.Size(), runtime.NumGoroutine(), before)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
