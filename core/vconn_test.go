@@ -150,7 +150,10 @@ func TestCloseVirtualConn(t *testing.T) {
 	defer root.Close()
 	rx := a.NewRx(4)
 	errc := make(chan error, 1)
-	go func() { _, err := call(context.Background(), ca, mBlock, nil, &CallOptions{Channels: []Channel{rx}}); errc <- err }()
+	go func() {
+		_, err := call(context.Background(), ca, mBlock, nil, &CallOptions{Channels: []Channel{rx}})
+		errc <- err
+	}()
 	<-started
 	a.Close()
 	if err := <-errc; !errors.Is(err, ErrConnectionClosed) {
