@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/rove-rpc/rove/core"
@@ -112,4 +114,92 @@ func ExampleCaller_Call_cancel() {
 	fmt.Println(errors.Is(err, core.ErrCancelled), errors.Is(err, context.DeadlineExceeded), core.IsRetryable(err))
 	// Output:
 	// true true false
+}
+
+// A call that streams: the caller sends numbers on a channel, the handler
+// sums them. Credit flow control keeps at most the window in flight.
+func ExampleNewTx() {
+	sum := core.NewMethod("demo", "Sum")
+	router := core.NewRouter()
+	router.Handle(sum, func(ctx context.Context, req *core.Request) error {
+		raw, err := req.Rx(0) // the request's first channel
+		if err != nil {
+			return err
+		}
+		rx := core.RxOf[int](raw, nil)
+		defer rx.Close()
+		total := 0
+		for {
+			n, err := rx.Recv(ctx)
+			if err == io.EOF {
+				return req.Reply([]byte(strconv.Itoa(total)), nil)
+			}
+			if err != nil {
+				return err
+			}
+			total += n
+		}
+	})
+	client, server, err := core.Pipe(context.Background(), core.Options{}, core.Options{Router: router})
+	if err != nil {
+		panic(err)
+	}
+	defer server.Close()
+	defer client.Close()
+	caller := client.Caller()
+	defer caller.Close()
+
+	tx := core.NewTx[int](caller.Conn(), 4) // window: 4 items before a grant
+	go func() {
+		for i := 1; i <= 100; i++ {
+			tx.Send(context.Background(), i)
+		}
+		tx.Close()
+	}()
+	err = caller.Call(context.Background(), sum, nil, &core.CallOptions{Channels: []core.Channel{tx}}, func(r core.Reply) error {
+		fmt.Println("total:", string(r.Payload))
+		return nil
+	})
+	fmt.Println(err)
+	// Output:
+	// total: 5050
+	// <nil>
+}
+
+// Virtual connections: many logical connections in one session, each with
+// its own handlers.
+func ExampleSession_OpenConn() {
+	hello := core.NewMethod("demo", "Hello")
+	tenants := func(ctx context.Context, req core.ConnRequest) (core.ConnOptions, error) {
+		v, _ := req.Metadata.Get("tenant")
+		r := core.NewRouter()
+		r.Handle(hello, func(ctx context.Context, q *core.Request) error {
+			return q.Reply([]byte("hello from "+v.Str()+"'s connection"), nil)
+		})
+		return core.ConnOptions{Router: r}, nil
+	}
+	client, server, err := core.Pipe(context.Background(), core.Options{}, core.Options{AcceptConn: tenants})
+	if err != nil {
+		panic(err)
+	}
+	defer server.Close()
+	defer client.Close()
+
+	for _, tenant := range []string{"ann", "bob"} {
+		conn, err := client.OpenConn(context.Background(), core.ConnOptions{
+			Metadata: core.Metadata{}.Add("tenant", core.StringValue(tenant), 0),
+		})
+		if err != nil {
+			panic(err)
+		}
+		caller := conn.Caller()
+		caller.Call(context.Background(), hello, nil, nil, func(r core.Reply) error {
+			fmt.Println(string(r.Payload))
+			return nil
+		})
+		caller.Close() // the last caller closes the virtual connection
+	}
+	// Output:
+	// hello from ann's connection
+	// hello from bob's connection
 }
