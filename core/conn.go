@@ -33,9 +33,13 @@ type Conn struct {
 	closed  atomic.Bool  // the last Caller closed it (rule 31)
 
 	// Virtual connections only.
-	state    atomic.Int32 // connOpen, connOpening, ...
-	opened   chan error   // OpenConn's answer (connections we open)
-	peerMeta Metadata     // from OpenConn or AcceptConn
+	state     atomic.Int32 // connOpen, connOpening, ...
+	opened    chan error   // OpenConn's answer (connections we open)
+	peerMeta  Metadata     // from OpenConn or AcceptConn
+	peerLimit uint64       // the peer's MaxConcurrentRequests
+	relay     *Conn        // relay mode: where arriving messages go
+	relayMu   sync.Mutex   // orders relayed frames after AcceptConn
+	held      [][]byte     // frames relayed here before it was accepted
 
 	tornDown  chan struct{} // closed by teardown
 	downOnce  sync.Once
@@ -53,6 +57,7 @@ func (c *Conn) setParity(p wire.Parity) { c.parity = p }
 
 // setPeerLimit sizes the outgoing side once the peer's limit is known.
 func (c *Conn) setPeerLimit(peer uint64) {
+	c.peerLimit = peer
 	limit := c.s.opts.MaxOutstandingCalls
 	if peer > 0 && peer < uint64(limit) {
 		limit = int(peer)

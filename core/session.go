@@ -202,6 +202,9 @@ func (s *Session) fail(err error) {
 	s.root.teardown(cause)
 	s.vconns.Range(func(_ uint64, c *Conn) bool {
 		c.teardown(cause)
+		if c.relay != nil {
+			go c.relay.Close() // the far half of a relay ends with this one
+		}
 		if c.opened != nil {
 			select {
 			case c.opened <- cause: // an OpenConn still waiting
@@ -293,6 +296,10 @@ func (s *Session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message)
 			f.Release()
 			s.violation(link, wire.CodeUnexpected, fmt.Sprintf("%v on connection %d before it was accepted", m.Kind, m.Conn))
 			return false
+		}
+		if c.relay != nil {
+			c.relayFrame(f, m)
+			return true
 		}
 		if m.Kind >= wire.KindChannelItem {
 			return c.dispatchChannel(link, f, m)

@@ -27,6 +27,19 @@ type ConnOptions struct {
 	MaxConcurrentRequests int
 	// Metadata goes with OpenConn or AcceptConn.
 	Metadata Metadata
+	// Parity, for OpenConn only: this side's parity for request and
+	// channel ids on the connection. 0: the session's. (An acceptor always
+	// takes the opposite of the opener's.)
+	Parity wire.Parity
+	// Relay turns the connection into a relay: every call and channel
+	// message that arrives on it is forwarded to Relay (a virtual
+	// connection, usually of another session) with only the connection id
+	// rewritten, and the two close together. Request and channel ids pass
+	// through untouched, so the ends must use matching parities: open the
+	// far side with Parity set to ConnRequest.Parity. Relayed writes may
+	// block the reading goroutine when the far link is slow (that is the
+	// backpressure); prefer netpoll.Std links for relays.
+	Relay *Conn
 }
 
 // ConnRequest is the peer's request to open a virtual connection, as the
@@ -34,6 +47,13 @@ type ConnOptions struct {
 type ConnRequest struct {
 	ID       uint64
 	Metadata Metadata
+	// Parity is the opener's parity for ids on the connection.
+	Parity wire.Parity
+	// PeerLimit is the opener's MaxConcurrentRequests (0: none given).
+	PeerLimit uint64
+	// Conn is the connection being decided on. Until accepted it can only
+	// be named as another connection's Relay.
+	Conn *Conn
 }
 
 // AcceptConnFunc decides on a virtual connection the peer opens (rule 8):
@@ -75,7 +95,12 @@ func (s *Session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error)
 		return nil, ErrTooManyConns
 	}
 	id := s.parity.First() + 2*(s.nextConn.Add(1)-1)
-	c := newConn(s, id, s.parity, opts.Router, opts.limit(s))
+	parity := s.parity
+	if opts.Parity.Valid() {
+		parity = opts.Parity
+	}
+	c := newConn(s, id, parity, opts.Router, opts.limit(s))
+	c.relay = opts.Relay
 	c.state.Store(connOpening)
 	c.opened = make(chan error, 1)
 	s.vconns.Store(id, c)
@@ -127,6 +152,9 @@ func (c *Conn) Close() error {
 	}
 	c.teardown(&CallError{Kind: ErrConnectionClosed, Message: "virtual connection closed"})
 	_ = c.s.send(context.Background(), &wire.Message{Kind: wire.KindCloseConn, Conn: c.id})
+	if c.relay != nil {
+		c.relay.Close() // a relay's two halves close together
+	}
 	return nil
 }
 
@@ -184,6 +212,9 @@ func (s *Session) dispatchConn(link *netpoll.Conn, m *wire.Message) bool {
 			c.state.Store(connClosing)
 			c.teardown(&CallError{Kind: ErrConnectionClosed, Message: "virtual connection closed by the peer"})
 			_ = s.queue(link, &wire.Message{Kind: wire.KindCloseConn, Conn: c.id})
+			if c.relay != nil {
+				go c.relay.Close()
+			}
 		}
 		s.forget(c) // closed both ways: any later message for the id is a violation
 		return true
@@ -214,7 +245,7 @@ func (s *Session) peerOpens(link *netpoll.Conn, existing *Conn, m *wire.Message)
 	c := newConn(s, m.Conn, m.Parity.Opposite(), nil, 0)
 	c.state.Store(connAccepting)
 	s.vconns.Store(m.Conn, c)
-	req := ConnRequest{ID: m.Conn, Metadata: metadataFromWire(m.Metadata)}
+	req := ConnRequest{ID: m.Conn, Metadata: metadataFromWire(m.Metadata), Parity: m.Parity, PeerLimit: m.Settings.MaxConcurrentRequests, Conn: c}
 	peerLimit := m.Settings.MaxConcurrentRequests
 	s.active.add() // the acceptor is waited for like a handler
 	go s.accept(c, req, peerLimit)
@@ -240,16 +271,48 @@ func (s *Session) accept(c *Conn, req ConnRequest, peerLimit uint64) {
 		return
 	}
 	c.router = opts.Router
+	limit := uint64(opts.limit(s))
+	if opts.Relay != nil { // advertise what the far end accepts
+		limit = opts.Relay.peerLimit
+	}
 	c.localLimit = int64(opts.limit(s))
 	c.inflight.init(opts.limit(s))
 	c.setPeerLimit(peerLimit)
-	if !c.state.CompareAndSwap(connAccepting, connOpen) {
-		return // the session ended meanwhile
-	}
 	md := wire.Metadata{}
 	if len(opts.Metadata) > 0 {
 		md = wire.MakeMetadata(opts.Metadata.appendWire(nil))
 	}
+	// Under relayMu: frames relayed to this connection before it was
+	// accepted wait, and go out right after AcceptConn.
+	c.relayMu.Lock()
+	defer c.relayMu.Unlock()
+	c.relay = opts.Relay
+	if !c.state.CompareAndSwap(connAccepting, connOpen) {
+		return // the session ended meanwhile
+	}
 	_ = s.send(context.Background(), &wire.Message{Kind: wire.KindAcceptConn, Conn: c.id, Parity: c.parity,
-		Settings: wire.Settings{MaxConcurrentRequests: uint64(opts.limit(s))}, Metadata: md})
+		Settings: wire.Settings{MaxConcurrentRequests: limit}, Metadata: md})
+	for _, b := range c.held {
+		_ = s.link.Load().WriteFrame(context.Background(), b)
+	}
+	c.held = nil
+}
+
+// relayFrame forwards one call or channel message that arrived on c to
+// c.relay, rewriting only the connection id. It runs on c's reading
+// goroutine and owns f.
+func (c *Conn) relayFrame(f netpoll.Frame, m *wire.Message) {
+	t := c.relay
+	m.Conn = t.id
+	buf := getBuf()
+	*buf = wire.AppendMessage(*buf, m)
+	f.Release()
+	t.relayMu.Lock()
+	if t.state.Load() == connAccepting { // not accepted yet: hold it
+		t.held = append(t.held, append([]byte(nil), *buf...))
+	} else if link := t.s.link.Load(); link != nil {
+		_ = link.WriteFrame(context.Background(), *buf)
+	}
+	t.relayMu.Unlock()
+	putBuf(buf)
 }

@@ -249,3 +249,61 @@ func TestVirtualConnChurn(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A relay passes calls and channels through unchanged and closes both
+// halves together.
+func TestRelay(t *testing.T) {
+	ctx := context.Background()
+	idSeen := make(chan uint64, 1)
+	r := testbedRouter()
+	r.Handle(mEcho, func(ctx context.Context, req *Request) error {
+		idSeen <- req.ID()
+		return req.Reply(req.Payload(), nil)
+	})
+	toServer, server, err := Pipe(ctx, Options{}, Options{AcceptConn: acceptWith(r, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	defer toServer.Close()
+	client, middle, err := Pipe(ctx, Options{}, Options{AcceptConn: func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
+		far, err := toServer.OpenConn(ctx, ConnOptions{Parity: req.Parity, Relay: req.Conn})
+		if err != nil {
+			return ConnOptions{}, err
+		}
+		return ConnOptions{Relay: far}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer middle.Close()
+	defer client.Close()
+
+	c, err := client.OpenConn(ctx, ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := c.Caller()
+	defer cl.Close()
+	if got, err := call(ctx, cl, mEcho, []byte("through")); err != nil || string(got) != "through" {
+		t.Fatalf("%q %v", got, err)
+	}
+	if id := <-idSeen; id != 1 {
+		t.Fatalf("server saw request id %d, the client sent 1", id)
+	}
+	rx := NewRx[int](c, 8)
+	errc := make(chan error, 1)
+	go func() { errc <- expectSequence(rx, 300) }()
+	if _, err := call(ctx, cl, mGenerate, []byte("300"), &CallOptions{Channels: []Channel{rx}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	for deadline := time.Now().Add(5 * time.Second); server.vconns.Size()+middle.vconns.Size()+toServer.vconns.Size() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("left open: middle %d, middle->server %d, server %d", middle.vconns.Size(), toServer.vconns.Size(), server.vconns.Size())
+		}
+	}
+}
