@@ -252,7 +252,9 @@ func (l *load) measure(ctx context.Context, res *result, stderr io.Writer) {
 		}
 		res.intervals = append(res.intervals, iv)
 		last, lastOK, lastFailed = now, ok, failed
-		if l.cfg.every > 0 {
+		// The last interval is cut short by the end (and holds the drain
+		// of calls in flight): print it only if it is a real period.
+		if l.cfg.every > 0 && iv.end.Sub(iv.start) >= tick/2 {
 			prog.snapshot(iv, now.Sub(res.start))
 		}
 	}
