@@ -1,0 +1,163 @@
+// Command peers runs the peers Rove is compared with, under the same load
+// model as cmd/loadgen (closed loop: -conns x -inflight calls in flight,
+// 64 B echo), in separate server and load processes:
+//
+//	peers serve -kind grpc -addr 127.0.0.1:9200 &
+//	peers load  -kind grpc -target 127.0.0.1:9200 -d 5s
+//
+// Kinds: grpc (gRPC-Go, raw-bytes codec), netrpc (net/rpc, gob), raw (a
+// length-prefixed echo on gnet: the server writes once per frame, or once
+// per read batch with -coalesce). It prints one JSON line per load run.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: peers serve|load [flags]")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	kind := fs.String("kind", "grpc", "grpc, netrpc or raw")
+	addr := fs.String("addr", "127.0.0.1:9200", "serve: listen address")
+	target := fs.String("target", "127.0.0.1:9200", "load: server address")
+	coalesce := fs.Bool("coalesce", false, "raw server: one write per read batch instead of one per frame")
+	conns := fs.Int("conns", 4, "connections")
+	inflight := fs.Int("inflight", 256, "calls in flight per connection")
+	payload := fs.Int("payload", 64, "payload bytes")
+	dur := fs.Duration("d", 5*time.Second, "measured duration")
+	warmup := fs.Duration("warmup", time.Second, "warm-up")
+	fs.Parse(os.Args[2:])
+
+	switch os.Args[1] {
+	case "serve":
+		stop, err := serve(*kind, *addr, *coalesce)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("peers: %s echo on %s\n", *kind, *addr)
+		ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		<-ctx.Done()
+		cancel()
+		stop()
+	case "load":
+		res, err := load(*kind, *target, *conns, *inflight, *payload, *warmup, *dur)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		json.NewEncoder(os.Stdout).Encode(res)
+	default:
+		fmt.Fprintln(os.Stderr, "usage: peers serve|load [flags]")
+		os.Exit(2)
+	}
+}
+
+func serve(kind, addr string, coalesce bool) (func(), error) {
+	switch kind {
+	case "grpc":
+		return serveGRPC(addr)
+	case "netrpc":
+		return serveNetRPC(addr)
+	case "raw":
+		return serveRaw(addr, coalesce)
+	}
+	return nil, fmt.Errorf("unknown kind %q", kind)
+}
+
+// caller makes one echo call; each connection gives one per worker.
+type caller func(payload []byte) error
+
+func dial(kind, target string, inflight int) (caller, func(), error) {
+	switch kind {
+	case "grpc":
+		return dialGRPC(target)
+	case "netrpc":
+		return dialNetRPC(target)
+	case "raw":
+		return dialRaw(target, inflight)
+	}
+	return nil, nil, fmt.Errorf("unknown kind %q", kind)
+}
+
+type result struct {
+	Kind        string  `json:"kind"`
+	Conns       int     `json:"conns"`
+	Inflight    int     `json:"inflight"`
+	CallsPerSec float64 `json:"calls_per_s"`
+	Errors      int64   `json:"errors"`
+	P50us       int64   `json:"p50_us"`
+	P90us       int64   `json:"p90_us"`
+	P99us       int64   `json:"p99_us"`
+	P999us      int64   `json:"p999_us"`
+	MaxUs       int64   `json:"max_us"`
+}
+
+// load runs the closed loop: conns x inflight workers, one call each.
+func load(kind, target string, conns, inflight, size int, warmup, dur time.Duration) (*result, error) {
+	var callers []caller
+	for range conns {
+		c, closeFn, err := dial(kind, target, inflight)
+		if err != nil {
+			return nil, err
+		}
+		defer closeFn()
+		callers = append(callers, c)
+	}
+	payload := make([]byte, size)
+	var measuring, stop atomic.Bool
+	var ok, failed atomic.Int64
+	var mu sync.Mutex
+	h := hdr.New(1, int64(time.Hour/time.Microsecond), 3)
+	var wg sync.WaitGroup
+	for w := range conns * inflight {
+		wg.Go(func() {
+			local := hdr.New(1, int64(time.Hour/time.Microsecond), 3)
+			call := callers[w%conns]
+			for !stop.Load() {
+				t0 := time.Now()
+				err := call(payload)
+				if !measuring.Load() {
+					continue
+				}
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				ok.Add(1)
+				local.RecordValue(max(int64(time.Since(t0)/time.Microsecond), 1))
+			}
+			mu.Lock()
+			h.Merge(local)
+			mu.Unlock()
+		})
+	}
+	time.Sleep(warmup)
+	measuring.Store(true)
+	start := time.Now()
+	time.Sleep(dur)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	return &result{
+		Kind: kind, Conns: conns, Inflight: inflight,
+		CallsPerSec: float64(ok.Load()) / elapsed.Seconds(), Errors: failed.Load(),
+		P50us: h.ValueAtQuantile(50), P90us: h.ValueAtQuantile(90), P99us: h.ValueAtQuantile(99),
+		P999us: h.ValueAtQuantile(99.9), MaxUs: h.Max(),
+	}, nil
+}
