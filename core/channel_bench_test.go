@@ -32,6 +32,28 @@ func streamRouter() *Router {
 	return r
 }
 
+// streamItems has the stream method send n items on a channel of the given
+// window, and receives and releases them all.
+func streamItems(tb testing.TB, cl *Caller, window, n int) {
+	rx := cl.Conn().NewRx(window)
+	done := make(chan error, 1)
+	go func() {
+		_, err := call(context.Background(), cl, mStream, strconv.AppendInt(nil, int64(n), 10), &CallOptions{Channels: []Channel{rx}})
+		done <- err
+	}()
+	for range n {
+		it, err := rx.Recv(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		it.Release()
+	}
+	rx.Close()
+	if err := <-done; err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // BenchmarkChannel: one channel streaming 64 B raw items callee to
 // caller. One op is one item. Metrics: allocs/op for both sides together,
 // and GrantCredit frames per item sent back by the receiver.
@@ -42,25 +64,7 @@ func BenchmarkChannel(b *testing.B) {
 				client, _ := tr.pair(b, Options{}, Options{Router: streamRouter()})
 				cl := client.Caller()
 				defer cl.Close()
-				run := func(n int) {
-					rx := cl.Conn().NewRx(window)
-					done := make(chan error, 1)
-					go func() {
-						_, err := call(context.Background(), cl, mStream, strconv.AppendInt(nil, int64(n), 10), &CallOptions{Channels: []Channel{rx}})
-						done <- err
-					}()
-					for range n {
-						it, err := rx.Recv(context.Background())
-						if err != nil {
-							b.Fatal(err)
-						}
-						it.Release()
-					}
-					rx.Close()
-					if err := <-done; err != nil {
-						b.Fatal(err)
-					}
-				}
+				run := func(n int) { streamItems(b, cl, window, n) }
 				run(1000) // warm pools
 				before := client.LinkStats().FramesOut
 				b.ReportAllocs()
@@ -85,25 +89,7 @@ func TestChannelItemAllocs(t *testing.T) {
 	client, _ := transports()[0].pair(t, Options{}, Options{Router: streamRouter()})
 	cl := client.Caller()
 	defer cl.Close()
-	stream := func(n int) {
-		rx := cl.Conn().NewRx(16)
-		done := make(chan error, 1)
-		go func() {
-			_, err := call(context.Background(), cl, mStream, strconv.AppendInt(nil, int64(n), 10), &CallOptions{Channels: []Channel{rx}})
-			done <- err
-		}()
-		for range n {
-			it, err := rx.Recv(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			it.Release()
-		}
-		rx.Close()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}
+	stream := func(n int) { streamItems(t, cl, 16, n) }
 	stream(1000)
 	small := testing.AllocsPerRun(5, func() { stream(10) })
 	large := testing.AllocsPerRun(5, func() { stream(4000) })

@@ -95,11 +95,7 @@ func (srv *Server) accept(link *netpoll.Conn) netpoll.Handler {
 func (srv *Server) LinkStats() netpoll.Stats {
 	var sum netpoll.Stats
 	for _, s := range srv.snapshot() {
-		st := s.LinkStats()
-		sum.FramesOut += st.FramesOut
-		sum.Writes += st.Writes
-		sum.FramesIn += st.FramesIn
-		sum.Reads += st.Reads
+		sum = sum.Add(s.LinkStats())
 	}
 	return sum
 }

@@ -82,56 +82,42 @@ func BenchmarkPendingTable(b *testing.B) {
 			}
 		})
 	})
-	b.Run("xsync.MapOf", func(b *testing.B) {
-		m := xsync.NewMapOf[uint64, *outCall]()
-		var next atomic.Uint64
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			c := &outCall{}
-			for pb.Next() {
-				id := next.Add(2)
-				m.Store(id, c)
-				if got, ok := m.LoadAndDelete(id); !ok || got != c {
-					b.Fatal("lost")
+	// The alternatives: register with store, complete with take.
+	mapBench := func(name string, store func(uint64, *outCall), take func(uint64) (*outCall, bool)) {
+		b.Run(name, func(b *testing.B) {
+			var next atomic.Uint64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				c := &outCall{}
+				for pb.Next() {
+					id := next.Add(2)
+					store(id, c)
+					if got, ok := take(id); !ok || got != c {
+						b.Fatal("lost")
+					}
 				}
-			}
+			})
 		})
+	}
+	xm := xsync.NewMapOf[uint64, *outCall]()
+	mapBench("xsync.MapOf", xm.Store, xm.LoadAndDelete)
+	var sm sync.Map
+	mapBench("sync.Map", func(id uint64, c *outCall) { sm.Store(id, c) }, func(id uint64) (*outCall, bool) {
+		v, ok := sm.LoadAndDelete(id)
+		c, _ := v.(*outCall)
+		return c, ok
 	})
-	b.Run("sync.Map", func(b *testing.B) {
-		var m sync.Map
-		var next atomic.Uint64
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			c := &outCall{}
-			for pb.Next() {
-				id := next.Add(2)
-				m.Store(id, c)
-				if got, ok := m.LoadAndDelete(id); !ok || got != c {
-					b.Fatal("lost")
-				}
-			}
-		})
-	})
-	b.Run("mutex+map", func(b *testing.B) {
-		var mu sync.Mutex
-		m := make(map[uint64]*outCall)
-		var next atomic.Uint64
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			c := &outCall{}
-			for pb.Next() {
-				id := next.Add(2)
-				mu.Lock()
-				m[id] = c
-				mu.Unlock()
-				mu.Lock()
-				got := m[id]
-				delete(m, id)
-				mu.Unlock()
-				if got != c {
-					b.Fatal("lost")
-				}
-			}
-		})
+	var mu sync.Mutex
+	m := make(map[uint64]*outCall)
+	mapBench("mutex+map", func(id uint64, c *outCall) {
+		mu.Lock()
+		m[id] = c
+		mu.Unlock()
+	}, func(id uint64) (*outCall, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		c, ok := m[id]
+		delete(m, id)
+		return c, ok
 	})
 }

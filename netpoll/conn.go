@@ -76,6 +76,12 @@ type Stats struct {
 	Reads     uint64 // read batches they came in
 }
 
+// Add returns the sum of two Stats (of several connections, say).
+func (s Stats) Add(o Stats) Stats {
+	return Stats{FramesOut: s.FramesOut + o.FramesOut, Writes: s.Writes + o.Writes,
+		FramesIn: s.FramesIn + o.FramesIn, Reads: s.Reads + o.Reads}
+}
+
 // backend is what a transport provides under a Conn.
 type backend interface {
 	// closeWrite half-closes the socket: the peer reads end-of-stream after

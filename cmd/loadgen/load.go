@@ -127,11 +127,7 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*result, error
 func (l *load) linkStats() netpoll.Stats {
 	var sum netpoll.Stats
 	for _, s := range l.sessions {
-		st := s.LinkStats()
-		sum.FramesOut += st.FramesOut
-		sum.Writes += st.Writes
-		sum.FramesIn += st.FramesIn
-		sum.Reads += st.Reads
+		sum = sum.Add(s.LinkStats())
 	}
 	return sum
 }
@@ -161,12 +157,8 @@ func (l *load) call(w int) error {
 // -payload bytes on a channel of -window credits; the operation ends when
 // every item and the response have arrived.
 func (l *load) stream(w int) error {
-	ctx := context.Background()
-	if l.cfg.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, l.cfg.timeout)
-		defer cancel()
-	}
+	ctx, cancel := l.callCtx()
+	defer cancel()
 	cl := l.callers[w%len(l.callers)]
 	rx := cl.Conn().NewRx(l.cfg.window)
 	defer rx.Close()
@@ -195,14 +187,19 @@ func (l *load) stream(w int) error {
 	return err
 }
 
+// callCtx is the context of one operation: with -timeout, a deadline
+// that travels with the call.
+func (l *load) callCtx() (context.Context, context.CancelFunc) {
+	if l.cfg.timeout > 0 {
+		return context.WithTimeout(context.Background(), l.cfg.timeout)
+	}
+	return context.Background(), func() {}
+}
+
 // echo makes one echo call on worker w's connection.
 func (l *load) echo(w int) error {
-	ctx := context.Background()
-	if l.cfg.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, l.cfg.timeout)
-		defer cancel()
-	}
+	ctx, cancel := l.callCtx()
+	defer cancel()
 	var opts *core.CallOptions
 	if len(l.md) > 0 {
 		opts = &core.CallOptions{Metadata: l.md}
