@@ -77,6 +77,11 @@ func (c *Conn) Session() *Session { return c.s }
 func (c *Conn) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
 	switch m.Kind {
 	case wire.KindResponse:
+		if !m.Channels.Empty() { // version 1: only requests bind channels
+			f.Release()
+			c.s.violation(link, wire.CodeUnexpected, "a response that binds channels")
+			return false
+		}
 		oc, gaveUp := c.pending.take(m.ID)
 		if oc == nil { // late (after a cancel) or unknown: ignored (rule 21)
 			f.Release()

@@ -241,7 +241,9 @@ func (s *Session) callError() *CallError {
 // HandleFrames implements netpoll.Handler: it decodes and dispatches every
 // frame of one read, on the reading goroutine.
 func (s *Session) HandleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
-	s.link.CompareAndSwap(nil, link) // a Dial's first frames can beat its return
+	if s.link.Load() == nil { // a Dial's first frames can beat its return
+		s.link.CompareAndSwap(nil, link)
+	}
 	s.heard.Store(true)
 	for i, f := range frames {
 		if s.state.Load() == stateClosed {

@@ -30,6 +30,8 @@ func TestViolationsTearDown(t *testing.T) {
 		{name: "close of root", send: []wire.Message{{Kind: wire.KindCloseConn, Conn: 0}}, code: wire.CodeRootClose},
 		{name: "unknown channel", send: []wire.Message{{Kind: wire.KindChannelItem, ID: 5}}, code: wire.CodeUnknownChannel},
 		{name: "second hello", send: []wire.Message{{Kind: wire.KindHello, MinVersion: 1, Version: 1, Parity: wire.ParityOdd}}, code: wire.CodeUnexpected},
+		{name: "response binding channels", send: []wire.Message{{Kind: wire.KindResponse, ID: 2,
+			Channels: wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 1, Window: 1}))}}, code: wire.CodeUnexpected},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
