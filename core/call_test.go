@@ -304,3 +304,27 @@ func TestProfileLabels(t *testing.T) {
 		t.Fatalf("labels %v", l)
 	}
 }
+
+// spec:20 a handler that never waits on its context still sees the
+// deadline pass (it is enforced without a timer until someone waits), and
+// a handler that gives up then answers Cancelled.
+func TestDeadlineWithoutWaiting(t *testing.T) {
+	saw := make(chan error, 1)
+	r := NewRouter()
+	r.HandleInline(mSlow, func(ctx context.Context, req *Request) error {
+		time.Sleep(30 * time.Millisecond) // busy, never looking at Done
+		saw <- ctx.Err()
+		return nil
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := call(ctx, cl, mSlow, nil); !errors.Is(err, ErrCancelled) {
+		t.Fatalf("caller: %v", err)
+	}
+	if err := <-saw; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("handler's ctx.Err() after its deadline: %v", err)
+	}
+}

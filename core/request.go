@@ -156,7 +156,7 @@ func (c *Conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 	// may not block, so it cannot hand its context on): it comes from a
 	// pool. Any other handler's Request is its context, which goroutines
 	// it starts may keep, so it is allocated (one allocation per call).
-	pooled := rt != nil && rt.inline && m.TimeoutMicros == 0
+	pooled := rt != nil && rt.inline
 	var r *Request
 	if pooled {
 		r = requestPool.Get().(*Request)
@@ -186,8 +186,10 @@ func (c *Conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		return true
 	}
 	if m.TimeoutMicros != 0 {
+		// The deadline is enforced lazily: Err and Cause compare it with
+		// the clock, and a timer is armed only if someone waits on Done.
+		// A handler that never waits pays for no timer.
 		r.deadline = time.Now().Add(time.Duration(min(m.TimeoutMicros, uint64(1<<62)/1000)) * time.Microsecond)
-		r.timer = time.AfterFunc(time.Until(r.deadline), func() { r.cancel(context.DeadlineExceeded) })
 	}
 	s.active.add()
 	if s.Err() != nil { // torn down meanwhile: teardown may have missed r
@@ -211,9 +213,13 @@ var requestPool = sync.Pool{New: func() any { return new(Request) }}
 // unless the handler retained its payload: then the Request is left to
 // the garbage collector, since Release will still touch it.
 func (r *Request) recycle() {
-	if r.retains.Load() != 0 {
+	r.mu.Lock()
+	armed := r.timer != nil // it may still fire on r
+	r.mu.Unlock()
+	if r.retains.Load() != 0 || armed {
 		return
 	}
+	r.deadline = time.Time{}
 	r.conn, r.route, r.frame, r.payload, r.md, r.channels, r.taken = nil, nil, netpoll.Frame{}, nil, wire.Metadata{}, nil, nil
 	r.replied.Store(false)
 	r.left.Store(false)
@@ -302,14 +308,28 @@ func (r *Request) cancel(err error) {
 // Deadline implements context.Context: the caller's deadline, if it sent one.
 func (r *Request) Deadline() (time.Time, bool) { return r.deadline, !r.deadline.IsZero() }
 
-// Done implements context.Context.
+// expiredLocked ends the context if its deadline has passed.
+func (r *Request) expiredLocked() {
+	if r.err == nil && !r.deadline.IsZero() && !time.Now().Before(r.deadline) {
+		r.err = context.DeadlineExceeded
+		if r.doneCh != nil {
+			close(r.doneCh)
+		}
+	}
+}
+
+// Done implements context.Context. With a deadline, the first call arms
+// the timer that closes the channel when it passes.
 func (r *Request) Done() <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.doneCh == nil {
 		r.doneCh = make(chan struct{})
+		r.expiredLocked()
 		if r.err != nil {
 			close(r.doneCh)
+		} else if !r.deadline.IsZero() {
+			r.timer = time.AfterFunc(time.Until(r.deadline), func() { r.cancel(context.DeadlineExceeded) })
 		}
 	}
 	return r.doneCh
@@ -322,6 +342,7 @@ func (r *Request) Done() <-chan struct{} {
 func (r *Request) Err() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.expiredLocked()
 	switch r.err {
 	case nil:
 		return nil
@@ -337,6 +358,7 @@ func (r *Request) Err() error {
 func (r *Request) Cause() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.expiredLocked()
 	return r.err
 }
 
