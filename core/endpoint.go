@@ -51,6 +51,7 @@ type Server struct {
 	workers  *workers
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
+	ended    netpoll.Stats // link counters of sessions that have ended
 	closed   bool
 }
 
@@ -82,18 +83,22 @@ func (srv *Server) accept(link *netpoll.Conn) netpoll.Handler {
 	}
 	srv.sessions[s] = struct{}{}
 	srv.mu.Unlock()
-	go func() { // forget it when it ends
+	go func() { // forget it when it ends, keeping its counters
 		<-s.done
 		srv.mu.Lock()
 		delete(srv.sessions, s)
+		srv.ended = srv.ended.Add(s.LinkStats())
 		srv.mu.Unlock()
 	}()
 	return s
 }
 
-// LinkStats sums the link counters of the sessions open now.
+// LinkStats sums the link counters of every session the server has
+// accepted, open or ended.
 func (srv *Server) LinkStats() netpoll.Stats {
-	var sum netpoll.Stats
+	srv.mu.Lock()
+	sum := srv.ended
+	srv.mu.Unlock()
 	for _, s := range srv.snapshot() {
 		sum = sum.Add(s.LinkStats())
 	}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rove-rpc/rove/netpoll"
 )
 
 // spec:33 closing a session fails every pending call with
@@ -113,4 +115,34 @@ func TestDrain(t *testing.T) {
 		waitDone(t, server)
 		waitDone(t, client)
 	})
+}
+
+// Server.LinkStats keeps counting sessions after they end.
+func TestServerLinkStatsKeepEndedSessions(t *testing.T) {
+	tr := netpoll.NewGnet(netpoll.GnetOptions{EventLoops: 1})
+	defer tr.Close()
+	srv, err := Serve(tr, "tcp", "127.0.0.1:0", Options{Router: echoRouter()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	client, err := Dial(context.Background(), tr, "tcp", srv.Addr().String(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := client.Caller()
+	for range 10 {
+		if _, err := call(context.Background(), cl, mEcho, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close() // the last caller ends the session
+	waitDone(t, client)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(srv.snapshot()) > 0 || srv.LinkStats().FramesIn < 11 { // Hello and 10 requests
+		if time.Now().After(deadline) {
+			t.Fatalf("stats after the session ended: %+v", srv.LinkStats())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
