@@ -44,6 +44,9 @@ type Conn struct {
 	tornDown  chan struct{} // closed by teardown
 	downOnce  sync.Once
 	downCause *CallError
+	// setupMu: an acceptor configures a virtual connection's tables on its
+	// own goroutine while the reading goroutine may tear it down.
+	setupMu sync.Mutex
 }
 
 func newConn(s *Session, id uint64, parity wire.Parity, router *Router, localLimit int) *Conn {
@@ -56,7 +59,14 @@ func newConn(s *Session, id uint64, parity wire.Parity, router *Router, localLim
 func (c *Conn) setParity(p wire.Parity) { c.parity = p }
 
 // setPeerLimit sizes the outgoing side once the peer's limit is known.
+// Teardown may run on another goroutine meanwhile: it waits for setupMu.
 func (c *Conn) setPeerLimit(peer uint64) {
+	c.setupMu.Lock()
+	defer c.setupMu.Unlock()
+	c.setPeerLimitLocked(peer)
+}
+
+func (c *Conn) setPeerLimitLocked(peer uint64) {
 	c.peerLimit = peer
 	limit := c.s.opts.MaxOutstandingCalls
 	if peer > 0 && peer < uint64(limit) {
@@ -112,6 +122,8 @@ func (c *Conn) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bo
 // the connection (rule 33).
 func (c *Conn) teardown(cause *CallError) {
 	c.downOnce.Do(func() {
+		c.setupMu.Lock()
+		defer c.setupMu.Unlock()
 		c.downCause = cause
 		close(c.tornDown)
 		if c.slots != nil {

@@ -202,8 +202,11 @@ func (s *Session) fail(err error) {
 	s.root.teardown(cause)
 	s.vconns.Range(func(_ uint64, c *Conn) bool {
 		c.teardown(cause)
-		if c.relay != nil {
-			go c.relay.Close() // the far half of a relay ends with this one
+		c.relayMu.Lock() // an acceptor may be setting it right now
+		relay := c.relay
+		c.relayMu.Unlock()
+		if relay != nil {
+			go relay.Close() // the far half of a relay ends with this one
 		}
 		if c.opened != nil {
 			select {

@@ -270,14 +270,20 @@ func (s *Session) accept(c *Conn, req ConnRequest, peerLimit uint64) {
 		_ = s.send(context.Background(), &wire.Message{Kind: wire.KindRejectConn, Conn: c.id, Code: wire.CodeRefused, Payload: []byte(err.Error())})
 		return
 	}
-	c.router = opts.Router
 	limit := uint64(opts.limit(s))
 	if opts.Relay != nil { // advertise what the far end accepts
 		limit = opts.Relay.peerLimit
 	}
+	c.setupMu.Lock()
+	if c.down() != nil { // torn down while the acceptor decided
+		c.setupMu.Unlock()
+		return
+	}
+	c.router = opts.Router
 	c.localLimit = int64(opts.limit(s))
 	c.inflight.init(opts.limit(s))
-	c.setPeerLimit(peerLimit)
+	c.setPeerLimitLocked(peerLimit)
+	c.setupMu.Unlock()
 	md := wire.Metadata{}
 	if len(opts.Metadata) > 0 {
 		md = wire.MakeMetadata(opts.Metadata.appendWire(nil))

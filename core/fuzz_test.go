@@ -1,0 +1,82 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rove-rpc/rove/core/wire"
+)
+
+// FuzzSession drives an acceptor session with a program of frames from a
+// hostile peer, after a valid Hello: each frame is one length byte and
+// that many bytes of body. Whatever arrives, the session must not panic,
+// must end (if it ends) with a protocol, handshake or connection error,
+// and must close cleanly without hanging.
+func FuzzSession(f *testing.F) {
+	for _, prog := range fuzzSeeds() {
+		f.Add(prog)
+	}
+	f.Fuzz(func(t *testing.T, prog []byte) {
+		r := testbedRouter()
+		r.Handle(mEcho, echo)
+		r.HandleInline(mSlow, echo)
+		s, p := newRawPeer(t, false, Options{Router: r, AcceptConn: acceptWith(echoRouter(), nil), MaxConcurrentRequests: 8})
+		p.send(t, wire.Message{Kind: wire.KindHello, MinVersion: 1, Version: 1, Parity: wire.ParityOdd})
+		for len(prog) > 0 {
+			n := min(int(prog[0]), len(prog)-1)
+			body := prog[1 : 1+n]
+			prog = prog[1+n:]
+			if err := p.link.WriteFrame(context.Background(), body); err != nil {
+				break // the session already closed the link
+			}
+		}
+		// Let it process, then close both ends; nothing may hang.
+		time.Sleep(time.Millisecond)
+		if err := s.Err(); err != nil && !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrHandshake) && !errors.Is(err, ErrConnectionClosed) {
+			t.Fatalf("session ended with %v", err)
+		}
+		done := make(chan struct{})
+		go func() { s.Close(); p.link.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("close hung")
+		}
+	})
+}
+
+// fuzzSeeds are programs of well-formed traffic to start from.
+func fuzzSeeds() [][]byte {
+	frame := func(m wire.Message) []byte {
+		b := wire.AppendMessage(nil, &m)
+		return append([]byte{byte(len(b))}, b...)
+	}
+	cat := func(frames ...[]byte) []byte {
+		var out []byte
+		for _, f := range frames {
+			out = append(out, f...)
+		}
+		return out
+	}
+	in := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: 2}))
+	out := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 3, Dir: wire.CalleeSends, Window: 2}))
+	return [][]byte{
+		frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mEcho.ID, Payload: []byte("hi")}),
+		cat(frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mBlock.ID}), frame(wire.Message{Kind: wire.KindCancel, ID: 1})),
+		cat(frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mSum.ID, Channels: in}),
+			frame(wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: []byte("1")}),
+			frame(wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: []byte("2")}),
+			frame(wire.Message{Kind: wire.KindChannelClose, ID: 1})),
+		cat(frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mGenerate.ID, Payload: []byte("5"), Channels: out}),
+			frame(wire.Message{Kind: wire.KindGrantCredit, ID: 3, Credit: 3}),
+			frame(wire.Message{Kind: wire.KindChannelReset, ID: 3})),
+		cat(frame(wire.Message{Kind: wire.KindOpenConn, Conn: 1, Parity: wire.ParityOdd}),
+			frame(wire.Message{Kind: wire.KindRequest, Conn: 1, ID: 1, Method: mEcho.ID}),
+			frame(wire.Message{Kind: wire.KindCloseConn, Conn: 1})),
+		cat(frame(wire.Message{Kind: wire.KindPing, ID: 7}), frame(wire.Message{Kind: wire.KindGoAway}),
+			frame(wire.Message{Kind: wire.KindResponse, ID: 2, Payload: []byte("late")})),
+		frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mSlow.ID, TimeoutMicros: 1}),
+	}
+}
