@@ -97,15 +97,20 @@ func percentilePlot(res *result) (string, error) {
 		p.Legend.Add(name, l)
 		return nil
 	}
-	if err := add("latency", res.corrected); err != nil {
+	name := "latency"
+	if res.cfg.rate.open() {
+		name = "corrected"
+	}
+	if err := add(name, res.corrected); err != nil {
 		return "", err
 	}
 	if res.cfg.rate.open() {
-		if err := add("uncorrected (from the actual send)", res.raw); err != nil {
+		if err := add("uncorrected", res.raw); err != nil {
 			return "", err
 		}
 	}
-	p.Legend.Top = true
+	p.X.Max *= 1.5 // room for the last tick's label
+	p.Legend.Top, p.Legend.Left = true, true
 	return renderSVG(p)
 }
 
@@ -127,7 +132,7 @@ func throughputPlot(res *result) (string, error) {
 	p.X.Label.Text = "time (s)"
 	p.Y.Label.Text = "calls/s"
 	var done, offered plotter.XYs
-	for _, iv := range res.intervals {
+	for _, iv := range fullIntervals(res.intervals) {
 		t := iv.end.Sub(res.start).Seconds()
 		done = append(done, plotter.XY{X: t, Y: iv.rate()})
 		if iv.offered > 0 {
@@ -143,8 +148,17 @@ func throughputPlot(res *result) (string, error) {
 		}
 	}
 	p.Y.Min = 0
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true
 	return renderSVG(p)
+}
+
+// fullIntervals drops a last interval cut short by the end of the run (it
+// holds the drain of calls in flight, not a steady rate).
+func fullIntervals(ivs []interval) []interval {
+	if n := len(ivs); n >= 2 && ivs[n-1].end.Sub(ivs[n-1].start) < ivs[n-2].end.Sub(ivs[n-2].start)/2 {
+		return ivs[:n-1]
+	}
+	return ivs
 }
 
 func latencyOverTimePlot(res *result) (string, error) {
@@ -154,7 +168,7 @@ func latencyOverTimePlot(res *result) (string, error) {
 	series := map[string]float64{"p50": 50, "p99": 99, "p99.9": 99.9}
 	for i, name := range []string{"p50", "p99", "p99.9"} {
 		var pts plotter.XYs
-		for _, iv := range res.intervals {
+		for _, iv := range fullIntervals(res.intervals) {
 			if iv.corrected.TotalCount() == 0 {
 				continue
 			}
@@ -165,7 +179,7 @@ func latencyOverTimePlot(res *result) (string, error) {
 		}
 	}
 	p.Y.Min = 0
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true
 	return renderSVG(p)
 }
 

@@ -244,8 +244,8 @@ func (l *load) measure(ctx context.Context, res *result, stderr io.Writer) {
 		c, r := l.rec.snapshot()
 		ok, failed := l.rec.ok.Load(), l.rec.failed.Load()
 		iv := interval{start: last, end: now, ok: ok - lastOK, failed: failed - lastFailed, corrected: c, raw: r}
-		if l.cfg.rate.open() {
-			iv.offered = l.sched.rateAt(now.Sub(res.start))
+		if l.cfg.rate.open() { // the schedule's average over the interval: its midpoint
+			iv.offered = l.sched.rateAt((last.Sub(res.start) + now.Sub(res.start)) / 2)
 		}
 		res.intervals = append(res.intervals, iv)
 		last, lastOK, lastFailed = now, ok, failed
