@@ -53,17 +53,9 @@ func (o *outbound) write(ctx context.Context, body []byte) error {
 	need := FrameLen(len(body))
 	o.mu.Lock()
 	for o.err == nil && !o.closing && len(o.pend) > 0 && len(o.pend)+need > o.max {
-		if o.room == nil {
-			o.room = make(chan struct{})
+		if err := o.waitLocked(ctx, &o.room); err != nil {
+			return err
 		}
-		room := o.room
-		o.mu.Unlock()
-		select {
-		case <-room:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		o.mu.Lock()
 	}
 	if err := o.refusalLocked(); err != nil {
 		o.mu.Unlock()
@@ -261,17 +253,9 @@ func (o *outbound) drain(ctx context.Context) error {
 	o.closing = true
 	wake(&o.room) // blocked writers now fail with ErrClosed
 	for (o.flushing || len(o.pend) > 0) && o.err == nil {
-		if o.idle == nil {
-			o.idle = make(chan struct{})
+		if err := o.waitLocked(ctx, &o.idle); err != nil {
+			return err
 		}
-		idle := o.idle
-		o.mu.Unlock()
-		select {
-		case <-idle:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		o.mu.Lock()
 	}
 	err := o.err
 	o.mu.Unlock()
@@ -288,6 +272,23 @@ func (o *outbound) shut(err error) {
 	wake(&o.room)
 	wake(&o.idle)
 	o.mu.Unlock()
+}
+
+// waitLocked waits until *ch is woken (see wake) or ctx ends. Called with
+// mu held; returns with it held, or released if ctx ended.
+func (o *outbound) waitLocked(ctx context.Context, ch *chan struct{}) error {
+	if *ch == nil {
+		*ch = make(chan struct{})
+	}
+	woken := *ch
+	o.mu.Unlock()
+	select {
+	case <-woken:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	o.mu.Lock()
+	return nil
 }
 
 // wake closes *ch if someone waits on it.
