@@ -97,41 +97,33 @@ func (cl *Caller) Call(ctx context.Context, m Method, req []byte, opts *CallOpti
 }
 
 func (c *Conn) call(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error) error {
-	if opts != nil && len(opts.Channels) > 0 {
-		// Channels of a call whose request never goes out must not wait
-		// for ever.
-		sent := false
-		defer func() {
-			if !sent {
-				unbind(opts.Channels, ErrSendFailed)
-			}
-		}()
-		return c.callBound(ctx, method, req, opts, fn, &sent)
+	sent, err := c.callBound(ctx, method, req, opts, fn)
+	if !sent && opts != nil && len(opts.Channels) > 0 {
+		// The request never went out: its channels must not wait for ever.
+		unbind(opts.Channels, ErrSendFailed)
 	}
-	return c.callBound(ctx, method, req, opts, fn, nil)
+	return err
 }
 
-func (c *Conn) callBound(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error, sentp *bool) error {
-	var sent bool
-	if sentp != nil {
-		defer func() { *sentp = sent }()
-	}
+// callBound sends the request and waits for its outcome; sent reports
+// whether the request went out (and its channels were bound).
+func (c *Conn) callBound(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error) (sent bool, err error) {
 	if err := c.usable(); err != nil {
-		return err
+		return false, err
 	}
 	// A slot under the peer's limit.
 	select {
 	case c.slots <- struct{}{}:
 	default:
 		if opts != nil && opts.FailFast {
-			return &CallError{Kind: ErrTooManyRequests}
+			return false, &CallError{Kind: ErrTooManyRequests}
 		}
 		select {
 		case c.slots <- struct{}{}:
 		case <-ctx.Done():
-			return &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
+			return false, &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
 		case <-c.tornDown:
-			return c.downCause
+			return false, c.downCause
 		}
 	}
 	oc := outCallPool.Get().(*outCall)
@@ -139,9 +131,9 @@ func (c *Conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 	if c.down() != nil { // torn down while we inserted: teardown may have missed us
 		if got, _ := c.pending.take(id); got != nil {
 			c.freeCall(oc)
-			return c.down()
+			return false, c.down()
 		}
-		return c.finish(ctx, oc, fn) // teardown claimed it: its error is on the way
+		return false, c.finish(ctx, oc, fn) // teardown claimed it: its error is on the way
 	}
 
 	msg := wire.Message{Kind: wire.KindRequest, Conn: c.id, ID: id, Method: method, Payload: req}
@@ -162,52 +154,51 @@ func (c *Conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 		msg.Channels = wire.MakeChannelList(*chBuf)
 	}
 	oc.buf = wire.AppendMessage(oc.buf[:0], &msg)
-	for _, b := range []*[]byte{mdBuf, chBuf} {
-		if b != nil {
-			*b = (*b)[:0]
-			putBuf(b)
-		}
+	if mdBuf != nil {
+		putBuf(mdBuf)
+	}
+	if chBuf != nil {
+		putBuf(chBuf)
 	}
 	if len(oc.buf) > c.s.maxFrame {
 		if got, _ := c.pending.take(id); got != nil {
 			c.freeCall(oc)
-			return &CallError{Kind: ErrSendFailed, Message: "request larger than the peer's maximum frame size"}
+			return false, &CallError{Kind: ErrSendFailed, Message: "request larger than the peer's maximum frame size"}
 		}
-		return c.finish(ctx, oc, fn)
+		return false, c.finish(ctx, oc, fn)
 	}
 	if err := c.s.link.Load().WriteFrame(ctx, oc.buf); err != nil {
 		if got, _ := c.pending.take(id); got != nil {
 			c.freeCall(oc)
-			return &CallError{Kind: ErrSendFailed, Cause: err}
+			return false, &CallError{Kind: ErrSendFailed, Cause: err}
 		}
-		return c.finish(ctx, oc, fn)
+		return false, c.finish(ctx, oc, fn)
 	}
 	if opts != nil {
 		for _, ch := range opts.Channels {
 			ch.state().markBound() // its items may follow the request now
 		}
-		sent = true
 	}
 
 	done := ctx.Done()
 	if done == nil { // a context that never ends: a plain receive is cheaper
 		<-oc.done
-		return c.result(ctx, oc, fn)
+		return true, c.result(ctx, oc, fn)
 	}
 	select {
 	case <-oc.done:
-		return c.result(ctx, oc, fn)
+		return true, c.result(ctx, oc, fn)
 	case <-done:
 	}
 	if !c.pending.abandon(oc) {
 		// The response (or teardown) claimed it first: that outcome stands.
-		return c.finish(ctx, oc, fn)
+		return true, c.finish(ctx, oc, fn)
 	}
 	// Cancelled (rule 19): tell the peer; the table keeps oc until the
 	// late response, so our slot stays taken while the peer still counts
 	// the request as in flight.
 	_ = c.s.send(context.Background(), &wire.Message{Kind: wire.KindCancel, Conn: c.id, ID: id})
-	return &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
+	return true, &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
 }
 
 // finish waits for the outcome already on its way and returns it.
