@@ -3,11 +3,13 @@ package core
 import (
 	"context"
 	"errors"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/netpoll"
 )
 
 // spec:18 a caller never exceeds the limit the peer advertised: extra
@@ -84,4 +86,47 @@ func TestPeerExceedingOurLimit(t *testing.T) {
 		t.Fatalf("got %v %v", m.Kind, m.Code)
 	}
 	waitDone(t, s)
+}
+
+// spec:18,29 a peer that sends requests but stops reading cannot make us
+// hold unbounded responses: a response waiting for room in the outbound
+// buffer still counts against the limit we advertised, so past it the
+// peer is in violation and the session ends, instead of goroutines and
+// buffers piling up.
+func TestPeerThatStopsReadingIsBounded(t *testing.T) {
+	r := NewRouter()
+	r.HandleInline(mEcho, echo)
+	var sessions = make(chan *Session, 1)
+	srv, err := Serve(netpoll.Std{Options: netpoll.Options{MaxOutbound: 64 << 10, CloseTimeout: 300 * time.Millisecond}}, "tcp", "127.0.0.1:0",
+		Options{Router: r, MaxConcurrentRequests: 16, OnSession: func(s *Session) { sessions <- s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	nc, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	frame := func(m wire.Message) []byte { return netpoll.AppendFrame(nil, wire.AppendMessage(nil, &m)) }
+	if _, err := nc.Write(frame(wire.Message{Kind: wire.KindHello, MinVersion: 1, Version: 1, Parity: wire.ParityOdd})); err != nil {
+		t.Fatal(err)
+	}
+	s := <-sessions
+	payload := make([]byte, 32<<10)
+	// Never read: responses back up in the socket and the outbound buffer.
+	for id := uint64(1); id < 2*100000; id += 2 {
+		nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := nc.Write(frame(wire.Message{Kind: wire.KindRequest, ID: id, Method: mEcho.ID, Payload: payload})); err != nil {
+			break // the server closed the link, or stopped reading
+		}
+		if s.Err() != nil {
+			break
+		}
+	}
+	waitDone(t, s)
+	var pe *ProtocolError
+	if !errors.As(s.Err(), &pe) || pe.Code != wire.CodeTooManyRequests {
+		t.Fatalf("session ended with %v, want a too-many-requests violation", s.Err())
+	}
 }

@@ -89,18 +89,26 @@ func (r *Request) Reply(payload []byte, md Metadata) error {
 	if !r.replied.CompareAndSwap(false, true) {
 		return ErrReplied
 	}
-	r.leave()
 	return r.respond(wire.StatusOK, payload, md)
 }
 
-// leave takes the request out of the inbound table, once. It must happen
-// before the response can reach the peer: from then on the peer may reuse
-// its slot under our limit (rule 18) and the id.
+// leave takes the request out of the inbound table, once. It happens when
+// the response is queued, under the link's outbound lock (leaveOnCommit):
+// not later, since from the moment the peer can read the response it may
+// reuse the request's slot under our limit (rule 18) and its id; and not
+// earlier, so that responses waiting for room in the outbound buffer still
+// count against the limit, which bounds what a peer that stops reading can
+// make us hold.
 func (r *Request) leave() {
 	if r.left.CompareAndSwap(false, true) {
 		r.conn.inflight.remove(r)
 	}
 }
+
+// leaveOnCommit is a Request seen as the netpoll.Committer of its response.
+type leaveOnCommit Request
+
+func (l *leaveOnCommit) Committed() { (*Request)(l).leave() }
 
 // ErrReplied is returned by a second Request.Reply.
 var ErrReplied = errors.New("rove: request already answered")
@@ -124,17 +132,31 @@ func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error
 		*buf = wire.AppendMessage((*buf)[:0], &msg)
 	}
 	link := r.conn.s.link.Load()
+	commit := (*leaveOnCommit)(r)
+	var err error
 	if r.onLoop {
-		err := link.QueueFrame(*buf)
-		if err != netpoll.ErrWouldBlock {
-			return err
+		err = link.QueueFrameCommitted(*buf, commit)
+		if err == netpoll.ErrWouldBlock {
+			// Full outbound buffer on the event loop: a goroutine waits for
+			// room. The request still counts against our limit until its
+			// response is queued, so a peer that stops reading cannot make
+			// us start more of these than it may have requests in flight.
+			b := append([]byte(nil), *buf...)
+			r.pooled = false // the goroutine holds r until the commit
+			go func() {
+				if link.WriteFrameCommitted(context.Background(), b, commit) != nil {
+					r.leave()
+				}
+			}()
+			return nil
 		}
-		// Full outbound buffer on the event loop: let a goroutine wait.
-		b := append([]byte(nil), *buf...)
-		go func() { _ = link.WriteFrame(context.Background(), b) }()
-		return nil
+	} else {
+		err = link.WriteFrameCommitted(context.Background(), *buf, commit)
 	}
-	return link.WriteFrame(context.Background(), *buf)
+	if err != nil { // never queued: nothing will leave the table for it
+		r.leave()
+	}
+	return err
 }
 
 // serve admits one incoming request on the reading goroutine (rules 13,
@@ -282,9 +304,10 @@ func (r *Request) outcome(err error, panicked bool) (wire.Status, []byte) {
 
 // finish sends the response if one is still owed, then frees the request.
 func (r *Request) finish(status wire.Status, payload []byte, send bool) {
-	r.leave()
 	if send && r.replied.CompareAndSwap(false, true) {
-		_ = r.respond(status, payload, nil)
+		_ = r.respond(status, payload, nil) // leaves the table as it is queued
+	} else if !r.replied.Load() {
+		r.leave() // torn down, no response: nothing to wait for
 	}
 	r.cancel(context.Canceled) // the handler is over: its context ends
 	r.frame.Release()

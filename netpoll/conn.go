@@ -148,10 +148,26 @@ func newConn(w io.Writer, h Handler, opts Options, local, remote net.Addr) *Conn
 // wait. It may be called from any goroutine, but not from a Handler callback
 // of a gnet connection, which runs on the event loop and must not block.
 func (c *Conn) WriteFrame(ctx context.Context, body []byte) error {
+	return c.WriteFrameCommitted(ctx, body, nil)
+}
+
+// Committer learns that its frame is in the outbound buffer.
+type Committer interface {
+	// Committed is called once the frame is queued, under the outbound
+	// buffer's lock: before any byte of the frame can reach the peer. It
+	// must be quick and must not call back into the Conn.
+	Committed()
+}
+
+// WriteFrameCommitted is WriteFrame that also tells n (if not nil) when the
+// frame is queued, before it can reach the peer: what a protocol needs to
+// update its own state exactly then (a request leaving the in-flight count
+// as its response is sent, say).
+func (c *Conn) WriteFrameCommitted(ctx context.Context, body []byte, n Committer) error {
 	if err := c.checkSize(body); err != nil {
 		return err
 	}
-	return c.out.write(ctx, body)
+	return c.out.write(ctx, body, n)
 }
 
 func (c *Conn) checkSize(body []byte) error {
@@ -170,11 +186,15 @@ var ErrWouldBlock = errors.New("netpoll: outbound buffer full")
 // under way it makes one non-blocking write attempt itself and leaves what
 // the socket did not take to the connection's writer goroutine. body may be
 // reused as soon as it returns.
-func (c *Conn) QueueFrame(body []byte) error {
+func (c *Conn) QueueFrame(body []byte) error { return c.QueueFrameCommitted(body, nil) }
+
+// QueueFrameCommitted is QueueFrame with a Committer (see
+// WriteFrameCommitted); n is not told if the frame is refused.
+func (c *Conn) QueueFrameCommitted(body []byte, n Committer) error {
 	if err := c.checkSize(body); err != nil {
 		return err
 	}
-	return c.out.queue(body)
+	return c.out.queue(body, n)
 }
 
 // MaxFrameSize is the largest body WriteFrame accepts on this connection.

@@ -49,7 +49,7 @@ func (o *outbound) init(w io.Writer, max int, fail func(error)) {
 // goroutine, which writes everything queued by the time it runs, so a
 // burst from many callers leaves in one write. It blocks only while the
 // buffer is full.
-func (o *outbound) write(ctx context.Context, body []byte) error {
+func (o *outbound) write(ctx context.Context, body []byte, n Committer) error {
 	need := FrameLen(len(body))
 	o.mu.Lock()
 	for o.err == nil && !o.closing && len(o.pend) > 0 && len(o.pend)+need > o.max {
@@ -64,6 +64,9 @@ func (o *outbound) write(ctx context.Context, body []byte) error {
 	o.pend = AppendFrame(o.pend, body)
 	o.pendN++
 	o.frames.Add(1)
+	if n != nil {
+		n.Committed() // under mu: before any flush can take the frame
+	}
 	if !o.flushing {
 		o.flushing = true
 		o.handOverLocked()
@@ -86,7 +89,7 @@ func (o *outbound) refusalLocked() error {
 // room (ErrWouldBlock instead) and never makes a blocking write: if no flush
 // is under way it tries one non-blocking write of everything queued, and
 // hands whatever the socket did not take to the writer goroutine.
-func (o *outbound) queue(body []byte) error {
+func (o *outbound) queue(body []byte, n Committer) error {
 	o.mu.Lock()
 	if err := o.refusalLocked(); err != nil {
 		o.mu.Unlock()
@@ -99,6 +102,9 @@ func (o *outbound) queue(body []byte) error {
 	o.pend = AppendFrame(o.pend, body)
 	o.pendN++
 	o.frames.Add(1)
+	if n != nil {
+		n.Committed()
+	}
 	if o.flushing || o.corked {
 		o.mu.Unlock()
 		return nil

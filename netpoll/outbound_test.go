@@ -58,7 +58,7 @@ func startOutbound(t *testing.T, w *gateWriter, max int) (*outbound, *atomic.Int
 func TestOutboundCoalesces(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 1<<20)
-	if err := o.write(context.Background(), []byte("first")); err != nil {
+	if err := o.write(context.Background(), []byte("first"), nil); err != nil {
 		t.Fatal(err) // returned without waiting for the stuck socket
 	}
 	<-w.entered // the writer goroutine is inside Write
@@ -67,7 +67,7 @@ func TestOutboundCoalesces(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range others {
 		wg.Go(func() {
-			if err := o.write(context.Background(), []byte{byte(i)}); err != nil {
+			if err := o.write(context.Background(), []byte{byte(i)}, nil); err != nil {
 				t.Error(err)
 			}
 		})
@@ -104,20 +104,20 @@ func TestOutboundBackpressure(t *testing.T) {
 	w := newGateWriter()
 	const max = 1000
 	o, _ := startOutbound(t, w, max)
-	if err := o.write(context.Background(), make([]byte, 10)); err != nil { // the writer gets stuck in Write
+	if err := o.write(context.Background(), make([]byte, 10), nil); err != nil { // the writer gets stuck in Write
 		t.Fatal(err)
 	}
 	<-w.entered
 
 	body := make([]byte, 98) // 99 bytes framed: 10 fit in max
 	for range 10 {
-		if err := o.write(context.Background(), body); err != nil {
+		if err := o.write(context.Background(), body, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := o.write(ctx, body); !errors.Is(err, context.DeadlineExceeded) {
+	if err := o.write(ctx, body, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("write into a full buffer: %v, want it to block until the deadline", err)
 	}
 	o.mu.Lock()
@@ -127,7 +127,7 @@ func TestOutboundBackpressure(t *testing.T) {
 	o.mu.Unlock()
 
 	unblocked := make(chan error)
-	go func() { unblocked <- o.write(context.Background(), body) }()
+	go func() { unblocked <- o.write(context.Background(), body, nil) }()
 	select {
 	case err := <-unblocked:
 		t.Fatalf("write returned %v while the buffer was full", err)
@@ -150,7 +150,7 @@ func TestOutboundWriteErrorIsTerminal(t *testing.T) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() { defer close(done); o.run(quit) }()
 	defer func() { close(quit); <-done }()
-	if err := o.write(context.Background(), []byte("x")); err != nil {
+	if err := o.write(context.Background(), []byte("x"), nil); err != nil {
 		t.Fatalf("write: %v", err)
 	}
 	<-w.entered
@@ -158,7 +158,7 @@ func TestOutboundWriteErrorIsTerminal(t *testing.T) {
 	if err := <-failed; !errors.Is(err, w.fail) {
 		t.Fatalf("fail got %v", err)
 	}
-	if err := o.write(context.Background(), []byte("y")); !errors.Is(err, w.fail) {
+	if err := o.write(context.Background(), []byte("y"), nil); !errors.Is(err, w.fail) {
 		t.Fatalf("later write got %v", err)
 	}
 	select {
@@ -173,13 +173,13 @@ func TestOutboundWriteErrorIsTerminal(t *testing.T) {
 func TestQueueNeverBlocks(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 300)
-	if err := o.queue(make([]byte, 10)); err != nil { // handed to the writer goroutine
+	if err := o.queue(make([]byte, 10), nil); err != nil { // handed to the writer goroutine
 		t.Fatal(err)
 	}
 	<-w.entered // the writer goroutine is stuck in Write
 	var err error
 	for i := 0; i < 10 && err == nil; i++ {
-		err = o.queue(make([]byte, 98))
+		err = o.queue(make([]byte, 98), nil)
 	}
 	if !errors.Is(err, ErrWouldBlock) {
 		t.Fatalf("got %v, want ErrWouldBlock once full", err)
@@ -205,4 +205,44 @@ func drainAll(t *testing.T, w *gateWriter, o *outbound, stuck bool) {
 		t.Fatal(err)
 	}
 	close(w.entered)
+}
+
+type committed struct {
+	o       *outbound
+	sawPend int
+	calls   int
+}
+
+// Committed checks it runs under the lock with its frame queued: the
+// buffer holds it and no flush has taken it.
+func (c *committed) Committed() {
+	c.calls++
+	c.sawPend = len(c.o.pend)
+}
+
+// A Committer is told once its frame is queued, before a flush can take
+// it, and not at all when the frame is refused.
+func TestCommitterSeesFrameQueued(t *testing.T) {
+	w := newGateWriter()
+	o, _ := startOutbound(t, w, 100)
+	n := &committed{o: o}
+	if err := o.write(context.Background(), []byte("abc"), n); err != nil {
+		t.Fatal(err)
+	}
+	if n.calls != 1 || n.sawPend != FrameLen(3) {
+		t.Fatalf("committed %d times, saw %d bytes pending", n.calls, n.sawPend)
+	}
+	<-w.entered // the writer is stuck: fill the buffer
+	q := &committed{o: o}
+	if err := o.queue(make([]byte, 90), q); err != nil {
+		t.Fatal(err)
+	}
+	refused := &committed{o: o}
+	if err := o.queue(make([]byte, 90), refused); !errors.Is(err, ErrWouldBlock) || refused.calls != 0 {
+		t.Fatalf("refused frame: %v, committed %d times", err, refused.calls)
+	}
+	if q.calls != 1 {
+		t.Fatal("queued frame not committed")
+	}
+	drainAll(t, w, o, true)
 }
