@@ -22,6 +22,10 @@ var (
 	ErrChannelReset = errors.New("rove: channel reset by the receiver")
 )
 
+// MaxChannelsPerCall is the most channels one request may bind; a peer
+// that binds more commits a violation (too many channels).
+const MaxChannelsPerCall = 256
+
 // DefaultWindow is the initial credit window of a channel when none is
 // given: the items a sender may send before the receiver grants more.
 const DefaultWindow = 16
@@ -239,7 +243,13 @@ func (c *Conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]*chanState
 	if l.Empty() {
 		return nil, true
 	}
-	states := make([]*chanState, 0, l.Len())
+	n := l.Len()
+	if n > MaxChannelsPerCall || c.chans.m.Size()+n > c.s.opts.MaxChannels {
+		c.s.violation(link, wire.CodeTooManyChannels, fmt.Sprintf("a request binding %d channels, with %d live (limits %d per call, %d per connection)",
+			n, c.chans.m.Size(), MaxChannelsPerCall, c.s.opts.MaxChannels))
+		return nil, false
+	}
+	states := make([]*chanState, 0, n)
 	for b, rest, ok := l.Next(); ok; b, rest, ok = rest.Next() {
 		if !c.parity.Opposite().Owns(b.ID) {
 			c.s.violation(link, wire.CodeWrongParity, fmt.Sprintf("channel id %d has our parity", b.ID))

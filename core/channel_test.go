@@ -518,3 +518,31 @@ func TestLeakedRxIsReset(t *testing.T) {
 		}
 	}
 }
+
+// spec:29 channel state is bounded too: a request binding more channels
+// than allowed (per call, or live on the connection) is a violation.
+func TestTooManyChannelsIsViolation(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		opts  Options
+		count int
+	}{
+		{"per call", Options{}, MaxChannelsPerCall + 1},
+		{"per connection", Options{MaxChannels: 3}, 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.opts.Router = testbedRouter()
+			s, p := newRawPeer(t, false, c.opts)
+			p.hello(t, wire.Settings{})
+			var raw []byte
+			for i := range c.count {
+				raw = wire.AppendChannel(raw, wire.ChannelBinding{ID: uint64(2*i + 1), Dir: wire.CallerSends, Window: 1})
+			}
+			p.send(t, wire.Message{Kind: wire.KindRequest, ID: 1, Method: mSum.ID, Channels: wire.MakeChannelList(raw)})
+			if m := p.next(t); m.Kind != wire.KindProtocolError || m.Code != wire.CodeTooManyChannels {
+				t.Fatalf("got %v %v", m.Kind, m.Code)
+			}
+			waitDone(t, s)
+		})
+	}
+}

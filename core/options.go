@@ -48,6 +48,11 @@ type Options struct {
 	// ways: beyond it OpenConn fails and the peer's are refused. Default
 	// 1024.
 	MaxVirtualConns int
+	// MaxChannels caps the live channels the peer may bind on one
+	// connection (including those this side reset and that wait for the
+	// sender's Close); beyond it a request is a violation, so a peer cannot
+	// make us hold channel state without bound. Default 65536.
+	MaxChannels int
 	// ProfileLabels runs every handler under pprof labels service=<name>
 	// and method=<name>, so a CPU profile can be split per method (go tool
 	// pprof -tagfocus). It costs an allocation or two per call.
@@ -75,6 +80,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Context == nil {
 		o.Context = context.Background()
+	}
+	if o.MaxChannels <= 0 {
+		o.MaxChannels = 65536
 	}
 	if o.MaxVirtualConns <= 0 {
 		o.MaxVirtualConns = 1024

@@ -28,6 +28,7 @@ const (
 	CodeTooManyRequests Code = 24 // more requests in flight than advertised
 	CodeRootClose       Code = 25 // CloseConn for connection 0
 	CodeKeepalive       Code = 26 // the peer stopped answering pings (local teardown reason)
+	CodeTooManyChannels Code = 27 // a request binding more channels than the receiver holds
 )
 
 var codeNames = map[Code]string{
@@ -36,7 +37,7 @@ var codeNames = map[Code]string{
 	CodeWrongParity: "wrong parity", CodeIDInUse: "id in use", CodeUnknownConn: "unknown connection",
 	CodeUnknownChannel: "unknown channel", CodeCreditExceeded: "credit exceeded",
 	CodeTooManyRequests: "too many requests", CodeRootClose: "close of root connection",
-	CodeKeepalive: "keepalive timeout",
+	CodeKeepalive: "keepalive timeout", CodeTooManyChannels: "too many channels",
 }
 
 // String returns the code's name, or its number if this version does not
