@@ -61,12 +61,7 @@ func (o *outbound) write(ctx context.Context, body []byte, n Committer) error {
 		o.mu.Unlock()
 		return err
 	}
-	o.pend = AppendFrame(o.pend, body)
-	o.pendN++
-	o.frames.Add(1)
-	if n != nil {
-		n.Committed() // under mu: before any flush can take the frame
-	}
+	o.appendLocked(body, n)
 	if !o.flushing {
 		o.flushing = true
 		o.handOverLocked()
@@ -99,17 +94,23 @@ func (o *outbound) queue(body []byte, n Committer) error {
 		o.mu.Unlock()
 		return ErrWouldBlock
 	}
+	o.appendLocked(body, n)
+	if o.flushing || o.corked {
+		o.mu.Unlock()
+		return nil
+	}
+	return o.startFlushLocked()
+}
+
+// appendLocked queues one frame and tells its Committer: under mu, so
+// before any flush can take the frame.
+func (o *outbound) appendLocked(body []byte, n Committer) {
 	o.pend = AppendFrame(o.pend, body)
 	o.pendN++
 	o.frames.Add(1)
 	if n != nil {
 		n.Committed()
 	}
-	if o.flushing || o.corked {
-		o.mu.Unlock()
-		return nil
-	}
-	return o.startFlushLocked()
 }
 
 // cork holds back queue's flushes until uncork, so that the frames queued
