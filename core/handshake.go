@@ -15,7 +15,7 @@ import (
 func (s *Session) hello(ctx context.Context) error {
 	return s.send(ctx, &wire.Message{
 		Kind: wire.KindHello, MinVersion: wire.MinVersion, Version: wire.MaxVersion,
-		Parity: s.parity, Settings: s.localSettings(), Metadata: s.handshakeMetadata(),
+		Parity: s.parity, Settings: s.localSettings(), Metadata: s.opts.Metadata.toWire(),
 	})
 }
 
@@ -32,13 +32,6 @@ func (s *Session) linkMaxFrame() int {
 		return l.MaxFrameSize()
 	}
 	return netpoll.DefaultMaxFrameSize
-}
-
-func (s *Session) handshakeMetadata() wire.Metadata {
-	if len(s.opts.Metadata) == 0 {
-		return wire.Metadata{}
-	}
-	return wire.MakeMetadata(s.opts.Metadata.appendWire(nil))
 }
 
 // handshake handles the first message in each direction, on the reading
@@ -62,7 +55,7 @@ func (s *Session) handshake(link *netpoll.Conn, m *wire.Message) bool {
 	s.open(m)
 	err := s.queue(link, &wire.Message{
 		Kind: wire.KindHelloAck, Version: version, Parity: s.parity,
-		Settings: s.localSettings(), Metadata: s.handshakeMetadata(),
+		Settings: s.localSettings(), Metadata: s.opts.Metadata.toWire(),
 	})
 	if err != nil {
 		s.fail(&HandshakeError{Reason: "sending HelloAck: " + err.Error()})

@@ -139,6 +139,15 @@ func (m Metadata) appendWire(raw []byte) []byte {
 	return raw
 }
 
+// toWire encodes the entries into a fresh buffer (for messages sent
+// rarely: handshakes, virtual connections). Empty stays empty.
+func (m Metadata) toWire() wire.Metadata {
+	if len(m) == 0 {
+		return wire.Metadata{}
+	}
+	return wire.MakeMetadata(m.appendWire(nil))
+}
+
 // metadataFromWire copies wire metadata into a Metadata (it allocates; it
 // is only called when someone asks for the metadata).
 func metadataFromWire(w wire.Metadata) Metadata {

@@ -104,12 +104,8 @@ func (s *Session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error)
 	c.state.Store(connOpening)
 	c.opened = make(chan error, 1)
 	s.vconns.Store(id, c)
-	md := wire.Metadata{}
-	if len(opts.Metadata) > 0 {
-		md = wire.MakeMetadata(opts.Metadata.appendWire(nil))
-	}
 	err := s.send(ctx, &wire.Message{Kind: wire.KindOpenConn, Conn: id, Parity: c.parity,
-		Settings: wire.Settings{MaxConcurrentRequests: uint64(opts.limit(s))}, Metadata: md})
+		Settings: wire.Settings{MaxConcurrentRequests: uint64(opts.limit(s))}, Metadata: opts.Metadata.toWire()})
 	if err != nil {
 		s.vconns.Delete(id)
 		return nil, &CallError{Kind: ErrSendFailed, Cause: err}
@@ -284,10 +280,6 @@ func (s *Session) accept(c *Conn, req ConnRequest, peerLimit uint64) {
 	c.inflight.init(opts.limit(s))
 	c.setPeerLimitLocked(peerLimit)
 	c.setupMu.Unlock()
-	md := wire.Metadata{}
-	if len(opts.Metadata) > 0 {
-		md = wire.MakeMetadata(opts.Metadata.appendWire(nil))
-	}
 	// Under relayMu: frames relayed to this connection before it was
 	// accepted wait, and go out right after AcceptConn.
 	c.relayMu.Lock()
@@ -297,7 +289,7 @@ func (s *Session) accept(c *Conn, req ConnRequest, peerLimit uint64) {
 		return // the session ended meanwhile
 	}
 	_ = s.send(context.Background(), &wire.Message{Kind: wire.KindAcceptConn, Conn: c.id, Parity: c.parity,
-		Settings: wire.Settings{MaxConcurrentRequests: limit}, Metadata: md})
+		Settings: wire.Settings{MaxConcurrentRequests: limit}, Metadata: opts.Metadata.toWire()})
 	for _, b := range c.held {
 		_ = s.link.Load().WriteFrame(context.Background(), b)
 	}
