@@ -97,6 +97,11 @@ func (cl *Caller) Call(ctx context.Context, m Method, req []byte, opts *CallOpti
 }
 
 func (c *Conn) call(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error) error {
+	if opts != nil && len(opts.Channels) > 0 {
+		if err := c.claimBindings(opts.Channels); err != nil {
+			return err
+		}
+	}
 	sent, err := c.callBound(ctx, method, req, opts, fn)
 	if !sent && opts != nil && len(opts.Channels) > 0 {
 		// The request never went out: its channels must not wait for ever.
@@ -163,13 +168,16 @@ func (c *Conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 	if len(oc.buf) > c.s.maxFrame {
 		if got, _ := c.pending.take(id); got != nil {
 			c.freeCall(oc)
-			return false, &CallError{Kind: ErrSendFailed, Message: "request larger than the peer's maximum frame size"}
+			return false, &CallError{Kind: ErrSendFailed, Cause: tooLarge("request", len(oc.buf), c.s.maxFrame)}
 		}
 		return false, c.finish(ctx, oc, fn)
 	}
 	if err := c.s.link.Load().WriteFrame(ctx, oc.buf); err != nil {
 		if got, _ := c.pending.take(id); got != nil {
 			c.freeCall(oc)
+			if ctx.Err() != nil { // gave up waiting for room in the outbound buffer
+				return false, &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
+			}
 			return false, &CallError{Kind: ErrSendFailed, Cause: err}
 		}
 		return false, c.finish(ctx, oc, fn)
@@ -194,10 +202,11 @@ func (c *Conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 		// The response (or teardown) claimed it first: that outcome stands.
 		return true, c.finish(ctx, oc, fn)
 	}
-	// Cancelled (rule 19): tell the peer; the table keeps oc until the
-	// late response, so our slot stays taken while the peer still counts
-	// the request as in flight.
-	_ = c.s.send(context.Background(), &wire.Message{Kind: wire.KindCancel, Conn: c.id, ID: id})
+	// Cancelled (rule 19): tell the peer, without waiting for room in the
+	// outbound buffer (the caller learns at once). The table keeps oc until
+	// the late response, so our slot stays taken while the peer still
+	// counts the request as in flight.
+	c.s.sendSoon(&wire.Message{Kind: wire.KindCancel, Conn: c.id, ID: id})
 	return true, &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
 }
 

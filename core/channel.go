@@ -39,11 +39,19 @@ type chanState struct {
 	send   bool   // we hold the Tx
 	window uint64 // initial credit
 
-	// Tx side: credit left, and a wake-up for a sender waiting on zero.
+	// Tx side: credit left, and a wake-up for senders waiting on zero.
+	// creditWake holds one token; a sender that takes it passes it on
+	// (signal again) while what woke it still holds for the next: credit
+	// left after its own item, or the channel's end. So a grant of n wakes
+	// up to n waiting senders one after another, and no wake-up allocates.
 	credit     atomic.Int64
 	creditWake chan struct{}
-	bound      chan struct{} // closed once the binding Request is out (caller's Tx)
-	bindOnce   sync.Once     // a channel binds to one call
+
+	// Ends made by this peer (Conn.NewTx, Conn.NewRx) bind to one call:
+	// bind goes unbound -> binding -> bound, or unbound -> dropped when
+	// closed first. The peer's ends (bindRequest) start bound.
+	bind    atomic.Int32
+	boundCh chan struct{} // our Tx: closed when binding ends either way
 	// sendMu orders a Tx's items before its ChannelClose: Send holds it
 	// from the state check to the item's commit, and every Close (ours, or
 	// the acknowledgement of a reset) takes it first.
@@ -52,19 +60,27 @@ type chanState struct {
 	mu       sync.Mutex
 	queue    []rxItem // Rx: received, not yet taken (bounded by credit granted)
 	head     int
-	allowed  uint64 // Rx: credit granted so far (window + grants); reader checks received against it
-	received uint64 // Rx: items received (reading goroutine)
-	taken    uint64 // Rx: items taken since the last grant
-	notify   chan struct{}
-	peerDone bool  // Rx: the sender closed. Tx: the receiver reset
-	ourDone  bool  // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
-	err      error // the connection ended
+	allowed  uint64        // Rx: credit granted so far (window + grants); reader checks received against it
+	received uint64        // Rx: items received (reading goroutine)
+	taken    uint64        // Rx: items taken since the last grant
+	notify   chan struct{} // Rx: one token, passed on like creditWake
+	peerDone bool          // Rx: the sender closed. Tx: the receiver reset
+	ourDone  bool          // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
+	err      error         // the connection ended
 }
 
 type rxItem struct {
 	frame   netpoll.Frame
 	payload []byte
 }
+
+// Binding states (chanState.bind).
+const (
+	unbound int32 = iota // made by us, not yet listed in a call
+	binding              // a call is sending the request that binds it
+	bound                // the binding request went out, or the peer bound it
+	dropped              // closed or reset before any call bound it
+)
 
 func newChanState(c *Conn, id uint64, send bool, window uint64) *chanState {
 	st := &chanState{c: c, id: id, send: send, window: window, notify: make(chan struct{}, 1), creditWake: make(chan struct{}, 1)}
@@ -136,13 +152,29 @@ func (c *Conn) dispatchChannel(link *netpoll.Conn, f netpoll.Frame, m *wire.Mess
 			c.s.violation(link, wire.CodeUnexpected, fmt.Sprintf("credit for channel %d from its sender", m.ID))
 			return false
 		}
-		st.credit.Add(int64(min(m.Credit, 1<<40)))
-		signal(st.creditWake)
+		st.addCredit(m.Credit)
 		return true
 	}
 	f.Release()
 	return true
 }
+
+// addCredit takes a grant and wakes a waiting sender. Accumulated credit
+// is capped at maxCredit (far above any window: a sender never has that
+// many items in flight) so that no run of grants can overflow it.
+func (st *chanState) addCredit(n uint64) {
+	for {
+		cur := st.credit.Load()
+		next := min(uint64(max(cur, 0))+min(n, maxCredit), maxCredit)
+		if st.credit.CompareAndSwap(cur, int64(next)) {
+			break
+		}
+	}
+	signal(st.creditWake)
+}
+
+// maxCredit is the most credit a sender accumulates.
+const maxCredit = 1 << 40
 
 // deliver queues one item (reading goroutine). A sender over its credit
 // is a violation: nothing is dropped or buffered beyond what was granted
@@ -182,7 +214,7 @@ func (st *chanState) peerClosed() {
 	st.peerDone = true
 	tomb := st.ourDone
 	st.mu.Unlock()
-	st.c.chans.m.Delete(st.id)
+	st.forget()
 	if tomb {
 		st.dropQueue()
 	}
@@ -198,19 +230,17 @@ func (st *chanState) peerReset(link *netpoll.Conn) {
 	already := st.ourDone
 	st.peerDone, st.ourDone = true, true
 	st.mu.Unlock()
-	st.c.chans.m.Delete(st.id)
+	st.forget()
 	signal(st.creditWake)
 	if already {
 		return
 	}
 	s := st.c.s
-	s.active.add()
-	go func() {
-		defer s.active.done()
+	s.goTracked(func() {
 		st.sendMu.Lock()
 		defer st.sendMu.Unlock()
 		_ = s.send(context.Background(), &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
-	}()
+	})
 }
 
 // end fails the channel when its connection ends (rule 30).
@@ -256,6 +286,7 @@ func (c *Conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]*chanState
 			return nil, false
 		}
 		st := newChanState(c, b.ID, b.Dir == wire.CalleeSends, b.Window)
+		st.bind.Store(bound)
 		if _, dup := c.chans.m.LoadOrStore(b.ID, st); dup {
 			c.s.violation(link, wire.CodeIDInUse, fmt.Sprintf("channel id %d is already bound", b.ID))
 			return nil, false
@@ -265,30 +296,76 @@ func (c *Conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]*chanState
 	return states, true
 }
 
-// markBound lets a caller's Tx send: its request is out. A channel listed
-// in a second call is not bound again.
-func (st *chanState) markBound() {
-	st.bindOnce.Do(func() {
-		if st.bound != nil {
-			close(st.bound)
+// ErrChannelBound is returned by a call that lists a channel end already
+// bound to another call (or closed before it was bound), or one made on
+// another connection; the call is not sent.
+var ErrChannelBound = errors.New("rove: channel already bound, closed, or of another connection")
+
+// claimBindings moves the channels of a call from unbound to binding. If
+// one cannot be bound, the ones claimed so far go back and the call fails.
+func (c *Conn) claimBindings(chans []Channel) error {
+	for i, ch := range chans {
+		st := ch.state()
+		if st.c != c || !st.bind.CompareAndSwap(unbound, binding) {
+			for _, prev := range chans[:i] {
+				prev.state().bind.Store(unbound)
+			}
+			return ErrChannelBound
 		}
-	})
+	}
+	return nil
+}
+
+// markBound: the call's request is out; its Tx may send now.
+func (st *chanState) markBound() {
+	st.bind.Store(bound)
+	if st.boundCh != nil {
+		close(st.boundCh)
+	}
 }
 
 // unbind ends the channels of a call whose request never went out.
 func unbind(chans []Channel, err error) {
 	for _, ch := range chans {
 		st := ch.state()
-		st.c.chans.m.Delete(st.id)
+		st.forget()
 		st.end(err)
+		st.bind.Store(dropped)
+		if st.boundCh != nil {
+			close(st.boundCh) // a Send waiting for the binding sees the end
+		}
 	}
 }
+
+// dropUnbound ends a channel closed before any call bound it: the peer
+// never heard of it, so nothing is sent. False if a call bound it (or is
+// binding it): then it ends as a bound channel does.
+func (st *chanState) dropUnbound() bool {
+	if !st.bind.CompareAndSwap(unbound, dropped) {
+		return false
+	}
+	st.mu.Lock()
+	st.ourDone = true
+	st.mu.Unlock()
+	st.forget()
+	st.dropQueue()
+	if st.boundCh != nil {
+		close(st.boundCh)
+	}
+	signal(st.creditWake)
+	signal(st.notify)
+	return true
+}
+
+// forget removes the channel from its connection's table: it is finished
+// on the wire.
+func (st *chanState) forget() { st.c.chans.m.Delete(st.id) }
 
 // endChannels fails every channel of the connection and forgets them.
 func (c *Conn) endChannels(err error) {
 	c.chans.m.Range(func(id uint64, st *chanState) bool {
 		st.end(err)
-		c.chans.m.Delete(id)
+		st.forget()
 		return true
 	})
 }

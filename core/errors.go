@@ -3,8 +3,12 @@ package core
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/netpoll"
 )
 
 // Sentinel errors. Every call ends with exactly one outcome; when it is an
@@ -31,7 +35,9 @@ var (
 	ErrConnectionClosed = errors.New("rove: connection closed")
 	// ErrProtocol: a protocol violation tore the session down.
 	ErrProtocol = errors.New("rove: protocol error")
-	// ErrSendFailed: the request could not be sent (local). Retryable.
+	// ErrSendFailed: the request or item could not be sent (local).
+	// Retryable when the link failed; not when it was too large for the
+	// peer or could not be encoded (see CallError.Retryable).
 	ErrSendFailed = errors.New("rove: send failed")
 	// ErrTooManyRequests: a fail-fast call found the peer's concurrency
 	// limit reached. Retryable.
@@ -63,14 +69,46 @@ type CallError struct {
 }
 
 func (e *CallError) Error() string {
-	s := e.Kind.Error()
+	var b strings.Builder
+	add := func(s string) {
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(s)
+	}
+	if !errors.Is(e.Cause, e.Kind) { // else the cause's own text names the kind
+		add(e.Kind.Error())
+	}
 	if e.Message != "" {
-		s += ": " + e.Message
+		add(e.Message)
+	}
+	if e.Kind == ErrUser && e.Message == "" {
+		add(payloadText(e.Payload))
 	}
 	if e.Cause != nil {
-		s += ": " + e.Cause.Error()
+		add(e.Cause.Error())
 	}
-	return s
+	return b.String()
+}
+
+// maxPayloadText is the longest user error payload shown in error text.
+const maxPayloadText = 200
+
+// payloadText shows a user error's payload: its text when it is short,
+// printable UTF-8 (a message, or a small JSON value), else its size.
+func payloadText(p []byte) string {
+	if len(p) == 0 {
+		return "(empty)"
+	}
+	if len(p) > maxPayloadText || !utf8.Valid(p) {
+		return fmt.Sprintf("(%d bytes)", len(p))
+	}
+	for _, r := range string(p) {
+		if !unicode.IsPrint(r) && r != ' ' {
+			return fmt.Sprintf("(%d bytes)", len(p))
+		}
+	}
+	return string(p)
 }
 
 // Is matches the Kind sentinel.
@@ -81,13 +119,27 @@ func (e *CallError) Unwrap() error { return e.Cause }
 
 // Retryable reports whether the call may be retried as is: the callee did
 // not run it, or the link failed (rule 16 marks ConnectionClosed and
-// SendFailed).
+// SendFailed). A request or item too large for the peer
+// (netpoll.ErrFrameTooLarge), or one that could not be encoded
+// (ErrEncoding), fails the same way every time: not retryable.
 func (e *CallError) Retryable() bool {
 	switch e.Kind {
-	case ErrConnectionClosed, ErrSendFailed, ErrUnavailable, ErrTooManyRequests:
+	case ErrSendFailed:
+		return !errors.Is(e.Cause, netpoll.ErrFrameTooLarge) && !errors.Is(e.Cause, ErrEncoding)
+	case ErrConnectionClosed, ErrUnavailable, ErrTooManyRequests:
 		return true
 	}
 	return false
+}
+
+// ErrEncoding is wrapped by the Cause of a call or item whose value the
+// codec could not encode (Kind ErrSendFailed, not retryable).
+var ErrEncoding = errors.New("rove: value could not be encoded")
+
+// tooLarge is the Cause of a request or item over the peer's maximum
+// frame size: errors.Is matches netpoll.ErrFrameTooLarge.
+func tooLarge(what string, size, limit int) error {
+	return fmt.Errorf("%s of %d bytes over the peer's %d byte maximum frame size: %w", what, size, limit, netpoll.ErrFrameTooLarge)
 }
 
 // IsRetryable reports whether err is a *CallError marked retryable.
@@ -121,7 +173,7 @@ type UserError struct {
 	Payload []byte
 }
 
-func (e *UserError) Error() string { return fmt.Sprintf("rove: user error (%d bytes)", len(e.Payload)) }
+func (e *UserError) Error() string { return "rove: user error: " + payloadText(e.Payload) }
 
 // InvalidPayloadError is what a handler returns when the arguments do not
 // decode; the caller sees ErrInvalidPayload.

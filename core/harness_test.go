@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,6 +91,18 @@ type rawPeer struct {
 	msgs   chan rawMsg
 	eof    chan struct{} // closed after the last message
 	eofErr error
+	gate   atomic.Pointer[chan struct{}] // while set, the peer reads nothing (pause)
+}
+
+// pause stops the peer from reading what the session sends, so that the
+// session's outbound buffer fills; the returned func resumes reading.
+func (p *rawPeer) pause() (resume func()) {
+	ch := make(chan struct{})
+	p.gate.Store(&ch)
+	return func() {
+		p.gate.Store(nil)
+		close(ch)
+	}
 }
 
 type rawMsg struct {
@@ -98,6 +111,9 @@ type rawMsg struct {
 }
 
 func (p *rawPeer) HandleFrames(_ *netpoll.Conn, frames []netpoll.Frame) {
+	if g := p.gate.Load(); g != nil {
+		<-*g
+	}
 	for _, f := range frames {
 		body := append([]byte{}, f.Body...)
 		f.Release()
@@ -195,5 +211,30 @@ func waitDone(t *testing.T, s *Session) {
 	case <-s.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("session did not end")
+	}
+}
+
+// acceptHello completes the handshake of s (the initiator) with the raw
+// peer as acceptor, advertising settings.
+func (p *rawPeer) acceptHello(t *testing.T, s *Session, settings wire.Settings) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- s.start(context.Background()) }()
+	if m := p.next(t); m.Kind != wire.KindHello {
+		t.Fatalf("got %v, want Hello", m.Kind)
+	}
+	p.send(t, wire.Message{Kind: wire.KindHelloAck, Version: 1, Parity: wire.ParityEven, Settings: settings})
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nextKind skips messages until one of kind k, and returns it.
+func (p *rawPeer) nextKind(t *testing.T, k wire.Kind) wire.Message {
+	t.Helper()
+	for {
+		if m := p.next(t); m.Kind == k {
+			return m
+		}
 	}
 }

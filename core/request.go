@@ -200,11 +200,11 @@ func (c *Conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		r.channels, r.taken, r.pooled = states, make([]bool, len(states)), false
 	}
 	if s.state.Load() == stateDraining {
-		r.finish(wire.StatusUnavailable, []byte("draining: the call was not run"), true)
+		r.refuse(wire.StatusUnavailable, []byte("draining: the call was not run"))
 		return true
 	}
 	if r.route == nil {
-		r.finish(wire.StatusUnknownMethod, fmt.Appendf(nil, "no method with id %#x", m.Method), true)
+		r.refuse(wire.StatusUnknownMethod, fmt.Appendf(nil, "no method with id %#x", m.Method))
 		return true
 	}
 	if m.TimeoutMicros != 0 {
@@ -227,6 +227,15 @@ func (c *Conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		s.workers.submit(r)
 	}
 	return true
+}
+
+// refuse answers a request that no handler will run. Its channels end as
+// for a handler that never took them (the caller's Rx sees the end, its
+// Tx is reset), so they neither wait for ever nor count against
+// MaxChannels.
+func (r *Request) refuse(status wire.Status, reason []byte) {
+	r.releaseUntakenChannels()
+	r.finish(status, reason, true)
 }
 
 var requestPool = sync.Pool{New: func() any { return new(Request) }}

@@ -53,6 +53,7 @@ type Session struct {
 	pingNonce uint64 // timer-owned
 
 	active handlerCount // handlers running
+	bg     handlerCount // other goroutines the session started (goTracked)
 
 	errOnce sync.Once
 	err     error
@@ -157,6 +158,39 @@ func (s *Session) send(ctx context.Context, m *wire.Message) error {
 	return err
 }
 
+// sendSoon writes m without ever blocking the calling goroutine: it is
+// queued at once when the outbound buffer has room, else a tracked
+// goroutine waits for room. For messages from places that must not wait:
+// Cancel (the caller is told at once, rule 19), cleanups (rule 32), the
+// reading goroutine. A message that waits may be overtaken by later ones;
+// every message sent this way tolerates that.
+func (s *Session) sendSoon(m *wire.Message) {
+	link := s.link.Load()
+	if link == nil {
+		return
+	}
+	buf := getBuf()
+	*buf = wire.AppendMessage((*buf)[:0], m)
+	if link.QueueFrame(*buf) == netpoll.ErrWouldBlock {
+		b := append([]byte(nil), *buf...)
+		s.goTracked(func() { _ = link.WriteFrame(context.Background(), b) })
+	}
+	putBuf(buf)
+}
+
+// goTracked runs f on a goroutine of its own that Done waits for. After
+// the session has fully ended it runs nothing: there is nothing left for f
+// to do.
+func (s *Session) goTracked(f func()) {
+	if !s.bg.add() {
+		return
+	}
+	go func() {
+		defer s.bg.done()
+		f()
+	}()
+}
+
 // queue writes one message from the reading goroutine, never blocking.
 func (s *Session) queue(link *netpoll.Conn, m *wire.Message) error {
 	buf := getBuf()
@@ -224,6 +258,7 @@ func (s *Session) fail(err error) {
 			<-link.Done()
 		}
 		s.active.waitIdle(context.Background())
+		s.bg.close()
 		if s.ownPool {
 			s.workers.release()
 		}
@@ -378,19 +413,34 @@ func (s *Session) keepaliveTick() {
 	s.closeMu.Unlock()
 }
 
-// handlerCount counts running handlers and lets Drain and Close wait for
-// zero. (A WaitGroup cannot: Add may race with Wait while requests are
-// still being dispatched.)
+// handlerCount counts running goroutines (handlers, or the session's
+// other goroutines) and lets Drain and Close wait for zero. (A WaitGroup
+// cannot: Add may race with Wait while requests are still being
+// dispatched.)
 type handlerCount struct {
-	mu   sync.Mutex
-	n    int
-	idle chan struct{} // closed when n drops to 0; nil while nobody waits
+	mu     sync.Mutex
+	n      int
+	idle   chan struct{} // closed when n drops to 0; nil while nobody waits
+	closed bool          // close was called: add refuses
 }
 
-func (h *handlerCount) add() {
+// add counts one more; false once close has run.
+func (h *handlerCount) add() bool {
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
 	h.n++
+	return true
+}
+
+// close refuses every later add and waits until the count is zero.
+func (h *handlerCount) close() {
+	h.mu.Lock()
+	h.closed = true
 	h.mu.Unlock()
+	h.waitIdle(context.Background())
 }
 
 func (h *handlerCount) done() {

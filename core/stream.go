@@ -51,7 +51,7 @@ func (it Item) Release() { it.frame.Release() }
 // Sends wait until the call's request has gone out.
 func (c *Conn) NewTx(window int) *RawTx {
 	st := newChanState(c, c.chans.alloc(c.parity), true, clampWindow(window))
-	st.bound = make(chan struct{})
+	st.boundCh = make(chan struct{})
 	c.chans.m.Store(st.id, st)
 	return newRawTx(st)
 }
@@ -70,13 +70,13 @@ func newRawTx(st *chanState) *RawTx {
 	tx := &RawTx{st: st}
 	// A Tx dropped without Close still closes, so the receiver is not left
 	// waiting for ever (rule 32).
-	tx.cleanup = runtime.AddCleanup(tx, func(st *chanState) { go st.closeTx() }, st)
+	tx.cleanup = runtime.AddCleanup(tx, func(st *chanState) { st.c.s.goTracked(st.closeTx) }, st)
 	return tx
 }
 
 func newRawRx(st *chanState) *RawRx {
 	rx := &RawRx{st: st}
-	rx.cleanup = runtime.AddCleanup(rx, func(st *chanState) { go st.resetRx() }, st)
+	rx.cleanup = runtime.AddCleanup(rx, func(st *chanState) { st.c.s.goTracked(st.resetRx) }, st)
 	return rx
 }
 
@@ -100,34 +100,29 @@ func (rx *RawRx) ID() uint64 { return rx.st.id }
 // Send sends one item (payload is not retained). It waits while the
 // channel has no credit, honouring ctx. It fails with ErrChannelClosed
 // after Close, ErrChannelReset once the receiver reset the channel, and
-// ErrConnectionClosed when the connection ends.
+// ErrConnectionClosed when the connection ends. An item over the peer's
+// maximum frame size fails with ErrSendFailed wrapping
+// netpoll.ErrFrameTooLarge (not retryable); it costs no credit and the
+// channel stays usable.
 func (tx *RawTx) Send(ctx context.Context, payload []byte) error {
 	st := tx.st
-	if st.bound != nil {
+	if st.boundCh != nil {
 		select {
-		case <-st.bound:
+		case <-st.boundCh:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-st.c.tornDown:
 			return st.c.downCause
 		}
 	}
-	for {
-		if err := st.txErr(); err != nil {
-			return err
-		}
-		if n := st.credit.Load(); n > 0 {
-			if st.credit.CompareAndSwap(n, n-1) {
-				break
-			}
-			continue
-		}
-		select {
-		case <-st.creditWake:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-st.c.tornDown:
-		}
+	buf := getBuf()
+	defer putBuf(buf)
+	*buf = wire.AppendMessage((*buf)[:0], &wire.Message{Kind: wire.KindChannelItem, Conn: st.c.id, ID: st.id, Payload: payload})
+	if limit := st.c.s.maxFrame; len(*buf) > limit {
+		return &CallError{Kind: ErrSendFailed, Cause: tooLarge("channel item", len(*buf), limit)}
+	}
+	if err := st.takeCredit(ctx); err != nil {
+		return err
 	}
 	// Check again under sendMu: no item may follow our Close or the
 	// acknowledgement of a reset.
@@ -136,11 +131,44 @@ func (tx *RawTx) Send(ctx context.Context, payload []byte) error {
 	if err := st.txErr(); err != nil {
 		return err
 	}
-	err := st.c.s.send(ctx, &wire.Message{Kind: wire.KindChannelItem, Conn: st.c.id, ID: st.id, Payload: payload})
-	if err != nil {
+	if err := st.c.s.link.Load().WriteFrame(ctx, *buf); err != nil {
+		st.addCredit(1) // the item never left: its credit is still ours
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return &CallError{Kind: ErrSendFailed, Cause: err}
 	}
 	return nil
+}
+
+// takeCredit takes one credit, waiting for a grant while there is none.
+// A sender that was woken passes the wake-up on (see creditWake).
+func (st *chanState) takeCredit(ctx context.Context) error {
+	woken := false
+	for {
+		if err := st.txErr(); err != nil {
+			if woken {
+				signal(st.creditWake) // the next waiter must see the end too
+			}
+			return err
+		}
+		if n := st.credit.Load(); n > 0 {
+			if !st.credit.CompareAndSwap(n, n-1) {
+				continue
+			}
+			if woken && n > 1 {
+				signal(st.creditWake) // credit left for the next waiter
+			}
+			return nil
+		}
+		select {
+		case <-st.creditWake:
+			woken = true
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-st.c.tornDown:
+		}
+	}
 }
 
 func (st *chanState) txErr() error {
@@ -174,6 +202,16 @@ func (tx *RawTx) Close() error {
 }
 
 func (st *chanState) closeTx() {
+	if st.boundCh != nil { // our Tx
+		if st.dropUnbound() {
+			return // never bound: the peer never heard of it
+		}
+		select { // a call may be sending its binding right now
+		case <-st.boundCh:
+		case <-st.c.tornDown:
+			return
+		}
+	}
 	st.sendMu.Lock() // after any item being committed
 	defer st.sendMu.Unlock()
 	st.mu.Lock()
@@ -183,15 +221,8 @@ func (st *chanState) closeTx() {
 	if done {
 		return
 	}
-	if st.bound != nil {
-		select {
-		case <-st.bound:
-		case <-st.c.tornDown:
-			return
-		}
-	}
-	st.c.chans.m.Delete(st.id)
-	_ = st.c.s.send(context.Background(), &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
+	st.forget()
+	st.c.s.sendSoon(&wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
 	signal(st.creditWake)
 }
 
@@ -201,16 +232,21 @@ func (st *chanState) closeTx() {
 // sender, one GrantCredit per half window (rule 27).
 func (rx *RawRx) Recv(ctx context.Context) (Item, error) {
 	st := rx.st
+	woken := false
 	for {
 		st.mu.Lock()
 		if st.head < len(st.queue) {
 			it := st.queue[st.head]
 			st.queue[st.head] = rxItem{}
 			st.head++
+			more := st.head < len(st.queue)
 			grant := st.takenLocked()
 			st.mu.Unlock()
+			if woken && more {
+				signal(st.notify) // another Recv may be waiting
+			}
 			if grant > 0 {
-				_ = st.c.s.send(ctx, &wire.Message{Kind: wire.KindGrantCredit, Conn: st.c.id, ID: st.id, Credit: grant})
+				st.sendGrant(ctx, grant)
 			}
 			return Item{Payload: it.payload, frame: it.frame}, nil
 		}
@@ -223,12 +259,25 @@ func (rx *RawRx) Recv(ctx context.Context) (Item, error) {
 		case st.err != nil:
 			err = &CallError{Kind: ErrConnectionClosed, Cause: st.err}
 		}
+		// A grant that could not be sent earlier is owed before we wait:
+		// the sender may be waiting for exactly that credit.
+		var owed uint64
+		if err == nil && st.taken >= max(st.window/2, 1) {
+			owed = st.grantLocked()
+		}
 		st.mu.Unlock()
 		if err != nil {
+			if woken {
+				signal(st.notify) // another Recv must see the end too
+			}
 			return Item{}, err
+		}
+		if owed > 0 {
+			st.sendGrant(ctx, owed)
 		}
 		select {
 		case <-st.notify:
+			woken = true
 		case <-ctx.Done():
 			return Item{}, ctx.Err()
 		}
@@ -243,14 +292,35 @@ func (st *chanState) takenLocked() uint64 {
 	if st.taken < max(st.window/2, 1) || st.peerDone {
 		return 0
 	}
+	return st.grantLocked()
+}
+
+// grantLocked turns the items taken since the last grant into a grant. It
+// is counted in allowed before it is sent, since the sender may use it as
+// soon as it arrives.
+func (st *chanState) grantLocked() uint64 {
 	n := st.taken
 	st.taken = 0
 	st.allowed += n
 	return n
 }
 
+// sendGrant sends a grant that grantLocked counted. If it cannot be sent
+// (ctx ended while the outbound buffer was full), the credit goes back to
+// taken and the next Recv grants it again: a grant is never lost, so the
+// sender never waits for credit we think we gave.
+func (st *chanState) sendGrant(ctx context.Context, n uint64) {
+	if st.c.s.send(ctx, &wire.Message{Kind: wire.KindGrantCredit, Conn: st.c.id, ID: st.id, Credit: n}) != nil {
+		st.mu.Lock()
+		st.allowed -= n
+		st.taken += n
+		st.mu.Unlock()
+	}
+}
+
 // Grant gives the sender n more credits now (on top of the automatic
-// grants): how a window-0 channel lets its first items flow.
+// grants): how a window-0 channel lets its first items flow. A grant that
+// could not be sent is not counted, and Grant returns the error.
 func (rx *RawRx) Grant(ctx context.Context, n int) error {
 	if n <= 0 {
 		return nil
@@ -259,7 +329,13 @@ func (rx *RawRx) Grant(ctx context.Context, n int) error {
 	st.mu.Lock()
 	st.allowed += uint64(n)
 	st.mu.Unlock()
-	return st.c.s.send(ctx, &wire.Message{Kind: wire.KindGrantCredit, Conn: st.c.id, ID: st.id, Credit: uint64(n)})
+	err := st.c.s.send(ctx, &wire.Message{Kind: wire.KindGrantCredit, Conn: st.c.id, ID: st.id, Credit: uint64(n)})
+	if err != nil {
+		st.mu.Lock()
+		st.allowed -= uint64(n)
+		st.mu.Unlock()
+	}
+	return err
 }
 
 // Reset asks the sender to stop (rule 25): its next Send fails, and items
@@ -276,6 +352,9 @@ func (rx *RawRx) Reset() error {
 func (rx *RawRx) Close() error { return rx.Reset() }
 
 func (st *chanState) resetRx() {
+	if st.dropUnbound() {
+		return // never bound: the peer never heard of it
+	}
 	st.mu.Lock()
 	finished := st.peerDone || st.ourDone || st.err != nil
 	st.ourDone = true
@@ -286,7 +365,7 @@ func (st *chanState) resetRx() {
 	}
 	// The state stays as a tombstone that drops in-flight items until the
 	// sender acknowledges with Close.
-	_ = st.c.s.send(context.Background(), &wire.Message{Kind: wire.KindChannelReset, Conn: st.c.id, ID: st.id})
+	st.c.s.sendSoon(&wire.Message{Kind: wire.KindChannelReset, Conn: st.c.id, ID: st.id})
 	signal(st.notify)
 }
 

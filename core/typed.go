@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"unsafe"
 
@@ -126,7 +127,7 @@ func (tm TypedMethod[Req, Resp]) Call(ctx context.Context, cl *Caller, req Req) 
 	tc.buf = b
 	if err != nil {
 		var zero Resp
-		return zero, &CallError{Kind: ErrSendFailed, Message: "encoding the request", Cause: err}
+		return zero, &CallError{Kind: ErrSendFailed, Message: "encoding the request", Cause: fmt.Errorf("%w: %w", ErrEncoding, err)}
 	}
 	err = cl.Call(ctx, tm.Method, b, nil, tc.decode)
 	return tc.resp, err

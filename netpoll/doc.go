@@ -12,9 +12,10 @@
 //
 // # Inbound
 //
-// Bytes land in pooled, reference-counted chunks (size classes from 64 KiB
-// up). The std and pipe transports read straight into a chunk; gnet reads
-// into its loop buffer and netpoll copies each read batch into a chunk once.
+// Bytes land in pooled, reference-counted chunks (power-of-two size
+// classes from 4 KiB up; the default chunk is 64 KiB). The std and pipe
+// transports read straight into a chunk; gnet reads into its loop buffer
+// and netpoll copies each read batch into a chunk once.
 // Frames are cut in place: a [Frame] is a view into its chunk, never a copy,
 // and keeps the chunk alive until [Frame.Release]. [Handler.HandleFrames]
 // gets all the frames of one read at once.

@@ -41,7 +41,9 @@ type Gnet struct {
 func NewGnet(opts GnetOptions) *Gnet { return &Gnet{opts: opts} }
 
 func (g *Gnet) gnetOptions() []gnet.Option {
-	opts := []gnet.Option{gnet.WithLogger(silentLogger{}), gnet.WithTCPNoDelay(gnet.TCPNoDelay)}
+	// SO_REUSEADDR: a server restarted after a drain binds its port again
+	// at once, instead of waiting out the old connections' TIME_WAIT.
+	opts := []gnet.Option{gnet.WithLogger(silentLogger{}), gnet.WithTCPNoDelay(gnet.TCPNoDelay), gnet.WithReuseAddr(true)}
 	if g.opts.EventLoops > 0 {
 		opts = append(opts, gnet.WithNumEventLoop(g.opts.EventLoops))
 	} else {

@@ -143,10 +143,7 @@ func (o *outbound) startFlushLocked() error {
 		o.mu.Unlock()
 		return nil
 	}
-	batch := o.pend
-	o.pend, o.spare = o.spare[:0], nil
-	o.lastBatch.Store(int64(o.pendN))
-	o.pendN = 0
+	batch := o.takeBatchLocked()
 	o.mu.Unlock()
 
 	n, err := o.raw.try(batch)
@@ -173,6 +170,20 @@ func (o *outbound) startFlushLocked() error {
 	}
 	o.mu.Unlock()
 	return nil
+}
+
+// takeBatchLocked takes everything queued as the next batch to write and
+// wakes the writers waiting for room: pend is empty now, whoever shrinks
+// it. (Both flush paths take their batch here, so none can forget the
+// wake-up: a writer that waited while the reader was corked is released by
+// uncork's flush as by the writer goroutine's.)
+func (o *outbound) takeBatchLocked() []byte {
+	batch := o.pend
+	o.pend, o.spare = o.spare[:0], nil
+	o.lastBatch.Store(int64(o.pendN))
+	o.pendN = 0
+	wake(&o.room)
+	return batch
 }
 
 // handOverLocked gives the flush (flushing stays set) to the writer
@@ -210,11 +221,7 @@ func (o *outbound) flushLocked() {
 			o.mu.Unlock()
 			return
 		}
-		batch := o.pend
-		o.pend, o.spare = o.spare[:0], nil
-		o.lastBatch.Store(int64(o.pendN))
-		o.pendN = 0
-		wake(&o.room)
+		batch := o.takeBatchLocked()
 		o.mu.Unlock()
 
 		_, err := o.w.Write(batch)

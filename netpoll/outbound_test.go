@@ -3,10 +3,14 @@ package netpoll
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rove-rpc/rove/internal/testwait"
 )
 
 // gateWriter blocks every Write until released, and records them.
@@ -245,4 +249,65 @@ func TestCommitterSeesFrameQueued(t *testing.T) {
 		t.Fatal("queued frame not committed")
 	}
 	drainAll(t, w, o, true)
+}
+
+// A writer that waits for room while the reader is corked must be woken by
+// uncork's flush, which empties the buffer with a non-blocking write of
+// its own (not the writer goroutine's): a lost wake-up there left it
+// waiting although the buffer was empty.
+func TestUncorkFlushWakesWaitingWriter(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	wc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	peer := <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	defer peer.Close()
+	go io.Copy(io.Discard, peer) // the socket always has room
+
+	var o outbound
+	o.init(wc, 64, func(error) {})
+	if o.raw == nil {
+		t.Fatal("a TCP socket offers raw writes")
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() { defer close(done); o.run(quit) }()
+	defer func() { close(quit); <-done }()
+
+	o.cork()
+	if err := o.queue(make([]byte, 60), nil); err != nil { // fills the buffer; corked, so no flush
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() { wrote <- o.write(context.Background(), make([]byte, 10), nil) }()
+	testwait.For(t, "the writer to wait for room", func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return o.room != nil
+	})
+	o.uncork() // flushes the 60 bytes inline: the buffer is empty
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting writer was not woken when uncork emptied the buffer")
+	}
 }

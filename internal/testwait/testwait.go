@@ -1,0 +1,58 @@
+// Package testwait holds the waits Rove's tests use for states that no
+// channel announces, so that no test sleeps and hopes: each wait checks a
+// condition until it holds, and fails the test if it does not within 10 s.
+package testwait
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Timeout is how long a wait lasts before it fails the test.
+const Timeout = 10 * time.Second
+
+// For waits until cond holds, checking it after short pauses.
+func For(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// Blocked waits until at least n goroutines are parked (in a select, a
+// channel operation or a lock) with fn on their stack: fn is a function
+// name as runtime.Stack prints it, e.g. "core.(*chanState).takeCredit".
+// It is how a test knows that goroutines really wait before it releases
+// them, so that it tests the wake-up and not a race it happened to win.
+func Blocked(t testing.TB, fn string, n int) {
+	t.Helper()
+	For(t, "goroutines blocked in "+fn, func() bool { return countBlocked(fn) >= n })
+}
+
+func countBlocked(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		k := runtime.Stack(buf, true)
+		if k < len(buf) {
+			buf = buf[:k]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		parked := strings.Contains(header, "[select") || strings.Contains(header, "[chan ") ||
+			strings.Contains(header, "[sync.Mutex") || strings.Contains(header, "[sync.Cond")
+		if parked && strings.Contains(g, fn+"(") {
+			count++
+		}
+	}
+	return count
+}
