@@ -10,6 +10,7 @@ import (
 
 	"github.com/rove-rpc/rove/core/wire"
 	"github.com/rove-rpc/rove/internal/leaktest"
+	"github.com/rove-rpc/rove/internal/testwait"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
@@ -237,4 +238,20 @@ func (p *rawPeer) nextKind(t *testing.T, k wire.Kind) wire.Message {
 			return m
 		}
 	}
+}
+
+// blockRouter serves mBlock: a handler that waits for its ctx to end.
+func blockRouter() *Router {
+	r := NewRouter()
+	r.Handle(mBlock, func(ctx context.Context, req *Request) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	return r
+}
+
+// waitInflight waits until c serves n of the peer's requests.
+func waitInflight(t *testing.T, c *Conn, n int64) {
+	t.Helper()
+	testwait.For(t, "requests in flight", func() bool { return c.inflight.live.Load() == n })
 }

@@ -1,0 +1,75 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// spec:16 a request too large for the peer, or one that cannot be
+// encoded, fails the same way every time: not retryable, and matchable
+// with errors.Is (netpoll.ErrFrameTooLarge, ErrEncoding).
+func TestTooLargeAndUnencodableAreNotRetryable(t *testing.T) {
+	s, p := newRawPeer(t, true, Options{})
+	p.acceptHello(t, s, wire.Settings{MaxFrameSize: 256})
+	cl := s.Caller()
+	defer cl.Close()
+	_, err := call(context.Background(), cl, mEcho, make([]byte, 1000))
+	if !errors.Is(err, ErrSendFailed) || !errors.Is(err, netpoll.ErrFrameTooLarge) || IsRetryable(err) {
+		t.Fatalf("oversized request: %v (retryable %v)", err, IsRetryable(err))
+	}
+	bad := NewTypedMethod[chan int, string]("test", "bad")
+	_, err = bad.Call(context.Background(), cl, make(chan int))
+	if !errors.Is(err, ErrSendFailed) || !errors.Is(err, ErrEncoding) || IsRetryable(err) {
+		t.Fatalf("unencodable request: %v (retryable %v)", err, IsRetryable(err))
+	}
+	// A link failure is still retryable.
+	linkErr := &CallError{Kind: ErrSendFailed, Cause: netpoll.ErrClosed}
+	if !IsRetryable(linkErr) {
+		t.Fatal("a send that failed with the link is retryable")
+	}
+	if s.Err() != nil {
+		t.Fatalf("session ended: %v", s.Err())
+	}
+}
+
+// Error text names each part once, and a user error shows its message.
+func TestErrorText(t *testing.T) {
+	linkDown := &CallError{Kind: ErrConnectionClosed, Message: "link closed", Cause: errors.New("EOF")}
+	pending := &CallError{Kind: ErrConnectionClosed, Cause: linkDown}
+	if got := pending.Error(); strings.Count(got, "connection closed") != 1 || !strings.Contains(got, "link closed: EOF") {
+		t.Fatalf("got %q", got)
+	}
+	user := &CallError{Kind: ErrUser, Payload: []byte(`{"code":7,"msg":"no such key"}`)}
+	if got := user.Error(); !strings.Contains(got, `no such key`) {
+		t.Fatalf("got %q", got)
+	}
+	binary := &CallError{Kind: ErrUser, Payload: []byte{0, 1, 2}}
+	if got := binary.Error(); !strings.Contains(got, "(3 bytes)") {
+		t.Fatalf("got %q", got)
+	}
+	if got := (&UserError{Payload: []byte("quota exceeded")}).Error(); !strings.Contains(got, "quota exceeded") {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// A pending call failed by the session's end names the cause once.
+func TestSessionEndErrorText(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		client, server := tr.pair(t, Options{}, Options{Router: blockRouter()})
+		cl := client.Caller()
+		defer cl.Close()
+		errc := make(chan error, 1)
+		go func() { _, err := call(context.Background(), cl, mBlock, nil); errc <- err }()
+		waitInflight(t, server.root, 1)
+		server.Close()
+		err := <-errc
+		if !errors.Is(err, ErrConnectionClosed) || strings.Count(err.Error(), "connection closed") != 1 {
+			t.Fatalf("got %q", err)
+		}
+	})
+}
