@@ -15,8 +15,9 @@ import (
 // claims it (the response, the teardown, or the caller abandoning it) is
 // the only one to touch the result fields.
 type outCall struct {
-	state atomic.Uint64
+	state atomic.Uint64 // key while live in the table (see table.go), 0 once claimed
 	id    uint64
+	key   uint64 // the key it was inserted with
 	done  chan struct{} // capacity 1: one token per completion
 	buf   []byte        // request encoding, reused
 
@@ -133,6 +134,10 @@ func (c *Conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 	}
 	oc := outCallPool.Get().(*outCall)
 	id := c.pending.insert(oc)
+	if id == 0 {
+		c.freeCall(oc)
+		return false, errIDsExhausted
+	}
 	if c.down() != nil { // torn down while we inserted: teardown may have missed us
 		if got, _ := c.pending.take(id); got != nil {
 			c.freeCall(oc)

@@ -26,6 +26,7 @@ type Conn struct {
 	// Incoming requests, bounded by localLimit (what we advertised).
 	inflight   inboundTable
 	localLimit int64
+	spare      *Request // an inline call's Request, reused (reading goroutine only)
 
 	chans channelTable // channels of both directions
 

@@ -36,7 +36,7 @@ type Request struct {
 	replied atomic.Bool
 	left    atomic.Bool // out of the inbound table
 	onLoop  bool        // answered from the reading goroutine: responses must never block
-	pooled  bool        // from requestPool: valid only while an inline handler runs
+	pooled  bool        // Conn.spare's: valid only while an inline handler runs
 
 	// context
 	mu       sync.Mutex
@@ -180,12 +180,12 @@ func (c *Conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 	// it starts may keep, so it is allocated (one allocation per call).
 	pooled := rt != nil && rt.inline
 	var r *Request
-	if pooled {
-		r = requestPool.Get().(*Request)
-		r.pooled = true
+	if pooled && c.spare != nil {
+		r, c.spare = c.spare, nil
 	} else {
 		r = new(Request)
 	}
+	r.pooled = pooled
 	r.id, r.conn, r.route, r.frame, r.payload, r.md, r.onLoop = m.ID, c, rt, f, m.Payload, m.Metadata, true
 	if !c.inflight.insert(r) {
 		f.Release()
@@ -238,11 +238,13 @@ func (r *Request) refuse(status wire.Status, reason []byte) {
 	r.finish(status, reason, true)
 }
 
-var requestPool = sync.Pool{New: func() any { return new(Request) }}
-
-// recycle returns a pooled (inline) Request once its handler has returned,
-// unless the handler retained its payload: then the Request is left to
-// the garbage collector, since Release will still touch it.
+// recycle keeps an inline handler's Request for the connection's next
+// inline call once its handler has returned, unless the handler retained
+// its payload (Release will still touch it) or armed its deadline timer:
+// then it is left to the garbage collector. Inline handlers run one at a
+// time on the reading goroutine, which owns Conn.spare, so one spare per
+// connection makes an inline call allocate nothing; and a Request never
+// moves to another connection, whose teardown could then claim it.
 func (r *Request) recycle() {
 	r.mu.Lock()
 	armed := r.timer != nil // it may still fire on r
@@ -250,6 +252,7 @@ func (r *Request) recycle() {
 	if r.retains.Load() != 0 || armed {
 		return
 	}
+	c := r.conn
 	r.deadline = time.Time{}
 	r.conn, r.route, r.frame, r.payload, r.md, r.channels, r.taken = nil, nil, netpoll.Frame{}, nil, wire.Metadata{}, nil, nil
 	r.replied.Store(false)
@@ -257,7 +260,7 @@ func (r *Request) recycle() {
 	r.mu.Lock()
 	r.doneCh, r.err = nil, nil
 	r.mu.Unlock()
-	requestPool.Put(r)
+	c.spare = r
 }
 
 // run executes the handler and guarantees exactly one response (rule 13).

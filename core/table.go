@@ -10,13 +10,32 @@ import (
 // Call tables map request ids to live calls without a lock and without an
 // allocation per call. A call is claimed (for completion, cancellation or
 // teardown) by a compare-and-swap on its own state word, which holds the
-// live request id: ids are never reused, so a stale pointer can never claim
-// a newer call (no ABA). BenchmarkPendingTable compares this with xsync's
-// MapOf, sync.Map and a mutex-guarded map.
+// call's key: its request id tagged with its table's generation. Ids are
+// never reused within a table and generations differ between tables, so a
+// stale pointer (a call freed to the process-wide pool and live again on
+// another connection) can never be claimed by the table that loaded it
+// (no ABA). BenchmarkPendingTable compares this with xsync's MapOf,
+// sync.Map and a mutex-guarded map.
 
 // abandoned marks an outgoing call whose caller gave up (cancel): the table
 // keeps it until the late response, or teardown, frees it.
 const abandoned = 1 << 63
+
+// A key is a request id (below 1<<genShift) tagged with its table's
+// generation in the bits above, up to the abandoned bit. Generations come
+// from a process-wide counter and wrap after 1<<15 tables: a stale
+// pointer would have to survive that many connection set-ups between its
+// load and its compare-and-swap to collide.
+const (
+	genShift = 48
+	maxOwnID = 1<<genShift - 1 // a table refuses ids above this
+	genMask  = 1<<15 - 1
+)
+
+var tableGen atomic.Uint64
+
+// ErrIDsExhausted: a connection made 2^47 calls; open a new one.
+var errIDsExhausted = &CallError{Kind: ErrConnectionClosed, Message: "request ids exhausted on this connection"}
 
 // tableSize returns the power-of-two slot count for up to n live entries:
 // at most half full, so probing stays short.
@@ -33,6 +52,7 @@ type pendingTable struct {
 	mask  uint64
 	shift uint   // log2(len(slots)) - spread
 	first uint64 // first id of our parity
+	gen   uint64 // this table's generation, shifted into place
 	next  atomic.Uint64
 }
 
@@ -49,7 +69,14 @@ func (t *pendingTable) init(limit int, first uint64) {
 	t.mask = uint64(n - 1)
 	t.shift = uint(bits.Len(uint(n))-1) - spread
 	t.first = first
+	t.gen = (tableGen.Add(1) & genMask) << genShift
 }
+
+// key tags id with the table's generation.
+func (t *pendingTable) key(id uint64) uint64 { return t.gen | id }
+
+// owns reports whether state word st belongs to a call of this table.
+func (t *pendingTable) owns(st uint64) bool { return st != 0 && st&^abandoned&^maxOwnID == t.gen }
 
 // index maps the n-th id to its slot: a rotation of n's low bits, a
 // bijection on the table.
@@ -58,13 +85,17 @@ func (t *pendingTable) index(n uint64) uint64 {
 	return (n<<spread | n>>t.shift) & t.mask
 }
 
-// insert gives c a fresh id and publishes it.
+// insert gives c a fresh id and publishes it; 0 once the ids are
+// exhausted.
 func (t *pendingTable) insert(c *outCall) uint64 {
 	for {
 		n := t.next.Add(1) - 1
 		id := t.first + 2*n
-		c.id = id
-		c.state.Store(id)
+		if id > maxOwnID {
+			return 0
+		}
+		c.id, c.key = id, t.key(id)
+		c.state.Store(c.key)
 		if t.slots[t.index(n)].CompareAndSwap(nil, c) {
 			return id
 		}
@@ -87,10 +118,11 @@ func (t *pendingTable) take(id uint64) (*outCall, bool) {
 		return nil, false
 	}
 	c := s.Load()
-	if c == nil {
+	if c == nil || id > maxOwnID {
 		return nil, false
 	}
-	for _, st := range [2]uint64{id, id | abandoned} {
+	key := t.key(id)
+	for _, st := range [2]uint64{key, key | abandoned} {
 		if c.state.CompareAndSwap(st, 0) {
 			s.CompareAndSwap(c, nil)
 			return c, st&abandoned != 0
@@ -102,22 +134,30 @@ func (t *pendingTable) take(id uint64) (*outCall, bool) {
 // abandon marks c as given up by its caller, if it is still pending. After
 // true, the caller must not touch c: the table frees it.
 func (t *pendingTable) abandon(c *outCall) bool {
-	return c.state.CompareAndSwap(c.id, c.id|abandoned)
+	return c.state.CompareAndSwap(c.key, c.key|abandoned)
 }
 
 // drain claims every live call, for teardown.
 func (t *pendingTable) drain(f func(c *outCall, abandoned bool)) {
 	for i := range t.slots {
-		c := t.slots[i].Load()
-		if c == nil {
-			continue
-		}
-		st := c.state.Load()
-		if st != 0 && c.state.CompareAndSwap(st, 0) {
+		if c := t.slots[i].Load(); c != nil && t.claim(c) {
 			t.slots[i].CompareAndSwap(c, nil)
-			f(c, st&abandoned != 0)
+			f(c, c.key&abandoned != 0)
 		}
 	}
+}
+
+// claim takes c, loaded from one of our slots, if it is still a live call
+// of this table; on success c.key records whether it was abandoned. c may
+// be stale: claimed meanwhile, freed, and live on another connection, whose
+// key has another generation.
+func (t *pendingTable) claim(c *outCall) bool {
+	st := c.state.Load()
+	if !t.owns(st) || !c.state.CompareAndSwap(st, 0) {
+		return false
+	}
+	c.key = st
+	return true
 }
 
 // inboundTable holds the peer's requests being served on one connection,

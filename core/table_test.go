@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,7 +33,7 @@ func TestPendingTableClaims(t *testing.T) {
 	if got, _ := tb.take(id); got != nil {
 		t.Fatal("a stale id claimed a newer call")
 	}
-	if tb.abandon(&outCall{id: id2}) {
+	if tb.abandon(&outCall{id: id2, key: tb.key(id2)}) {
 		t.Fatal("abandon by a different object")
 	}
 	n := 0
@@ -42,6 +43,31 @@ func TestPendingTableClaims(t *testing.T) {
 	}
 	if got, _ := tb.take(id2); got != nil {
 		t.Fatal("claimed after drain")
+	}
+}
+
+// A table claims only its own calls: an outCall comes from a
+// process-wide pool, so a pointer a table loaded may by now be live on
+// another connection, with the same request id. Neither teardown's claim
+// nor a response for that id may take it there.
+func TestPendingTableClaimsOnlyItsOwn(t *testing.T) {
+	var t1, t2 pendingTable
+	t1.init(4, 1)
+	t2.init(4, 1)
+	oc := &outCall{}
+	id := t2.insert(oc) // live on the other connection...
+	if id != 1 {
+		t.Fatalf("first id %d", id)
+	}
+	if t1.claim(oc) { // ...as a stale pointer of this one sees it
+		t.Fatal("a table claimed another table's call")
+	}
+	id1 := t1.insert(&outCall{}) // the same id, live here too
+	if id1 != id {
+		t.Fatalf("ids %d and %d", id1, id)
+	}
+	if got, _ := t2.take(id); got != oc {
+		t.Fatal("the other table lost its call")
 	}
 }
 
@@ -120,4 +146,38 @@ func BenchmarkPendingTable(b *testing.B) {
 		delete(m, id)
 		return c, ok
 	})
+}
+
+// An inline handler's Request is reused only on its own connection: a
+// pooled Request shared between connections could be cancelled by the
+// teardown of a connection it no longer belongs to.
+func TestInlineRequestStaysOnItsConnection(t *testing.T) {
+	var mu sync.Mutex
+	owner := map[*Request]*Conn{}
+	moved := 0
+	r := NewRouter()
+	r.HandleInline(mEcho, func(ctx context.Context, req *Request) error {
+		mu.Lock()
+		if c, ok := owner[req]; ok && c != req.Conn() {
+			moved++
+		}
+		owner[req] = req.Conn()
+		mu.Unlock()
+		return req.Reply(nil, nil)
+	})
+	a, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	b, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	ca, cb := a.Caller(), b.Caller()
+	defer ca.Close()
+	defer cb.Close()
+	for range 200 {
+		for _, cl := range []*Caller{ca, cb} {
+			if _, err := call(context.Background(), cl, mEcho, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if moved > 0 {
+		t.Fatalf("a Request served calls of two connections %d times", moved)
+	}
 }
