@@ -17,7 +17,7 @@ import (
 type outCall struct {
 	state atomic.Uint64 // key while live in the table (see table.go), 0 once claimed
 	id    uint64
-	key   uint64 // the key it was inserted with
+	key   uint64        // the key it was inserted with
 	done  chan struct{} // capacity 1: one token per completion
 	buf   []byte        // request encoding, reused
 

@@ -235,7 +235,9 @@ func TestFailedGrantIsSentAgain(t *testing.T) {
 	p.send(t, wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: []byte("a")})
 
 	resume := p.pause()
-	for id := uint64(3); id <= 7; id += 2 { // one response in the pipe, one in the buffer, one waiting
+	// Responses: one read by the paused peer, one in the pipe, one in the
+	// outbound buffer, and the rest waiting for room.
+	for id := uint64(3); id <= 11; id += 2 {
 		p.send(t, wire.Message{Kind: wire.KindRequest, ID: id, Method: mBig.ID})
 	}
 	testwait.Blocked(t, "netpoll.(*outbound).waitLocked", 1) // the buffer is full

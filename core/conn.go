@@ -28,6 +28,9 @@ type Conn struct {
 	localLimit int64
 	spare      *Request // an inline call's Request, reused (reading goroutine only)
 
+	watchMu  sync.Mutex
+	watching *Request // handlers waiting on Done (Request.watched), closed by teardown
+
 	chans channelTable // channels of both directions
 
 	callers atomic.Int64 // live Callers (rule 31)
@@ -137,6 +140,7 @@ func (c *Conn) teardown(cause *CallError) {
 			})
 		}
 		c.inflight.each(func(r *Request) { r.cancel(ErrConnectionClosed) })
+		c.cancelWatched()    // those that replied and still run too (rule 33)
 		c.endChannels(cause) // rule 30
 	})
 }

@@ -52,7 +52,10 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
 	ended    netpoll.Stats // link counters of sessions that have ended
-	closed   bool
+	closed   bool          // no new sessions
+	stopOnce sync.Once
+	stopped  chan struct{} // closed when Close has finished
+	stopErr  error
 }
 
 // Serve listens on addr over tr and accepts sessions until Close. Each
@@ -62,7 +65,7 @@ func Serve(tr netpoll.Transport, network, addr string, opts Options) (*Server, e
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{opts: opts, workers: pool, sessions: make(map[*Session]struct{})}
+	srv := &Server{opts: opts, workers: pool, sessions: make(map[*Session]struct{}), stopped: make(chan struct{})}
 	srv.ln, err = tr.Listen(network, addr, srv.accept)
 	if err != nil {
 		pool.release()
@@ -108,29 +111,46 @@ func (srv *Server) LinkStats() netpoll.Stats {
 // Addr returns the listening address.
 func (srv *Server) Addr() net.Addr { return srv.ln.Addr() }
 
-// Drain drains every session (see Session.Drain), then closes the server.
+// Drain drains every session (see Session.Drain) and closes the server:
+// no new session is accepted from the start. When ctx ends first, the
+// handlers that remain are cancelled and Drain returns ctx's error at once;
+// the close goes on in the background (Close waits for it).
 func (srv *Server) Drain(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for _, s := range srv.snapshot() {
-		wg.Go(func() { _ = s.Drain(ctx) })
-	}
-	wg.Wait()
-	return srv.Close()
-}
-
-// Close stops accepting, closes every session and waits for them.
-func (srv *Server) Close() error {
 	srv.mu.Lock()
 	srv.closed = true
 	srv.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range srv.snapshot() {
-		wg.Go(func() { _ = s.Close() })
+		wg.Go(func() { _ = s.Drain(ctx) })
 	}
 	wg.Wait()
-	err := srv.ln.Close()
-	srv.workers.release()
-	return err
+	go srv.Close()
+	select {
+	case <-srv.stopped:
+		return srv.stopErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting, closes every session and waits for them, and for
+// every handler they ran. Calling it again waits for the first Close.
+func (srv *Server) Close() error {
+	srv.stopOnce.Do(func() {
+		srv.mu.Lock()
+		srv.closed = true
+		srv.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, s := range srv.snapshot() {
+			wg.Go(func() { _ = s.Close() })
+		}
+		wg.Wait()
+		srv.stopErr = srv.ln.Close()
+		srv.workers.release()
+		close(srv.stopped)
+	})
+	<-srv.stopped
+	return srv.stopErr
 }
 
 func (srv *Server) snapshot() []*Session {

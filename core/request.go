@@ -44,6 +44,12 @@ type Request struct {
 	err      error
 	deadline time.Time
 	timer    *time.Timer
+
+	// On the connection's list of Done channels to close at teardown
+	// (Conn.watchMu): a handler that already replied has left the inbound
+	// table but must still see its context end (rule 33).
+	watched      bool
+	wprev, wnext *Request
 }
 
 // Method returns the called method's id.
@@ -322,6 +328,7 @@ func (r *Request) finish(status wire.Status, payload []byte, send bool) {
 		r.leave() // torn down, no response: nothing to wait for
 	}
 	r.cancel(context.Canceled) // the handler is over: its context ends
+	r.conn.unwatch(r)
 	r.frame.Release()
 }
 
@@ -343,13 +350,24 @@ func (r *Request) cancel(err error) {
 // Deadline implements context.Context: the caller's deadline, if it sent one.
 func (r *Request) Deadline() (time.Time, bool) { return r.deadline, !r.deadline.IsZero() }
 
-// expiredLocked ends the context if its deadline has passed.
+// expiredLocked ends the context if its deadline has passed or its
+// connection is down: checked when asked (Err, Cause, Done), so that a
+// handler that already replied, and so left the inbound table, still sees
+// the end (rule 33).
 func (r *Request) expiredLocked() {
-	if r.err == nil && !r.deadline.IsZero() && !time.Now().Before(r.deadline) {
+	if r.err != nil {
+		return
+	}
+	switch {
+	case r.conn != nil && r.conn.down() != nil:
+		r.err = ErrConnectionClosed
+	case !r.deadline.IsZero() && !time.Now().Before(r.deadline):
 		r.err = context.DeadlineExceeded
-		if r.doneCh != nil {
-			close(r.doneCh)
-		}
+	default:
+		return
+	}
+	if r.doneCh != nil {
+		close(r.doneCh)
 	}
 }
 
@@ -357,17 +375,69 @@ func (r *Request) expiredLocked() {
 // the timer that closes the channel when it passes.
 func (r *Request) Done() <-chan struct{} {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.doneCh == nil {
-		r.doneCh = make(chan struct{})
-		r.expiredLocked()
-		if r.err != nil {
-			close(r.doneCh)
-		} else if !r.deadline.IsZero() {
-			r.timer = time.AfterFunc(time.Until(r.deadline), func() { r.cancel(context.DeadlineExceeded) })
-		}
+	if r.doneCh != nil {
+		defer r.mu.Unlock()
+		return r.doneCh
 	}
-	return r.doneCh
+	r.expiredLocked() // before the channel exists: it would close it
+	r.doneCh = make(chan struct{})
+	ch := r.doneCh
+	if r.err != nil {
+		close(ch)
+		r.mu.Unlock()
+		return ch
+	}
+	if !r.deadline.IsZero() {
+		r.timer = time.AfterFunc(time.Until(r.deadline), func() { r.cancel(context.DeadlineExceeded) })
+	}
+	r.mu.Unlock()
+	r.conn.watch(r) // outside r.mu: teardown takes watchMu, then r.mu
+	return ch
+}
+
+// watch puts r on the list of Done channels teardown closes; if the
+// connection is down already, r is cancelled now.
+func (c *Conn) watch(r *Request) {
+	c.watchMu.Lock()
+	if c.down() == nil {
+		r.watched = true
+		r.wnext = c.watching
+		if c.watching != nil {
+			c.watching.wprev = r
+		}
+		c.watching = r
+		c.watchMu.Unlock()
+		return
+	}
+	c.watchMu.Unlock()
+	r.cancel(ErrConnectionClosed)
+}
+
+// unwatch takes r off the list once its handler is over.
+func (c *Conn) unwatch(r *Request) {
+	c.watchMu.Lock()
+	if r.watched {
+		if r.wprev != nil {
+			r.wprev.wnext = r.wnext
+		} else {
+			c.watching = r.wnext
+		}
+		if r.wnext != nil {
+			r.wnext.wprev = r.wprev
+		}
+		r.watched, r.wprev, r.wnext = false, nil, nil
+	}
+	c.watchMu.Unlock()
+}
+
+// cancelWatched ends the context of every handler that waits on Done
+// (teardown; down() is already set, so watch registers no more).
+func (c *Conn) cancelWatched() {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	for r := c.watching; r != nil; r = r.wnext {
+		r.cancel(ErrConnectionClosed)
+	}
 }
 
 // Err implements context.Context: nil while the call runs; then
@@ -397,8 +467,29 @@ func (r *Request) Cause() error {
 	return r.err
 }
 
-// Value implements context.Context with the values of Options.Context.
-func (r *Request) Value(key any) any { return r.conn.s.opts.Context.Value(key) }
+// Value implements context.Context with the values of Options.Context
+// (and the Request itself, for RequestFrom).
+func (r *Request) Value(key any) any {
+	if key == (requestKey{}) {
+		return r
+	}
+	return r.conn.s.opts.Context.Value(key)
+}
+
+type requestKey struct{}
+
+// RequestFrom returns the Request a handler's ctx belongs to: the ctx
+// itself, or a context derived from it (with Options.ProfileLabels the
+// handler gets one; a typed handler gets only ctx). It is how a handler
+// reaches the request's metadata and channels from any ctx it was given.
+// Valid while the handler runs, as the Request is.
+func RequestFrom(ctx context.Context) (*Request, bool) {
+	if r, ok := ctx.(*Request); ok {
+		return r, true
+	}
+	r, ok := ctx.Value(requestKey{}).(*Request)
+	return r, ok
+}
 
 // String describes the request for logs (never its metadata values).
 func (r *Request) String() string {

@@ -134,15 +134,26 @@ func (s *Session) Close() error {
 
 // Drain shuts down gracefully (rule 6): it sends GoAway, so the peer
 // starts no new calls; requests that still arrive are answered Unavailable
-// (retryable) without running; it waits for the running handlers to finish
-// or ctx to end, then closes.
+// (retryable) without running. It waits for the running handlers to
+// finish, then closes as Close does. If ctx ends first, Drain cancels the
+// handlers that remain, starts the close and returns ctx's error at once,
+// without waiting for handlers that ignore their context: Done tells when
+// everything has ended.
 func (s *Session) Drain(ctx context.Context) error {
 	if s.state.CompareAndSwap(stateOpen, stateDraining) {
 		s.send(ctx, &wire.Message{Kind: wire.KindGoAway, Payload: []byte("draining")})
 	}
 	err := s.active.waitIdle(ctx)
-	s.Close()
-	return err
+	s.fail(ErrSessionClosed) // cancels what remains
+	if err != nil {
+		return err
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // send writes one message from a goroutine that may block.

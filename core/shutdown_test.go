@@ -1,0 +1,145 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rove-rpc/rove/internal/testwait"
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// spec:33 a handler that replied and keeps running (to stream, say) still
+// sees its context end when the session ends, and Close returns once it
+// has.
+func TestRepliedHandlerSeesSessionEnd(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		ended := make(chan error, 1)
+		r := NewRouter()
+		r.Handle(mSlow, func(ctx context.Context, req *Request) error {
+			if err := req.Reply(nil, nil); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				ended <- req.Cause()
+			case <-time.After(testwait.Timeout):
+				ended <- errors.New("the context never ended")
+			}
+			return nil
+		})
+		client, server := tr.pair(t, Options{}, Options{Router: r})
+		cl := client.Caller()
+		defer cl.Close()
+		if _, err := call(context.Background(), cl, mSlow, nil); err != nil {
+			t.Fatal(err)
+		}
+		server.Close() // returns only once the handler has
+		if err := <-ended; err != ErrConnectionClosed {
+			t.Fatalf("the handler's context ended with %v", err)
+		}
+	})
+}
+
+// A handler that asks for Done after its deadline passed gets a closed
+// channel (this used to close it twice, a panic).
+func TestDoneAfterDeadline(t *testing.T) {
+	r := NewRouter()
+	r.Handle(mSlow, func(ctx context.Context, req *Request) error {
+		d, _ := ctx.Deadline()
+		time.Sleep(time.Until(d)) // past the deadline, never having asked for Done
+		<-ctx.Done()
+		return req.Reply([]byte(ctx.Err().Error()), nil)
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := call(ctx, cl, mSlow, nil)
+	if err != nil && !errors.Is(err, ErrCancelled) {
+		t.Fatal(err)
+	}
+}
+
+// spec:6 Drain returns when its ctx ends, cancelling the handlers that
+// remain, even one that ignores its context: it does not wait for it.
+func TestDrainReturnsWhenCtxEnds(t *testing.T) {
+	release := make(chan struct{})
+	running := make(chan struct{})
+	r := NewRouter()
+	r.Handle(mBlock, func(ctx context.Context, req *Request) error {
+		close(running)
+		<-release // ignores ctx
+		return nil
+	})
+	tr := netpoll.NewGnet(netpoll.GnetOptions{EventLoops: 1})
+	defer tr.Close()
+	srv, err := Serve(tr, "tcp", "127.0.0.1:0", Options{Router: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := Dial(context.Background(), tr, "tcp", srv.Addr().String(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	cl := client.Caller()
+	defer cl.Close()
+	callErr := make(chan error, 1)
+	go func() { _, err := call(context.Background(), cl, mBlock, nil); callErr <- err }()
+	<-running
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- srv.Drain(ctx) }()
+	select {
+	case err := <-drained:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Drain returned %v", err)
+		}
+	case <-time.After(testwait.Timeout):
+		t.Fatal("Drain waited for a handler that ignores its context")
+	}
+	if err := <-callErr; !errors.Is(err, ErrConnectionClosed) {
+		t.Fatalf("the call in flight got %v", err)
+	}
+	close(release)
+	if err := srv.Close(); err != nil { // waits for the handler now
+		t.Fatal(err)
+	}
+}
+
+// RequestFrom reaches the Request from a handler's ctx with every option
+// on: with ProfileLabels the ctx is derived from the Request, not it.
+func TestRequestFromWithProfileLabels(t *testing.T) {
+	type kv struct{ K, V string }
+	get := NewTypedMethod[kv, string]("kv", "get")
+	r := NewRouter()
+	get.Handle(r, func(ctx context.Context, in kv) (string, error) {
+		req, ok := RequestFrom(ctx)
+		if !ok {
+			return "", errors.New("no request in ctx")
+		}
+		if _, isReq := ctx.(*Request); isReq {
+			return "", errors.New("ctx is the Request itself: labels are off")
+		}
+		tok, _ := req.Metadata().Get("token")
+		return tok.Str(), nil
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r, ProfileLabels: true})
+	cl := client.Caller()
+	defer cl.Close()
+	var out []byte
+	err := cl.Call(context.Background(), get.Method, []byte(`{"K":"a"}`), &CallOptions{Metadata: Metadata{{Key: "token", Value: StringValue("s3cret")}}}, func(rp Reply) error {
+		out = append(out, rp.Payload...)
+		return nil
+	})
+	if err != nil || string(out) != `"s3cret"` {
+		t.Fatalf("got %s, %v", out, err)
+	}
+	if _, ok := RequestFrom(context.Background()); ok {
+		t.Fatal("RequestFrom found a Request in a plain context")
+	}
+}
