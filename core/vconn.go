@@ -196,8 +196,16 @@ func (s *Session) dispatchConn(link *netpoll.Conn, m *wire.Message) bool {
 		}
 		c.peerMeta = metadataFromWire(m.Metadata)
 		c.setPeerLimit(m.Settings.MaxConcurrentRequests)
-		c.state.CompareAndSwap(connOpening, connOpen)
-		c.opened <- nil
+		if c.state.CompareAndSwap(connOpening, connOpen) {
+			c.opened <- nil
+			return true
+		}
+		// OpenConn gave up before the answer came: close the connection
+		// now, as its opener would, so that it neither leaks in the closing
+		// state nor counts against MaxVirtualConns; the peer's CloseConn
+		// acknowledgement then forgets it.
+		c.teardown(&CallError{Kind: ErrConnectionClosed, Message: "OpenConn gave up"})
+		_ = s.queue(link, &wire.Message{Kind: wire.KindCloseConn, Conn: c.id})
 		return true
 	case wire.KindCloseConn:
 		if c == nil {
@@ -205,7 +213,12 @@ func (s *Session) dispatchConn(link *netpoll.Conn, m *wire.Message) bool {
 			return false
 		}
 		if c.state.Load() != connClosing { // the peer closes: tear down, acknowledge
-			c.state.Store(connClosing)
+			if c.state.Swap(connClosing) == connOpening { // OpenConn still waits for an answer
+				select {
+				case c.opened <- &CallError{Kind: ErrConnectionClosed, Message: "virtual connection closed by the peer before it was accepted"}:
+				default:
+				}
+			}
 			c.teardown(&CallError{Kind: ErrConnectionClosed, Message: "virtual connection closed by the peer"})
 			_ = s.queue(link, &wire.Message{Kind: wire.KindCloseConn, Conn: c.id})
 			if c.relay != nil {

@@ -1,0 +1,67 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/internal/testwait"
+)
+
+// spec:8,9 OpenConn that gives up before the peer answers leaves nothing
+// behind: when the acceptance comes later, the connection is closed at
+// once (CloseConn), forgotten on the acknowledgement, and does not count
+// against MaxVirtualConns.
+func TestOpenConnGivenUpThenAccepted(t *testing.T) {
+	s, p := newRawPeer(t, false, Options{MaxVirtualConns: 1})
+	p.hello(t, wire.Settings{})
+	ctx, cancel := context.WithCancel(context.Background())
+	opened := make(chan error, 1)
+	go func() { _, err := s.OpenConn(ctx, ConnOptions{}); opened <- err }()
+	open := p.nextKind(t, wire.KindOpenConn)
+	cancel()
+	if err := <-opened; !errors.Is(err, context.Canceled) {
+		t.Fatalf("OpenConn: %v", err)
+	}
+	p.send(t, wire.Message{Kind: wire.KindAcceptConn, Conn: open.Conn, Parity: open.Parity.Opposite()})
+	if m := p.nextKind(t, wire.KindCloseConn); m.Conn != open.Conn {
+		t.Fatalf("CloseConn for %d, want %d", m.Conn, open.Conn)
+	}
+	p.send(t, wire.Message{Kind: wire.KindCloseConn, Conn: open.Conn}) // the acknowledgement
+	testwait.For(t, "the connection to be forgotten", func() bool { return s.vconns.Size() == 0 })
+	// The slot is free again: the next OpenConn goes out.
+	go func() { _, err := s.OpenConn(context.Background(), ConnOptions{}); opened <- err }()
+	next := p.nextKind(t, wire.KindOpenConn)
+	p.send(t, wire.Message{Kind: wire.KindAcceptConn, Conn: next.Conn, Parity: next.Parity.Opposite()})
+	if err := <-opened; err != nil {
+		t.Fatal(err)
+	}
+	if s.Err() != nil {
+		t.Fatal(s.Err())
+	}
+}
+
+// spec:9 a CloseConn that arrives while we are opening ends OpenConn's
+// wait at once with a connection-closed error, and is acknowledged.
+func TestCloseConnWhileOpening(t *testing.T) {
+	s, p := newRawPeer(t, false, Options{})
+	p.hello(t, wire.Settings{})
+	opened := make(chan error, 1)
+	go func() { _, err := s.OpenConn(context.Background(), ConnOptions{}); opened <- err }()
+	open := p.nextKind(t, wire.KindOpenConn)
+	p.send(t, wire.Message{Kind: wire.KindCloseConn, Conn: open.Conn})
+	select {
+	case err := <-opened:
+		if !errors.Is(err, ErrConnectionClosed) {
+			t.Fatalf("OpenConn: %v", err)
+		}
+	case <-time.After(testwait.Timeout):
+		t.Fatal("OpenConn still waits after the peer closed the connection")
+	}
+	if m := p.nextKind(t, wire.KindCloseConn); m.Conn != open.Conn {
+		t.Fatalf("acknowledged %d, want %d", m.Conn, open.Conn)
+	}
+	testwait.For(t, "the connection to be forgotten", func() bool { return s.vconns.Size() == 0 })
+}
