@@ -40,7 +40,7 @@ func (oc *outCall) fail(err *CallError) {
 }
 
 // freeCall returns a finished call (and its in-flight slot) to the pools.
-func (c *Conn) freeCall(oc *outCall) {
+func (c *conn) freeCall(oc *outCall) {
 	oc.frame, oc.msg, oc.err = netpoll.Frame{}, wire.Message{}, nil
 	if cap(oc.buf) > 64<<10 {
 		oc.buf = nil
@@ -97,7 +97,7 @@ func (cl *Caller) Call(ctx context.Context, m Method, req []byte, opts *CallOpti
 	return cl.c.call(ctx, m.ID, req, opts, fn)
 }
 
-func (c *Conn) call(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error) error {
+func (c *conn) call(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error) error {
 	if opts != nil && len(opts.Channels) > 0 {
 		if err := c.claimBindings(opts.Channels); err != nil {
 			return err
@@ -113,7 +113,7 @@ func (c *Conn) call(ctx context.Context, method uint64, req []byte, opts *CallOp
 
 // callBound sends the request and waits for its outcome; sent reports
 // whether the request went out (and its channels were bound).
-func (c *Conn) callBound(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error) (sent bool, err error) {
+func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error) (sent bool, err error) {
 	if err := c.usable(); err != nil {
 		return false, err
 	}
@@ -216,13 +216,13 @@ func (c *Conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 }
 
 // finish waits for the outcome already on its way and returns it.
-func (c *Conn) finish(ctx context.Context, oc *outCall, fn func(Reply) error) error {
+func (c *conn) finish(ctx context.Context, oc *outCall, fn func(Reply) error) error {
 	<-oc.done
 	return c.result(ctx, oc, fn)
 }
 
 // result turns a completed call into its outcome and frees it.
-func (c *Conn) result(ctx context.Context, oc *outCall, fn func(Reply) error) error {
+func (c *conn) result(ctx context.Context, oc *outCall, fn func(Reply) error) error {
 	defer c.freeCall(oc)
 	if oc.err != nil {
 		return oc.err
@@ -253,7 +253,7 @@ func (c *Conn) result(ctx context.Context, oc *outCall, fn func(Reply) error) er
 }
 
 // usable says why no new call may start, or nil.
-func (c *Conn) usable() error {
+func (c *conn) usable() error {
 	if ce := c.down(); ce != nil {
 		return ce
 	}

@@ -34,7 +34,7 @@ const DefaultWindow = 16
 // reading goroutine feeds it (items, close, reset, grants); the Tx or Rx
 // handle drives it from the user's goroutines.
 type chanState struct {
-	c      *Conn
+	c      *conn
 	id     uint64
 	send   bool   // we hold the Tx
 	window uint64 // initial credit
@@ -52,6 +52,8 @@ type chanState struct {
 	// closed first. The peer's ends (bindRequest) start bound.
 	bind    atomic.Int32
 	boundCh chan struct{} // our Tx: closed when binding ends either way
+
+	forgotten atomic.Bool // out of the table; its hold on the connection released
 	// sendMu orders a Tx's items before its ChannelClose: Send holds it
 	// from the state check to the item's commit, and every Close (ours, or
 	// the acknowledgement of a reset) takes it first.
@@ -82,8 +84,9 @@ const (
 	dropped              // closed or reset before any call bound it
 )
 
-func newChanState(c *Conn, id uint64, send bool, window uint64) *chanState {
+func newChanState(c *conn, id uint64, send bool, window uint64) *chanState {
 	st := &chanState{c: c, id: id, send: send, window: window, notify: make(chan struct{}, 1), creditWake: make(chan struct{}, 1)}
+	c.refs.Add(1) // a live channel holds its connection (rule 31) until forget
 	if send {
 		st.credit.Store(int64(window))
 	} else {
@@ -114,7 +117,7 @@ func signal(ch chan struct{}) {
 
 // dispatchChannel handles a channel message on the reading goroutine; it
 // owns f. False: the session was torn down (a violation).
-func (c *Conn) dispatchChannel(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
+func (c *conn) dispatchChannel(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
 	st, _ := c.chans.m.Load(m.ID)
 	switch m.Kind {
 	case wire.KindChannelItem:
@@ -269,7 +272,7 @@ func (st *chanState) dropQueue() {
 // on the reading goroutine, before anything else can arrive for them:
 // items that come before the handler takes its Rx are queued (rule 28),
 // bounded by the window (rule 29).
-func (c *Conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]*chanState, bool) {
+func (c *conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]*chanState, bool) {
 	if l.Empty() {
 		return nil, true
 	}
@@ -303,7 +306,7 @@ var ErrChannelBound = errors.New("rove: channel already bound, closed, or of ano
 
 // claimBindings moves the channels of a call from unbound to binding. If
 // one cannot be bound, the ones claimed so far go back and the call fails.
-func (c *Conn) claimBindings(chans []Channel) error {
+func (c *conn) claimBindings(chans []Channel) error {
 	for i, ch := range chans {
 		st := ch.state()
 		if st.c != c || !st.bind.CompareAndSwap(unbound, binding) {
@@ -357,12 +360,17 @@ func (st *chanState) dropUnbound() bool {
 	return true
 }
 
-// forget removes the channel from its connection's table: it is finished
-// on the wire.
-func (st *chanState) forget() { st.c.chans.m.Delete(st.id) }
+// forget removes the channel from its connection's table, once: it is
+// finished on the wire, and no longer holds the connection (rule 31).
+func (st *chanState) forget() {
+	if st.forgotten.CompareAndSwap(false, true) {
+		st.c.chans.m.Delete(st.id)
+		st.c.release()
+	}
+}
 
 // endChannels fails every channel of the connection and forgets them.
-func (c *Conn) endChannels(err error) {
+func (c *conn) endChannels(err error) {
 	c.chans.m.Range(func(id uint64, st *chanState) bool {
 		st.end(err)
 		st.forget()

@@ -9,11 +9,9 @@ import (
 	"github.com/rove-rpc/rove/netpoll"
 )
 
-// Conn is one connection of a session: the root (id 0) or a virtual one.
-// Each has its own handlers, callers, id allocators and limits; request
-// and channel ids are allocated by the connection's parity (rule 10).
-type Conn struct {
-	s      *Session
+// conn is one connection of a session (the state behind Conn handles).
+type conn struct {
+	s      *session
 	id     uint64
 	parity wire.Parity // ours on this connection
 	router *Router
@@ -33,15 +31,18 @@ type Conn struct {
 
 	chans channelTable // channels of both directions
 
-	callers atomic.Int64 // live Callers (rule 31)
-	closed  atomic.Bool  // the last Caller closed it (rule 31)
+	pub    *Conn        // the handle that holds nothing (Request.Conn, Caller.Conn, Session.Root)
+	refs   atomic.Int64 // holders: the owner handle, Callers, channels (rule 31)
+	owned  bool         // we dialed or opened it: the last holder's release ends it
+	closed atomic.Bool  // the root's last holder was released (rule 31)
 
 	// Virtual connections only.
 	state     atomic.Int32 // connOpen, connOpening, ...
 	opened    chan error   // OpenConn's answer (connections we open)
 	peerMeta  Metadata     // from OpenConn or AcceptConn
 	peerLimit uint64       // the peer's MaxConcurrentRequests
-	relay     *Conn        // relay mode: where arriving messages go
+	relay     *conn        // relay mode: where arriving messages go
+	relayHold *Conn        // the relay's handle: the far half lives while this one does
 	relayMu   sync.Mutex   // orders relayed frames after AcceptConn
 	held      [][]byte     // frames relayed here before it was accepted
 
@@ -53,24 +54,25 @@ type Conn struct {
 	setupMu sync.Mutex
 }
 
-func newConn(s *Session, id uint64, parity wire.Parity, router *Router, localLimit int) *Conn {
-	c := &Conn{s: s, id: id, parity: parity, router: router, localLimit: int64(localLimit), tornDown: make(chan struct{})}
+func newConn(s *session, id uint64, parity wire.Parity, router *Router, localLimit int) *conn {
+	c := &conn{s: s, id: id, parity: parity, router: router, localLimit: int64(localLimit), tornDown: make(chan struct{})}
+	c.pub = &Conn{conn: c}
 	c.inflight.init(localLimit)
 	c.chans.init()
 	return c
 }
 
-func (c *Conn) setParity(p wire.Parity) { c.parity = p }
+func (c *conn) setParity(p wire.Parity) { c.parity = p }
 
 // setPeerLimit sizes the outgoing side once the peer's limit is known.
 // Teardown may run on another goroutine meanwhile: it waits for setupMu.
-func (c *Conn) setPeerLimit(peer uint64) {
+func (c *conn) setPeerLimit(peer uint64) {
 	c.setupMu.Lock()
 	defer c.setupMu.Unlock()
 	c.setPeerLimitLocked(peer)
 }
 
-func (c *Conn) setPeerLimitLocked(peer uint64) {
+func (c *conn) setPeerLimitLocked(peer uint64) {
 	c.peerLimit = peer
 	limit := c.s.opts.MaxOutstandingCalls
 	if peer > 0 && peer < uint64(limit) {
@@ -81,14 +83,14 @@ func (c *Conn) setPeerLimitLocked(peer uint64) {
 }
 
 // ID returns the connection id (0 for the root).
-func (c *Conn) ID() uint64 { return c.id }
+func (c *conn) ID() uint64 { return c.id }
 
 // Session returns the session the connection belongs to.
-func (c *Conn) Session() *Session { return c.s }
+func (c *conn) Session() *Session { return c.s.pub }
 
 // dispatch handles Request, Response and Cancel for this connection on
 // the reading goroutine; it owns f. False: the session was torn down.
-func (c *Conn) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
+func (c *conn) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
 	switch m.Kind {
 	case wire.KindResponse:
 		if !m.Channels.Empty() { // version 1: only requests bind channels
@@ -124,7 +126,7 @@ func (c *Conn) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bo
 
 // teardown fails every pending call and cancels every running handler of
 // the connection (rule 33).
-func (c *Conn) teardown(cause *CallError) {
+func (c *conn) teardown(cause *CallError) {
 	c.downOnce.Do(func() {
 		c.setupMu.Lock()
 		defer c.setupMu.Unlock()
@@ -146,7 +148,7 @@ func (c *Conn) teardown(cause *CallError) {
 }
 
 // down returns the error calls get once the connection is gone, or nil.
-func (c *Conn) down() *CallError {
+func (c *conn) down() *CallError {
 	select {
 	case <-c.tornDown:
 		return c.downCause
@@ -155,54 +157,35 @@ func (c *Conn) down() *CallError {
 	}
 }
 
-// Caller returns a new handle for calling the peer on this connection.
-// Callers of one connection share a refcount (rule 31): when the last one
-// is closed, the connection is closed: a virtual one as if the peer had
-// closed it, the root internally, ending the session once no virtual
-// connection remains. A Caller that is dropped without Close is caught by
-// a cleanup (rule 32), so a leak cannot hold a connection open forever.
-func (c *Conn) Caller() *Caller {
-	c.callers.Add(1)
+// Caller returns a new handle for calling the peer on this connection. On
+// a connection this peer dialed or opened, each Caller holds it alive until
+// closed (rule 31); a Caller dropped without Close is released by a
+// cleanup (rule 32). Caller.Close releases that Caller only.
+func (c *conn) Caller() *Caller {
 	cl := &Caller{c: c}
-	cl.cleanup = runtime.AddCleanup(cl, (*Conn).releaseCaller, c)
+	cl.cleanup = hold(c, cl)
 	return cl
-}
-
-// releaseCaller drops one Caller reference.
-func (c *Conn) releaseCaller() {
-	if c.callers.Add(-1) != 0 || !c.closed.CompareAndSwap(false, true) {
-		return
-	}
-	if c.id != 0 {
-		c.Close() // as if the peer had asked
-		return
-	}
-	// The root is closed internally (no CloseConn for 0); the session ends
-	// once no virtual connection remains.
-	if c.s.vconns.Size() == 0 {
-		go c.s.Close()
-	}
 }
 
 // Caller makes calls to the peer on one connection. It is safe for
 // concurrent use; share one, or take one per goroutine: they share a
 // refcount.
 type Caller struct {
-	c       *Conn
+	c       *conn
 	once    sync.Once
 	cleanup runtime.Cleanup
 }
 
 // Conn returns the connection the Caller calls on.
-func (cl *Caller) Conn() *Conn { return cl.c }
+func (cl *Caller) Conn() *Conn { return cl.c.pub }
 
-// Close releases this Caller; the last one to close ends its connection
-// (see Conn.Caller). Calls in flight on it are not affected by this
-// Caller's Close, only by the connection's. Close is idempotent.
+// Close releases this Caller, and only it: the connection lives on while
+// its owner handle or another holder does (rule 31). Calls in flight on it
+// are not affected. Close is idempotent.
 func (cl *Caller) Close() error {
 	cl.once.Do(func() {
 		cl.cleanup.Stop()
-		cl.c.releaseCaller()
+		cl.c.release()
 	})
 	return nil
 }

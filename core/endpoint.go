@@ -18,6 +18,7 @@ func Dial(ctx context.Context, tr netpoll.Transport, network, addr string, opts 
 	}
 	s := newSession(true, opts, pool)
 	s.ownPool = true
+	h := s.ownerHandle() // held from the start: the peer's first calls may bind channels
 	link, err := tr.Dial(ctx, network, addr, s)
 	if err != nil {
 		s.fail(&HandshakeError{Reason: "dial: " + err.Error()})
@@ -28,11 +29,11 @@ func Dial(ctx context.Context, tr netpoll.Transport, network, addr string, opts 
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	return s, nil
+	return h, nil
 }
 
 // start runs the initiator's side of the handshake.
-func (s *Session) start(ctx context.Context) error {
+func (s *session) start(ctx context.Context) error {
 	if err := s.hello(ctx); err != nil {
 		s.fail(&HandshakeError{Reason: "sending Hello: " + err.Error()})
 	}
@@ -50,7 +51,7 @@ type Server struct {
 	opts     Options
 	workers  *workers
 	mu       sync.Mutex
-	sessions map[*Session]struct{}
+	sessions map[*session]struct{}
 	ended    netpoll.Stats // link counters of sessions that have ended
 	closed   bool          // no new sessions
 	stopOnce sync.Once
@@ -65,7 +66,7 @@ func Serve(tr netpoll.Transport, network, addr string, opts Options) (*Server, e
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{opts: opts, workers: pool, sessions: make(map[*Session]struct{}), stopped: make(chan struct{})}
+	srv := &Server{opts: opts, workers: pool, sessions: make(map[*session]struct{}), stopped: make(chan struct{})}
 	srv.ln, err = tr.Listen(network, addr, srv.accept)
 	if err != nil {
 		pool.release()
@@ -153,10 +154,10 @@ func (srv *Server) Close() error {
 	return srv.stopErr
 }
 
-func (srv *Server) snapshot() []*Session {
+func (srv *Server) snapshot() []*session {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	out := make([]*Session, 0, len(srv.sessions))
+	out := make([]*session, 0, len(srv.sessions))
 	for s := range srv.sessions {
 		out = append(out, s)
 	}
@@ -178,6 +179,7 @@ func Pipe(ctx context.Context, initiator, acceptor Options) (*Session, *Session,
 	a := newSession(true, initiator, pi)
 	b := newSession(false, acceptor, pa)
 	a.ownPool, b.ownPool = true, true
+	h := a.ownerHandle()
 	la, lb := netpoll.Pipe(a, b, initiator.Link)
 	a.link.Store(la)
 	b.link.Store(lb)
@@ -185,5 +187,5 @@ func Pipe(ctx context.Context, initiator, acceptor Options) (*Session, *Session,
 		b.Close()
 		return nil, nil, err
 	}
-	return a, b, nil
+	return h, b.pub, nil
 }

@@ -12,14 +12,14 @@ import (
 // HelloAck or Reject. Nothing else may come first.
 
 // hello sends the initiator's Hello.
-func (s *Session) hello(ctx context.Context) error {
+func (s *session) hello(ctx context.Context) error {
 	return s.send(ctx, &wire.Message{
 		Kind: wire.KindHello, MinVersion: wire.MinVersion, Version: wire.MaxVersion,
 		Parity: s.parity, Settings: s.localSettings(), Metadata: s.opts.Metadata.toWire(),
 	})
 }
 
-func (s *Session) localSettings() wire.Settings {
+func (s *session) localSettings() wire.Settings {
 	return wire.Settings{
 		MaxConcurrentRequests: uint64(s.opts.MaxConcurrentRequests),
 		MaxFrameSize:          uint64(s.linkMaxFrame()),
@@ -27,7 +27,7 @@ func (s *Session) localSettings() wire.Settings {
 }
 
 // linkMaxFrame is the largest frame body our link accepts.
-func (s *Session) linkMaxFrame() int {
+func (s *session) linkMaxFrame() int {
 	if l := s.link.Load(); l != nil {
 		return l.MaxFrameSize()
 	}
@@ -36,7 +36,7 @@ func (s *Session) linkMaxFrame() int {
 
 // handshake handles the first message in each direction, on the reading
 // goroutine. It returns false if the session was torn down.
-func (s *Session) handshake(link *netpoll.Conn, m *wire.Message) bool {
+func (s *session) handshake(link *netpoll.Conn, m *wire.Message) bool {
 	if s.initiator {
 		return s.handleHelloReply(m)
 	}
@@ -62,13 +62,13 @@ func (s *Session) handshake(link *netpoll.Conn, m *wire.Message) bool {
 		return false
 	}
 	if s.opts.OnSession != nil {
-		s.opts.OnSession(s)
+		s.opts.OnSession(s.pub)
 	}
 	return true
 }
 
 // handleHelloReply is the initiator's side: HelloAck or Reject.
-func (s *Session) handleHelloReply(m *wire.Message) bool {
+func (s *session) handleHelloReply(m *wire.Message) bool {
 	switch {
 	case m.Kind == wire.KindReject:
 		s.fail(&HandshakeError{Code: m.Code, Reason: string(m.Payload), Rejected: true})
@@ -88,7 +88,7 @@ func (s *Session) handleHelloReply(m *wire.Message) bool {
 }
 
 // open records the peer's settings and starts the session.
-func (s *Session) open(m *wire.Message) {
+func (s *session) open(m *wire.Message) {
 	s.peer = m.Settings
 	s.peerMeta = metadataFromWire(m.Metadata)
 	s.maxFrame = s.linkMaxFrame()
@@ -106,7 +106,7 @@ func (s *Session) open(m *wire.Message) {
 }
 
 // refuseHello answers an undecodable first frame.
-func (s *Session) refuseHello(link *netpoll.Conn, err error) {
+func (s *session) refuseHello(link *netpoll.Conn, err error) {
 	if s.initiator {
 		s.fail(&HandshakeError{Code: wire.CodeMalformed, Reason: err.Error()})
 		return
@@ -119,13 +119,13 @@ func (s *Session) refuseHello(link *netpoll.Conn, err error) {
 }
 
 // reject refuses the initiator and ends the session.
-func (s *Session) reject(link *netpoll.Conn, code wire.Code, reason string) {
+func (s *session) reject(link *netpoll.Conn, code wire.Code, reason string) {
 	_ = s.queue(link, &wire.Message{Kind: wire.KindReject, Code: code, Payload: []byte(reason)})
 	s.fail(&HandshakeError{Code: code, Reason: reason})
 }
 
 // waitHandshake blocks until the handshake ends, ctx ends, or it times out.
-func (s *Session) waitHandshake(ctx context.Context) error {
+func (s *session) waitHandshake(ctx context.Context) error {
 	select {
 	case <-s.hsDone:
 	case <-ctx.Done():

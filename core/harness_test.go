@@ -145,7 +145,7 @@ func newRawPeer(t *testing.T, sessionIsInitiator bool, opts Options) (*Session, 
 	s.link.Store(ls)
 	p.link = lp
 	t.Cleanup(func() { s.Close(); lp.Close() })
-	return s, p
+	return s.pub, p
 }
 
 func (p *rawPeer) send(t *testing.T, m wire.Message) {
@@ -251,7 +251,7 @@ func blockRouter() *Router {
 }
 
 // waitInflight waits until c serves n of the peer's requests.
-func waitInflight(t *testing.T, c *Conn, n int64) {
+func waitInflight(t *testing.T, c *conn, n int64) {
 	t.Helper()
 	testwait.For(t, "requests in flight", func() bool { return c.inflight.live.Load() == n })
 }

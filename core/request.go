@@ -23,7 +23,7 @@ import (
 type Request struct {
 	state atomic.Uint64 // live id while in the inbound table, 0 after
 	id    uint64
-	conn  *Conn
+	conn  *conn
 	route *route
 
 	frame    netpoll.Frame
@@ -64,7 +64,7 @@ func (r *Request) Method() Method {
 func (r *Request) ID() uint64 { return r.id }
 
 // Conn returns the connection the request came on.
-func (r *Request) Conn() *Conn { return r.conn }
+func (r *Request) Conn() *Conn { return r.conn.pub }
 
 // Payload returns the request payload, a view valid until the handler
 // returns (or until Release, after Retain).
@@ -167,7 +167,7 @@ func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error
 
 // serve admits one incoming request on the reading goroutine (rules 13,
 // 14, 17, 18). It owns f.
-func (c *Conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
+func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
 	s := c.s
 	if !c.parity.Opposite().Owns(m.ID) {
 		f.Release()
@@ -397,7 +397,7 @@ func (r *Request) Done() <-chan struct{} {
 
 // watch puts r on the list of Done channels teardown closes; if the
 // connection is down already, r is cancelled now.
-func (c *Conn) watch(r *Request) {
+func (c *conn) watch(r *Request) {
 	c.watchMu.Lock()
 	if c.down() == nil {
 		r.watched = true
@@ -414,7 +414,7 @@ func (c *Conn) watch(r *Request) {
 }
 
 // unwatch takes r off the list once its handler is over.
-func (c *Conn) unwatch(r *Request) {
+func (c *conn) unwatch(r *Request) {
 	c.watchMu.Lock()
 	if r.watched {
 		if r.wprev != nil {
@@ -432,7 +432,7 @@ func (c *Conn) unwatch(r *Request) {
 
 // cancelWatched ends the context of every handler that waits on Done
 // (teardown; down() is already set, so watch registers no more).
-func (c *Conn) cancelWatched() {
+func (c *conn) cancelWatched() {
 	c.watchMu.Lock()
 	defer c.watchMu.Unlock()
 	for r := c.watching; r != nil; r = r.wnext {

@@ -22,18 +22,15 @@ const (
 	stateClosed                 // torn down
 )
 
-// Session is one peer-to-peer session over one link: the handshake, the
-// root connection, keepalive, drain and teardown. Both peers call and serve
-// on it (rule 3).
-//
-// Methods are safe from any goroutine.
-type Session struct {
+// session is one session's state, behind its Session handles.
+type session struct {
 	opts      Options
 	initiator bool
 	parity    wire.Parity // ours; the peer has the opposite
 	link      atomic.Pointer[netpoll.Conn]
-	root      *Conn
-	vconns    *xsync.MapOf[uint64, *Conn] // virtual connections, any state but closed
+	root      *conn
+	pub       *Session                    // the handle that holds nothing (OnSession, Conn.Session)
+	vconns    *xsync.MapOf[uint64, *conn] // virtual connections, any state but closed
 	nextConn  atomic.Uint64               // our virtual connection ids: the n-th is parity.First() + 2n
 	workers   *workers
 	ownPool   bool // workers belongs to this session (Dial, Pipe), not to a Server
@@ -62,9 +59,9 @@ type Session struct {
 	closeMu sync.Mutex    // guards the timers and hsDone against teardown
 }
 
-func newSession(initiator bool, opts Options, pool *workers) *Session {
+func newSession(initiator bool, opts Options, pool *workers) *session {
 	opts = opts.withDefaults()
-	s := &Session{
+	s := &session{
 		opts: opts, initiator: initiator, workers: pool,
 		parity: wire.ParityEven,
 		hsDone: make(chan struct{}),
@@ -74,8 +71,9 @@ func newSession(initiator bool, opts Options, pool *workers) *Session {
 	if initiator {
 		s.parity = wire.ParityOdd
 	}
+	s.pub = &Session{session: s}
 	s.root = newConn(s, 0, s.parity, opts.Router, opts.MaxConcurrentRequests)
-	s.vconns = xsync.NewMapOf[uint64, *Conn]()
+	s.vconns = xsync.NewMapOf[uint64, *conn]()
 	s.closeMu.Lock() // the timer may fire before the assignment is done
 	s.hsTimer = time.AfterFunc(opts.HandshakeTimeout, func() {
 		s.fail(&HandshakeError{Code: wire.CodeNone, Reason: "timed out after " + opts.HandshakeTimeout.String()})
@@ -85,17 +83,17 @@ func newSession(initiator bool, opts Options, pool *workers) *Session {
 }
 
 // Root returns the root connection (id 0).
-func (s *Session) Root() *Conn { return s.root }
+func (s *session) Root() *Conn { return s.root.pub }
 
 // Caller returns a new Caller on the root connection; see Conn.Caller.
-func (s *Session) Caller() *Caller { return s.root.Caller() }
+func (s *session) Caller() *Caller { return s.root.Caller() }
 
 // PeerMetadata returns the metadata the peer sent in the handshake.
-func (s *Session) PeerMetadata() Metadata { return s.peerMeta }
+func (s *session) PeerMetadata() Metadata { return s.peerMeta }
 
 // LinkStats returns the link's counters: frames and the write and read
 // calls that carried them.
-func (s *Session) LinkStats() netpoll.Stats {
+func (s *session) LinkStats() netpoll.Stats {
 	if l := s.link.Load(); l != nil {
 		return l.Stats()
 	}
@@ -103,16 +101,16 @@ func (s *Session) LinkStats() netpoll.Stats {
 }
 
 // Initiator reports whether this peer opened the link.
-func (s *Session) Initiator() bool { return s.initiator }
+func (s *session) Initiator() bool { return s.initiator }
 
 // Done is closed when the session has ended and every goroutine it
 // started (handlers included) has returned.
-func (s *Session) Done() <-chan struct{} { return s.done }
+func (s *session) Done() <-chan struct{} { return s.done }
 
 // Err returns the session's terminal error, nil while it is up:
 // ErrSessionClosed after Close, a *ProtocolError, ErrKeepalive, a
 // *HandshakeError, or the link's error wrapped with ErrConnectionClosed.
-func (s *Session) Err() error {
+func (s *session) Err() error {
 	select {
 	case <-s.errSet:
 		return s.err
@@ -126,7 +124,7 @@ func (s *Session) Err() error {
 // already committed, such as responses, still reach the peer). Close waits
 // for every handler and goroutine the session started. Use Drain to let
 // calls finish first.
-func (s *Session) Close() error {
+func (s *session) Close() error {
 	s.fail(ErrSessionClosed)
 	<-s.done
 	return nil
@@ -139,7 +137,7 @@ func (s *Session) Close() error {
 // handlers that remain, starts the close and returns ctx's error at once,
 // without waiting for handlers that ignore their context: Done tells when
 // everything has ended.
-func (s *Session) Drain(ctx context.Context) error {
+func (s *session) Drain(ctx context.Context) error {
 	if s.state.CompareAndSwap(stateOpen, stateDraining) {
 		s.send(ctx, &wire.Message{Kind: wire.KindGoAway, Payload: []byte("draining")})
 	}
@@ -157,7 +155,7 @@ func (s *Session) Drain(ctx context.Context) error {
 }
 
 // send writes one message from a goroutine that may block.
-func (s *Session) send(ctx context.Context, m *wire.Message) error {
+func (s *session) send(ctx context.Context, m *wire.Message) error {
 	link := s.link.Load()
 	if link == nil {
 		return ErrConnectionClosed
@@ -175,7 +173,7 @@ func (s *Session) send(ctx context.Context, m *wire.Message) error {
 // Cancel (the caller is told at once, rule 19), cleanups (rule 32), the
 // reading goroutine. A message that waits may be overtaken by later ones;
 // every message sent this way tolerates that.
-func (s *Session) sendSoon(m *wire.Message) {
+func (s *session) sendSoon(m *wire.Message) {
 	link := s.link.Load()
 	if link == nil {
 		return
@@ -192,7 +190,7 @@ func (s *Session) sendSoon(m *wire.Message) {
 // goTracked runs f on a goroutine of its own that Done waits for. After
 // the session has fully ended it runs nothing: there is nothing left for f
 // to do.
-func (s *Session) goTracked(f func()) {
+func (s *session) goTracked(f func()) {
 	if !s.bg.add() {
 		return
 	}
@@ -203,7 +201,7 @@ func (s *Session) goTracked(f func()) {
 }
 
 // queue writes one message from the reading goroutine, never blocking.
-func (s *Session) queue(link *netpoll.Conn, m *wire.Message) error {
+func (s *session) queue(link *netpoll.Conn, m *wire.Message) error {
 	buf := getBuf()
 	*buf = wire.AppendMessage((*buf)[:0], m)
 	err := link.QueueFrame(*buf)
@@ -213,7 +211,7 @@ func (s *Session) queue(link *netpoll.Conn, m *wire.Message) error {
 
 // violation reports a protocol violation by the peer (rule 5): tell it with
 // ProtocolError, then tear the session down.
-func (s *Session) violation(link *netpoll.Conn, code wire.Code, reason string) {
+func (s *session) violation(link *netpoll.Conn, code wire.Code, reason string) {
 	if s.Err() == nil {
 		_ = s.queue(link, &wire.Message{Kind: wire.KindProtocolError, Code: code, Payload: []byte(reason)})
 	}
@@ -221,7 +219,7 @@ func (s *Session) violation(link *netpoll.Conn, code wire.Code, reason string) {
 }
 
 // fail tears the session down with err; the first error wins (rule 33).
-func (s *Session) fail(err error) {
+func (s *session) fail(err error) {
 	first := false
 	s.errOnce.Do(func() {
 		s.err = err
@@ -245,7 +243,7 @@ func (s *Session) fail(err error) {
 	s.closeMu.Unlock()
 	cause := s.callError()
 	s.root.teardown(cause)
-	s.vconns.Range(func(_ uint64, c *Conn) bool {
+	s.vconns.Range(func(_ uint64, c *conn) bool {
 		c.teardown(cause)
 		c.relayMu.Lock() // an acceptor may be setting it right now
 		relay := c.relay
@@ -278,7 +276,7 @@ func (s *Session) fail(err error) {
 }
 
 // callError is the error pending calls get when the session ends.
-func (s *Session) callError() *CallError {
+func (s *session) callError() *CallError {
 	err := s.Err()
 	kind := ErrConnectionClosed
 	if errors.Is(err, ErrProtocol) {
@@ -289,7 +287,7 @@ func (s *Session) callError() *CallError {
 
 // HandleFrames implements netpoll.Handler: it decodes and dispatches every
 // frame of one read, on the reading goroutine.
-func (s *Session) HandleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
+func (s *session) HandleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 	if s.link.Load() == nil { // a Dial's first frames can beat its return
 		s.link.CompareAndSwap(nil, link)
 	}
@@ -325,7 +323,7 @@ func releaseFrames(frames []netpoll.Frame) {
 
 // dispatch handles one message; it owns f (releases it or hands it on).
 // It returns false once the session is torn down.
-func (s *Session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
+func (s *session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
 	if s.state.Load() == stateHandshake {
 		f.Release()
 		return s.handshake(link, m)
@@ -379,7 +377,7 @@ func (s *Session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message)
 
 // conn returns the connection with id (root or virtual, any state), or
 // nil.
-func (s *Session) conn(id uint64) *Conn {
+func (s *session) conn(id uint64) *conn {
 	if id == 0 {
 		return s.root
 	}
@@ -388,13 +386,13 @@ func (s *Session) conn(id uint64) *Conn {
 }
 
 // HandleClose implements netpoll.Handler: the link is gone.
-func (s *Session) HandleClose(_ *netpoll.Conn, err error) {
+func (s *session) HandleClose(_ *netpoll.Conn, err error) {
 	s.fail(&CallError{Kind: ErrConnectionClosed, Message: "link closed", Cause: err})
 }
 
 // startKeepaliveLocked arms the ping timer once the session is open.
 // Called with closeMu held.
-func (s *Session) startKeepaliveLocked() {
+func (s *session) startKeepaliveLocked() {
 	if s.opts.KeepaliveInterval < 0 || s.Err() != nil {
 		return
 	}
@@ -403,7 +401,7 @@ func (s *Session) startKeepaliveLocked() {
 
 // keepaliveTick runs on the timer's goroutine: ping, and give up on a peer
 // silent for KeepaliveTimeout (rule 4).
-func (s *Session) keepaliveTick() {
+func (s *session) keepaliveTick() {
 	if s.heard.Swap(false) {
 		s.silent = 0
 	} else {

@@ -49,7 +49,7 @@ func (it Item) Release() { it.frame.Release() }
 // (CallOptions.Channels): the callee receives. window is the receiver's
 // initial credit (0 to wire.MaxWindow; DefaultWindow is a good start).
 // Sends wait until the call's request has gone out.
-func (c *Conn) NewTx(window int) *RawTx {
+func (c *conn) NewTx(window int) *RawTx {
 	st := newChanState(c, c.chans.alloc(c.parity), true, clampWindow(window))
 	st.boundCh = make(chan struct{})
 	c.chans.m.Store(st.id, st)
@@ -58,7 +58,7 @@ func (c *Conn) NewTx(window int) *RawTx {
 
 // NewRx makes a channel this peer will receive on, to bind to a call: the
 // callee sends. window is the credit granted up front.
-func (c *Conn) NewRx(window int) *RawRx {
+func (c *conn) NewRx(window int) *RawRx {
 	st := newChanState(c, c.chans.alloc(c.parity), false, clampWindow(window))
 	c.chans.m.Store(st.id, st)
 	return newRawRx(st)

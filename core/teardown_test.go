@@ -136,7 +136,8 @@ func TestServerLinkStatsKeepEndedSessions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cl.Close() // the last caller ends the session
+	cl.Close()
+	client.Close()
 	waitDone(t, client)
 	deadline := time.Now().Add(5 * time.Second)
 	for len(srv.snapshot()) > 0 || srv.LinkStats().FramesIn < 11 { // Hello and 10 requests

@@ -76,7 +76,7 @@ func (e *ConnRejectedError) Error() string {
 // ErrTooManyConns: OpenConn found this session at Options.MaxVirtualConns.
 var ErrTooManyConns = errors.New("rove: too many virtual connections")
 
-func (o ConnOptions) limit(s *Session) int {
+func (o ConnOptions) limit(s *session) int {
 	if o.MaxConcurrentRequests > 0 {
 		return o.MaxConcurrentRequests
 	}
@@ -87,7 +87,7 @@ func (o ConnOptions) limit(s *Session) int {
 // OpenConn with an id of this peer's parity and waits for the peer to
 // accept or refuse. Nothing is sent on it before acceptance. The returned
 // Conn has its own handlers, callers, ids and limits.
-func (s *Session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error) {
+func (s *session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error) {
 	if s.state.Load() != stateOpen {
 		return nil, &CallError{Kind: ErrConnectionClosed, Message: "session not open", Cause: s.Err()}
 	}
@@ -100,7 +100,8 @@ func (s *Session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error)
 		parity = opts.Parity
 	}
 	c := newConn(s, id, parity, opts.Router, opts.limit(s))
-	c.relay = opts.Relay
+	c.relay, c.relayHold = opts.Relay.inner(), opts.Relay
+	h := c.ownerHandle() // held from the start, so a channel's end cannot close it first
 	c.state.Store(connOpening)
 	c.opened = make(chan error, 1)
 	s.vconns.Store(id, c)
@@ -115,7 +116,7 @@ func (s *Session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error)
 		if err != nil {
 			return nil, err
 		}
-		return c, nil
+		return h, nil
 	case <-ctx.Done():
 	case <-s.errSet:
 	}
@@ -133,13 +134,13 @@ func (s *Session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error)
 
 // PeerMetadata returns the metadata the peer sent when the connection
 // opened (nil for the root; see Session.PeerMetadata).
-func (c *Conn) PeerMetadata() Metadata { return c.peerMeta }
+func (c *conn) PeerMetadata() Metadata { return c.peerMeta }
 
 // Close closes a virtual connection at once (rule 9): calls in flight on
 // it fail (pending ones with ErrConnectionClosed, handlers are
 // cancelled), its channels end, and the peer is told with CloseConn. The
 // root cannot be closed this way: close the Session. Idempotent.
-func (c *Conn) Close() error {
+func (c *conn) Close() error {
 	if c.id == 0 {
 		return errors.New("rove: the root connection closes with its session")
 	}
@@ -156,17 +157,17 @@ func (c *Conn) Close() error {
 
 // forget removes a finished virtual connection; the session ends if its
 // root was closed by its last caller and this was the last one (rule 31).
-func (s *Session) forget(c *Conn) {
+func (s *session) forget(c *conn) {
 	c.state.Store(connClosed)
 	s.vconns.Delete(c.id)
 	if s.root.closed.Load() && s.vconns.Size() == 0 {
-		go s.Close()
+		s.fail(ErrSessionClosed)
 	}
 }
 
 // dispatchConn handles OpenConn, AcceptConn, RejectConn and CloseConn on
 // the reading goroutine. False: torn down.
-func (s *Session) dispatchConn(link *netpoll.Conn, m *wire.Message) bool {
+func (s *session) dispatchConn(link *netpoll.Conn, m *wire.Message) bool {
 	if m.Conn == 0 {
 		s.violation(link, wire.CodeRootClose, m.Kind.String()+" for the root connection")
 		return false
@@ -232,7 +233,7 @@ func (s *Session) dispatchConn(link *netpoll.Conn, m *wire.Message) bool {
 }
 
 // peerOpens handles the peer's OpenConn.
-func (s *Session) peerOpens(link *netpoll.Conn, existing *Conn, m *wire.Message) bool {
+func (s *session) peerOpens(link *netpoll.Conn, existing *conn, m *wire.Message) bool {
 	switch {
 	case !s.parity.Opposite().Owns(m.Conn):
 		s.violation(link, wire.CodeWrongParity, fmt.Sprintf("virtual connection id %d has our parity", m.Conn))
@@ -254,7 +255,7 @@ func (s *Session) peerOpens(link *netpoll.Conn, existing *Conn, m *wire.Message)
 	c := newConn(s, m.Conn, m.Parity.Opposite(), nil, 0)
 	c.state.Store(connAccepting)
 	s.vconns.Store(m.Conn, c)
-	req := ConnRequest{ID: m.Conn, Metadata: metadataFromWire(m.Metadata), Parity: m.Parity, PeerLimit: m.Settings.MaxConcurrentRequests, Conn: c}
+	req := ConnRequest{ID: m.Conn, Metadata: metadataFromWire(m.Metadata), Parity: m.Parity, PeerLimit: m.Settings.MaxConcurrentRequests, Conn: c.pub}
 	peerLimit := m.Settings.MaxConcurrentRequests
 	s.active.add() // the acceptor is waited for like a handler
 	go s.accept(c, req, peerLimit)
@@ -262,7 +263,7 @@ func (s *Session) peerOpens(link *netpoll.Conn, existing *Conn, m *wire.Message)
 }
 
 // accept runs the acceptor and answers the peer.
-func (s *Session) accept(c *Conn, req ConnRequest, peerLimit uint64) {
+func (s *session) accept(c *conn, req ConnRequest, peerLimit uint64) {
 	defer s.active.done()
 	ctx, cancel := context.WithCancel(s.opts.Context)
 	go func() { // the session's end cancels the acceptor
@@ -297,7 +298,7 @@ func (s *Session) accept(c *Conn, req ConnRequest, peerLimit uint64) {
 	// accepted wait, and go out right after AcceptConn.
 	c.relayMu.Lock()
 	defer c.relayMu.Unlock()
-	c.relay = opts.Relay
+	c.relay, c.relayHold = opts.Relay.inner(), opts.Relay
 	if !c.state.CompareAndSwap(connAccepting, connOpen) {
 		return // the session ended meanwhile
 	}
@@ -312,7 +313,7 @@ func (s *Session) accept(c *Conn, req ConnRequest, peerLimit uint64) {
 // relayFrame forwards one call or channel message that arrived on c to
 // c.relay, rewriting only the connection id. It runs on c's reading
 // goroutine and owns f.
-func (c *Conn) relayFrame(f netpoll.Frame, m *wire.Message) {
+func (c *conn) relayFrame(f netpoll.Frame, m *wire.Message) {
 	t := c.relay
 	m.Conn = t.id
 	buf := getBuf()

@@ -201,29 +201,6 @@ func TestMessageAfterCloseConnIsViolation(t *testing.T) {
 	waitDone(t, s)
 }
 
-// spec:31 liveness: the last caller of a virtual connection closes it; the
-// root's last caller ends the session once no virtual connection remains.
-func TestVirtualConnLiveness(t *testing.T) {
-	client, server := transports()[0].pair(t, Options{}, Options{AcceptConn: acceptWith(echoRouter(), nil)})
-	v, err := client.OpenConn(context.Background(), ConnOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, root := v.Caller(), client.Caller()
-	root.Close() // the root is now closed internally; v keeps the session
-	if _, err := call(context.Background(), vc, mEcho, []byte("x")); err != nil {
-		t.Fatalf("virtual connection after the root's last caller: %v", err)
-	}
-	select {
-	case <-client.Done():
-		t.Fatal("session ended while a virtual connection remained")
-	case <-time.After(50 * time.Millisecond):
-	}
-	vc.Close() // last caller of v: v closes, and with it the session
-	waitDone(t, client)
-	waitDone(t, server)
-}
-
 // Thousands of open/close cycles leave no map entry and no goroutine.
 func TestVirtualConnChurn(t *testing.T) {
 	client, server := transports()[0].pair(t, Options{}, Options{AcceptConn: acceptWith(echoRouter(), nil)})
