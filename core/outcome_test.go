@@ -1,0 +1,184 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/internal/testwait"
+)
+
+// spec:13 exactly one response goes on the wire per request, counted by a
+// raw peer: a handler that replies, replies again and then returns an
+// error still produces one Response for its id.
+func TestOneResponseOnTheWire(t *testing.T) {
+	r := NewRouter()
+	r.Handle(mEcho, func(ctx context.Context, req *Request) error {
+		_ = req.Reply([]byte("first"), nil)
+		_ = req.Reply([]byte("second"), nil)
+		return errors.New("and an error")
+	})
+	s, p := newRawPeer(t, false, Options{Router: r})
+	p.hello(t, wire.Settings{})
+	p.send(t, wire.Message{Kind: wire.KindRequest, ID: 1, Method: mEcho.ID})
+	if m := p.nextKind(t, wire.KindResponse); m.ID != 1 || string(m.Payload) != "first" {
+		t.Fatalf("response %d %q", m.ID, m.Payload)
+	}
+	// Ping once the handler is over: its Pong comes after anything the
+	// handler's end could have sent.
+	testwait.For(t, "the handler to finish", func() bool {
+		s.active.mu.Lock()
+		defer s.active.mu.Unlock()
+		return s.active.n == 0
+	})
+	p.send(t, wire.Message{Kind: wire.KindPing, ID: 7})
+	for m := p.next(t); m.Kind != wire.KindPong; m = p.next(t) {
+		if m.Kind == wire.KindResponse {
+			t.Fatalf("a second response for id %d: %q", m.ID, m.Payload)
+		}
+	}
+}
+
+// spec:15 an error is scoped to its call: a call that fails does not
+// cancel the other calls in flight on the connection.
+func TestFailedCallLeavesOthersRunning(t *testing.T) {
+	mFail := NewMethod("test", "fail")
+	release := make(chan struct{})
+	r := NewRouter()
+	r.Handle(mBlock, func(ctx context.Context, req *Request) error {
+		select {
+		case <-release:
+			return req.Reply([]byte("ok"), nil)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	r.Handle(mFail, func(ctx context.Context, req *Request) error { panic("boom") })
+	eachTransport(t, func(t *testing.T, tr transport) {
+		release = make(chan struct{})
+		client, server := tr.pair(t, Options{}, Options{Router: r})
+		cl := client.Caller()
+		defer cl.Close()
+		blocked := make(chan error, 1)
+		go func() { _, err := call(context.Background(), cl, mBlock, nil); blocked <- err }()
+		waitInflight(t, server.root, 1)
+		if _, err := call(context.Background(), cl, mFail, nil); !errors.Is(err, ErrInternal) {
+			t.Fatalf("failing call: %v", err)
+		}
+		if _, err := call(context.Background(), cl, NewMethod("test", "none"), nil); !errors.Is(err, ErrUnknownMethod) {
+			t.Fatalf("unknown method: %v", err)
+		}
+		close(release)
+		if err := <-blocked; err != nil {
+			t.Fatalf("the other call: %v", err)
+		}
+	})
+}
+
+// spec:6 a request that arrives after we sent GoAway is answered
+// Unavailable and never run.
+func TestDrainingRefusesNewRequests(t *testing.T) {
+	release := make(chan struct{})
+	ran := make(chan uint64, 4)
+	r := NewRouter()
+	r.Handle(mBlock, func(ctx context.Context, req *Request) error {
+		ran <- req.ID()
+		<-release
+		return req.Reply(nil, nil)
+	})
+	s, p := newRawPeer(t, false, Options{Router: r})
+	p.hello(t, wire.Settings{})
+	p.send(t, wire.Message{Kind: wire.KindRequest, ID: 1, Method: mBlock.ID})
+	if id := <-ran; id != 1 {
+		t.Fatalf("ran %d", id)
+	}
+	drained := make(chan error, 1)
+	go func() { drained <- s.Drain(context.Background()) }()
+	p.nextKind(t, wire.KindGoAway)
+	p.send(t, wire.Message{Kind: wire.KindRequest, ID: 3, Method: mBlock.ID})
+	if m := p.nextKind(t, wire.KindResponse); m.ID != 3 || m.Status != wire.StatusUnavailable {
+		t.Fatalf("response %d %v, want Unavailable for 3", m.ID, m.Status)
+	}
+	close(release)
+	if m := p.nextKind(t, wire.KindResponse); m.ID != 1 || m.Status != wire.StatusOK {
+		t.Fatalf("response %d %v, want OK for 1", m.ID, m.Status)
+	}
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+	if len(ran) != 0 {
+		t.Fatalf("request %d ran while draining", <-ran)
+	}
+}
+
+// spec:26 grants are additive: credit granted while some is left adds to
+// it (a grant that replaced the count would lose credit).
+func TestGrantsAreAdditive(t *testing.T) {
+	mOut := NewMethod("testbed", "out")
+	credit := make(chan int64, 1)
+	r := NewRouter()
+	r.Handle(mOut, func(ctx context.Context, req *Request) error {
+		tx, err := req.Tx(0)
+		if err != nil {
+			return err
+		}
+		defer tx.Close()
+		// Wait (without failing from this goroutine) for the credit to
+		// reach 8; the test checks what it was.
+		for deadline := time.Now().Add(testwait.Timeout); tx.Credit() < 8 && time.Now().Before(deadline); {
+			time.Sleep(200 * time.Microsecond)
+		}
+		credit <- tx.Credit()
+		return req.Reply(nil, nil)
+	})
+	_, p := newRawPeer(t, false, Options{Router: r})
+	p.hello(t, wire.Settings{})
+	chans := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 1, Dir: wire.CalleeSends, Window: 2}))
+	p.send(t, wire.Message{Kind: wire.KindRequest, ID: 1, Method: mOut.ID, Channels: chans})
+	p.send(t, wire.Message{Kind: wire.KindGrantCredit, ID: 1, Credit: 3})
+	p.send(t, wire.Message{Kind: wire.KindGrantCredit, ID: 1, Credit: 3})
+	if c := <-credit; c != 8 {
+		t.Fatalf("credit %d after a window of 2 and grants of 3 and 3", c)
+	}
+}
+
+// spec:33 teardown empties the connection's tables: no request, call,
+// channel or watched context is left once the session has ended.
+func TestTeardownEmptiesTables(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		r := testbedRouter()
+		r.Handle(mBlock, func(ctx context.Context, req *Request) error {
+			<-ctx.Done()
+			return ctx.Err()
+		})
+		client, server := tr.pair(t, Options{}, Options{Router: r})
+		cl := client.Caller()
+		defer cl.Close()
+		for range 3 {
+			go call(context.Background(), cl, mBlock, nil)
+		}
+		rx := cl.Conn().NewRx(4)
+		go call(context.Background(), cl, mGenerate, []byte("1000"), &CallOptions{Channels: []Channel{rx}})
+		waitInflight(t, server.root, 4)
+		server.Close()
+		waitDone(t, client)
+		for _, c := range []*conn{server.root, client.root} {
+			if n := c.inflight.live.Load(); n != 0 {
+				t.Errorf("%d requests counted in flight", n)
+			}
+			c.inflight.each(func(r *Request) { t.Errorf("request %d left in the inbound table", r.id) })
+			if n := c.chans.m.Size(); n != 0 {
+				t.Errorf("%d channels left", n)
+			}
+			if c.watching != nil {
+				t.Error("a watched context left")
+			}
+			if c.slots != nil {
+				c.pending.drain(func(oc *outCall, _ bool) { t.Errorf("call %d left pending", oc.id) })
+			}
+		}
+		rx.Close()
+	})
+}
