@@ -263,7 +263,7 @@ func (c *conn) usable() error {
 	case c.s.peerGoAway.Load():
 		return &CallError{Kind: ErrUnavailable, Message: "peer sent GoAway"}
 	case c.closed.Load():
-		return &CallError{Kind: ErrConnectionClosed, Message: "connection closed by its last caller"}
+		return &CallError{Kind: ErrConnectionClosed, Message: "every handle on the connection was released"}
 	case c.state.Load() != connOpen:
 		return &CallError{Kind: ErrConnectionClosed, Message: "virtual connection not open"}
 	}

@@ -9,6 +9,18 @@
 // memory for tests. Roles only decide who speaks first: both peers serve
 // the methods of their [Router] and call the other through a [Caller].
 //
+// # Lifetimes
+//
+// A connection this peer dialed or opened lives while anything the user
+// holds for it is alive: its owner handle (the [Session] from [Dial], the
+// [Conn] from [Session.OpenConn]), every [Caller] taken from it, and every
+// channel bound on it. [Caller.Close] releases that Caller only; a handle
+// dropped without Close is released by a cleanup. Sessions a [Server]
+// accepted live until the peer, the Server or Close ends them. When a
+// session ends, every handler's context ends (also those that already
+// replied), pending calls fail with ErrConnectionClosed and channels see
+// the end.
+//
 // # Goroutines and buffers
 //
 // Inbound frames are decoded on the link's reading goroutine (a gnet event

@@ -197,7 +197,8 @@ func ExampleSession_OpenConn() {
 			fmt.Println(string(r.Payload))
 			return nil
 		})
-		caller.Close() // the last caller closes the virtual connection
+		caller.Close() // releases this Caller only
+		conn.Close()   // ends the virtual connection (dropping conn would, later)
 	}
 	// Output:
 	// hello from ann's connection

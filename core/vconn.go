@@ -156,7 +156,7 @@ func (c *conn) Close() error {
 }
 
 // forget removes a finished virtual connection; the session ends if its
-// root was closed by its last caller and this was the last one (rule 31).
+// root's last holder was released and this was the last one (rule 31).
 func (s *session) forget(c *conn) {
 	c.state.Store(connClosed)
 	s.vconns.Delete(c.id)
