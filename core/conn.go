@@ -168,8 +168,8 @@ func (c *conn) Caller() *Caller {
 }
 
 // Caller makes calls to the peer on one connection. It is safe for
-// concurrent use; share one, or take one per goroutine: they share a
-// refcount.
+// concurrent use; share one, or take one per goroutine: each holds the
+// connection until closed (see Conn.Caller).
 type Caller struct {
 	c       *conn
 	once    sync.Once

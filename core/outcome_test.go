@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/rove-rpc/rove/core/wire"
 	"github.com/rove-rpc/rove/internal/testwait"
@@ -127,9 +126,7 @@ func TestGrantsAreAdditive(t *testing.T) {
 		defer tx.Close()
 		// Wait (without failing from this goroutine) for the credit to
 		// reach 8; the test checks what it was.
-		for deadline := time.Now().Add(testwait.Timeout); tx.Credit() < 8 && time.Now().Before(deadline); {
-			time.Sleep(200 * time.Microsecond)
-		}
+		testwait.Until(func() bool { return tx.Credit() >= 8 })
 		credit <- tx.Credit()
 		return req.Reply(nil, nil)
 	})

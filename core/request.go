@@ -46,9 +46,11 @@ type Request struct {
 	timer    *time.Timer
 
 	// On the connection's list of Done channels to close at teardown
-	// (Conn.watchMu): a handler that already replied has left the inbound
-	// table but must still see its context end (rule 33).
-	watched      bool
+	// (conn.watchMu): a handler that already replied has left the inbound
+	// table but must still see its context end (rule 33). watched is set
+	// under watchMu and r.mu, so finish can skip the list's lock for a
+	// Request that was never on it.
+	watched      atomic.Bool
 	wprev, wnext *Request
 }
 
@@ -395,38 +397,48 @@ func (r *Request) Done() <-chan struct{} {
 	return ch
 }
 
-// watch puts r on the list of Done channels teardown closes; if the
-// connection is down already, r is cancelled now.
+// watch puts r on the list of Done channels teardown closes, while its
+// context is still live; if the connection is down already, r is
+// cancelled now. A context that has ended (the handler is over, so finish
+// may already have run unwatch) is never put on the list.
 func (c *conn) watch(r *Request) {
 	c.watchMu.Lock()
-	if c.down() == nil {
-		r.watched = true
+	if c.down() != nil {
+		c.watchMu.Unlock()
+		r.cancel(ErrConnectionClosed)
+		return
+	}
+	r.mu.Lock() // lock order: watchMu, then r.mu (as in cancelWatched)
+	if r.err == nil {
 		r.wnext = c.watching
 		if c.watching != nil {
 			c.watching.wprev = r
 		}
 		c.watching = r
-		c.watchMu.Unlock()
-		return
+		r.watched.Store(true)
 	}
+	r.mu.Unlock()
 	c.watchMu.Unlock()
-	r.cancel(ErrConnectionClosed)
 }
 
-// unwatch takes r off the list once its handler is over.
+// unwatch takes r off the list once its handler is over and its context
+// has ended (so watch will not add it again). Most Requests were never
+// watched: they cost no lock here.
 func (c *conn) unwatch(r *Request) {
-	c.watchMu.Lock()
-	if r.watched {
-		if r.wprev != nil {
-			r.wprev.wnext = r.wnext
-		} else {
-			c.watching = r.wnext
-		}
-		if r.wnext != nil {
-			r.wnext.wprev = r.wprev
-		}
-		r.watched, r.wprev, r.wnext = false, nil, nil
+	if !r.watched.Load() {
+		return
 	}
+	c.watchMu.Lock()
+	if r.wprev != nil {
+		r.wprev.wnext = r.wnext
+	} else {
+		c.watching = r.wnext
+	}
+	if r.wnext != nil {
+		r.wnext.wprev = r.wprev
+	}
+	r.wprev, r.wnext = nil, nil
+	r.watched.Store(false)
 	c.watchMu.Unlock()
 }
 

@@ -262,7 +262,7 @@ func (rx *RawRx) Recv(ctx context.Context) (Item, error) {
 		// A grant that could not be sent earlier is owed before we wait:
 		// the sender may be waiting for exactly that credit.
 		var owed uint64
-		if err == nil && st.taken >= max(st.window/2, 1) {
+		if err == nil && st.grantDueLocked() {
 			owed = st.grantLocked()
 		}
 		st.mu.Unlock()
@@ -289,10 +289,16 @@ func (rx *RawRx) Recv(ctx context.Context) (Item, error) {
 // (at least 1).
 func (st *chanState) takenLocked() uint64 {
 	st.taken++
-	if st.taken < max(st.window/2, 1) || st.peerDone {
+	if !st.grantDueLocked() {
 		return 0
 	}
 	return st.grantLocked()
+}
+
+// grantDueLocked reports whether the items taken since the last grant make
+// a grant: half the window (at least 1), while the sender may still send.
+func (st *chanState) grantDueLocked() bool {
+	return st.taken >= max(st.window/2, 1) && !st.peerDone
 }
 
 // grantLocked turns the items taken since the last grant into a grant. It

@@ -34,7 +34,8 @@ const (
 
 var tableGen atomic.Uint64
 
-// ErrIDsExhausted: a connection made 2^47 calls; open a new one.
+// errIDsExhausted fails a call on a connection that has used all its
+// request ids (2^47 calls): open a new one.
 var errIDsExhausted = &CallError{Kind: ErrConnectionClosed, Message: "request ids exhausted on this connection"}
 
 // tableSize returns the power-of-two slot count for up to n live entries:

@@ -16,13 +16,23 @@ const Timeout = 10 * time.Second
 // For waits until cond holds, checking it after short pauses.
 func For(t testing.TB, what string, cond func() bool) {
 	t.Helper()
+	if !Until(cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// Until waits until cond holds and reports whether it did within Timeout.
+// It is For for goroutines other than the test's, which must not call
+// t.Fatal.
+func Until(cond func() bool) bool {
 	deadline := time.Now().Add(Timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
+	return true
 }
 
 // Blocked waits until at least n goroutines are parked (in a select, a
