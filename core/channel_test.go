@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/internal/testwait"
 )
 
 var (
@@ -254,7 +255,15 @@ func TestGrantBatching(t *testing.T) {
 func TestChannelItemsBeforeRegistration(t *testing.T) {
 	r := NewRouter()
 	r.Handle(mSum, func(ctx context.Context, req *Request) error {
-		time.Sleep(100 * time.Millisecond) // everything has arrived by now
+		// Take the Rx only once all 8 items and the Close are queued.
+		st := req.channels[0]
+		if !testwait.Until(func() bool {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			return st.received == 8 && st.peerDone
+		}) {
+			return errors.New("the items never arrived")
+		}
 		raw, err := req.Rx(0)
 		if err != nil {
 			return err
@@ -320,10 +329,15 @@ func TestChannelReset(t *testing.T) {
 // call does not close them.
 func TestChannelsOutliveResponseAndCancel(t *testing.T) {
 	mLater, mCancelled := NewMethod("testbed", "later"), NewMethod("testbed", "cancelled")
-	stream := func(raw *RawTx) {
+	// stream sends item 0, then the rest once the test opens the gate:
+	// after the response (mLater) or after the cancel (mCancelled).
+	gateLater, gateCancelled := make(chan struct{}), make(chan struct{})
+	stream := func(raw *RawTx, gate chan struct{}) {
 		tx := TxOf[int](raw, nil)
 		for i := range 5 {
-			time.Sleep(5 * time.Millisecond)
+			if i == 1 {
+				<-gate
+			}
 			tx.Send(context.Background(), i)
 		}
 		tx.Close()
@@ -334,7 +348,7 @@ func TestChannelsOutliveResponseAndCancel(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		go stream(raw) // keeps streaming after the response
+		go stream(raw, gateLater) // keeps streaming after the response
 		return req.Reply([]byte("replied"), nil)
 	})
 	r.Handle(mCancelled, func(ctx context.Context, req *Request) error {
@@ -342,7 +356,7 @@ func TestChannelsOutliveResponseAndCancel(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		go stream(raw)
+		go stream(raw, gateCancelled)
 		<-ctx.Done() // the caller cancels; the channel lives on
 		return nil
 	})
@@ -354,6 +368,7 @@ func TestChannelsOutliveResponseAndCancel(t *testing.T) {
 	if got, err := call(context.Background(), cl, mLater, nil, &CallOptions{Channels: []Channel{rx}}); err != nil || string(got) != "replied" {
 		t.Fatalf("%q %v", got, err)
 	}
+	close(gateLater)
 	if err := expectSequence(rx, 5); err != nil {
 		t.Fatal(err)
 	}
@@ -372,6 +387,7 @@ func TestChannelsOutliveResponseAndCancel(t *testing.T) {
 	if err := <-errc; !errors.Is(err, ErrCancelled) {
 		t.Fatalf("call: %v", err)
 	}
+	close(gateCancelled)
 	for i := 1; i < 5; i++ {
 		if v, err := rx.Recv(context.Background()); err != nil || v != i {
 			t.Fatalf("item %d after the cancel: %v %v", i, v, err)
@@ -397,7 +413,12 @@ func TestSlowConsumerIsolation(t *testing.T) {
 			_, err := call(context.Background(), cl, mGenerate, []byte("100000"), &CallOptions{Channels: []Channel{stalled}})
 			stalledDone <- err
 		}()
-		time.Sleep(50 * time.Millisecond)
+		st := stalled.raw.st
+		testwait.For(t, "the stalled channel's window to fill", func() bool {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			return st.received == 2
+		})
 		fast := NewRx[int](cl.Conn(), 16)
 		errc := make(chan error, 1)
 		go func() { errc <- expectSequence(fast, 500) }()

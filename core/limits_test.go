@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/internal/testwait"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
@@ -35,9 +36,7 @@ func TestCallerRespectsPeerLimit(t *testing.T) {
 		for range 10 {
 			go func() { _, err := call(context.Background(), cl, mBlock, nil); errc <- err }()
 		}
-		for running.Load() < limit {
-			time.Sleep(time.Millisecond)
-		}
+		testwait.For(t, "the peer's limit to fill", func() bool { return running.Load() >= limit })
 		// The peer is full: a fail-fast call fails at once, retryably.
 		err := cl.Call(context.Background(), mBlock, nil, &CallOptions{FailFast: true}, nil)
 		if !errors.Is(err, ErrTooManyRequests) || !IsRetryable(err) {

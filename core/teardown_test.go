@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rove-rpc/rove/internal/testwait"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
@@ -88,22 +89,10 @@ func TestDrain(t *testing.T) {
 		drained := make(chan error, 1)
 		go func() { drained <- server.Drain(context.Background()) }()
 		// The client learns of the GoAway: new calls fail, retryably.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			_, err := call(context.Background(), cl, mEcho, []byte("new"))
-			if errors.Is(err, ErrUnavailable) {
-				if !IsRetryable(err) {
-					t.Fatal("Unavailable not retryable")
-				}
-				break
-			}
-			if err != nil {
-				t.Fatalf("new call during drain: %v", err)
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("GoAway never reached the client")
-			}
-			time.Sleep(time.Millisecond)
+		testwait.For(t, "the GoAway to reach the client", client.peerGoAway.Load)
+		_, err := call(context.Background(), cl, mEcho, []byte("new"))
+		if !errors.Is(err, ErrUnavailable) || !IsRetryable(err) {
+			t.Fatalf("new call during drain: %v, want retryable Unavailable", err)
 		}
 		close(release)
 		if err := <-inflight; err != nil {
@@ -139,11 +128,8 @@ func TestServerLinkStatsKeepEndedSessions(t *testing.T) {
 	cl.Close()
 	client.Close()
 	waitDone(t, client)
-	deadline := time.Now().Add(5 * time.Second)
-	for len(srv.snapshot()) > 0 || srv.LinkStats().FramesIn < 11 { // Hello and 10 requests
-		if time.Now().After(deadline) {
-			t.Fatalf("stats after the session ended: %+v", srv.LinkStats())
-		}
-		time.Sleep(time.Millisecond)
+	testwait.For(t, "the session to end", func() bool { return len(srv.snapshot()) == 0 })
+	if got := srv.LinkStats().FramesIn; got < 11 { // Hello and 10 requests
+		t.Fatalf("stats after the session ended: %+v", srv.LinkStats())
 	}
 }

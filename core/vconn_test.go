@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/internal/testwait"
 )
 
 // acceptWith accepts every virtual connection with router r, recording the
@@ -75,11 +75,7 @@ func TestVirtualConnRefused(t *testing.T) {
 		t.Fatalf("over the peer's limit: %v", err)
 	}
 	c.Close()
-	for deadline := time.Now().Add(5 * time.Second); server.vconns.Size() != 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the server never forgot the closed connection")
-		}
-	}
+	testwait.For(t, "the server to forget the closed connection", func() bool { return server.vconns.Size() == 0 })
 	if _, err := server.OpenConn(context.Background(), ConnOptions{}); !errors.As(err, &rej) {
 		t.Fatalf("peer without an acceptor: %v", err)
 	}
@@ -173,13 +169,8 @@ func TestCloseVirtualConn(t *testing.T) {
 			t.Fatalf("other connection: %q %v", got, err)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for client.vconns.Size() != 1 { // a is forgotten once the peer acknowledged
-		if time.Now().After(deadline) {
-			t.Fatalf("%d virtual connections left", client.vconns.Size())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// a is forgotten once the peer acknowledged
+	testwait.For(t, "the closed connection to be forgotten", func() bool { return client.vconns.Size() == 1 })
 }
 
 // spec:9 after CloseConn, a message on that id is a violation.
@@ -218,13 +209,9 @@ func TestVirtualConnChurn(t *testing.T) {
 		}
 		c.Close()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for client.vconns.Size()+server.vconns.Size() != 0 || runtime.NumGoroutine() > before+2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("left: %d + %d connections, %d goroutines (were %d)", client.vconns.Size(), server.vconns.Size(), runtime.NumGoroutine(), before)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, "every connection and its goroutines to go", func() bool {
+		return client.vconns.Size()+server.vconns.Size() == 0 && runtime.NumGoroutine() <= before+2
+	})
 }
 
 // A relay passes calls and channels through unchanged and closes both
@@ -278,9 +265,7 @@ func TestRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	for deadline := time.Now().Add(5 * time.Second); server.vconns.Size()+middle.vconns.Size()+toServer.vconns.Size() != 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("left open: middle %d, middle->server %d, server %d", middle.vconns.Size(), toServer.vconns.Size(), server.vconns.Size())
-		}
-	}
+	testwait.For(t, "both halves of the relay to close", func() bool {
+		return server.vconns.Size()+middle.vconns.Size()+toServer.vconns.Size() == 0
+	})
 }
