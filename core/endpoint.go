@@ -19,7 +19,7 @@ func Dial(ctx context.Context, tr netpoll.Transport, network, addr string, opts 
 	s := newSession(true, opts, pool)
 	s.ownPool = true
 	h := s.ownerHandle() // held from the start: the peer's first calls may bind channels
-	link, err := tr.Dial(ctx, network, addr, s)
+	link, err := tr.Dial(ctx, network, addr, s.events())
 	if err != nil {
 		s.fail(&HandshakeError{Reason: "dial: " + err.Error()})
 		<-s.done
@@ -79,22 +79,25 @@ func Serve(tr netpoll.Transport, network, addr string, opts Options) (*Server, e
 func (srv *Server) accept(link *netpoll.Conn) netpoll.Handler {
 	s := newSession(false, srv.opts, srv.workers)
 	s.link.Store(link)
+	s.onEnd = srv.forget
 	srv.mu.Lock()
 	if srv.closed {
 		srv.mu.Unlock()
 		s.fail(ErrSessionClosed)
-		return s
+		return s.events()
 	}
 	srv.sessions[s] = struct{}{}
 	srv.mu.Unlock()
-	go func() { // forget it when it ends, keeping its counters
-		<-s.done
-		srv.mu.Lock()
-		delete(srv.sessions, s)
-		srv.ended = srv.ended.Add(s.LinkStats())
-		srv.mu.Unlock()
-	}()
-	return s
+	return s.events()
+}
+
+// forget drops an ended session, keeping its counters. It is the
+// session's onEnd, so no goroutine waits for each session's end.
+func (srv *Server) forget(s *session) {
+	srv.mu.Lock()
+	delete(srv.sessions, s)
+	srv.ended = srv.ended.Add(s.LinkStats())
+	srv.mu.Unlock()
 }
 
 // LinkStats sums the link counters of every session the server has
@@ -180,7 +183,7 @@ func Pipe(ctx context.Context, initiator, acceptor Options) (*Session, *Session,
 	b := newSession(false, acceptor, pa)
 	a.ownPool, b.ownPool = true, true
 	h := a.ownerHandle()
-	la, lb := netpoll.Pipe(a, b, initiator.Link)
+	la, lb := netpoll.Pipe(a.events(), b.events(), initiator.Link)
 	a.link.Store(la)
 	b.link.Store(lb)
 	if err := a.start(ctx); err != nil {

@@ -141,7 +141,7 @@ func newRawPeer(t *testing.T, sessionIsInitiator bool, opts Options) (*Session, 
 	}
 	s := newSession(sessionIsInitiator, opts, pool)
 	s.ownPool = true
-	ls, lp := netpoll.Pipe(s, p, netpoll.Options{})
+	ls, lp := netpoll.Pipe(s.events(), p, netpoll.Options{})
 	s.link.Store(ls)
 	p.link = lp
 	t.Cleanup(func() { s.Close(); lp.Close() })

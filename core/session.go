@@ -34,6 +34,7 @@ type session struct {
 	nextConn  atomic.Uint64               // our virtual connection ids: the n-th is parity.First() + 2n
 	workers   *workers
 	ownPool   bool // workers belongs to this session (Dial, Pipe), not to a Server
+	onEnd     func(*session) // set before the link starts; called once, just before done closes
 
 	state      atomic.Int32
 	peerGoAway atomic.Bool
@@ -271,6 +272,9 @@ func (s *session) fail(err error) {
 		if s.ownPool {
 			s.workers.release()
 		}
+		if s.onEnd != nil {
+			s.onEnd(s)
+		}
 		close(s.done)
 	}()
 }
@@ -285,9 +289,26 @@ func (s *session) callError() *CallError {
 	return &CallError{Kind: kind, Cause: err}
 }
 
-// HandleFrames implements netpoll.Handler: it decodes and dispatches every
-// frame of one read, on the reading goroutine.
-func (s *session) HandleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
+// linkEvents is the session as its link's netpoll.Handler. A type of its
+// own keeps HandleFrames and HandleClose, plumbing for netpoll, out of
+// Session's method set.
+type linkEvents session
+
+func (s *session) events() *linkEvents { return (*linkEvents)(s) }
+
+// HandleFrames implements netpoll.Handler.
+func (e *linkEvents) HandleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
+	(*session)(e).handleFrames(link, frames)
+}
+
+// HandleClose implements netpoll.Handler: the link is gone.
+func (e *linkEvents) HandleClose(_ *netpoll.Conn, err error) {
+	(*session)(e).fail(&CallError{Kind: ErrConnectionClosed, Message: "link closed", Cause: err})
+}
+
+// handleFrames decodes and dispatches every frame of one read, on the
+// reading goroutine.
+func (s *session) handleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 	if s.link.Load() == nil { // a Dial's first frames can beat its return
 		s.link.CompareAndSwap(nil, link)
 	}
@@ -383,11 +404,6 @@ func (s *session) conn(id uint64) *conn {
 	}
 	c, _ := s.vconns.Load(id)
 	return c
-}
-
-// HandleClose implements netpoll.Handler: the link is gone.
-func (s *session) HandleClose(_ *netpoll.Conn, err error) {
-	s.fail(&CallError{Kind: ErrConnectionClosed, Message: "link closed", Cause: err})
 }
 
 // startKeepaliveLocked arms the ping timer once the session is open.
