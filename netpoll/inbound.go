@@ -21,6 +21,12 @@ const minReadRoom = 2048
 
 // room returns the buffer the next read should fill. It never returns an
 // empty slice.
+//
+// A frame larger than the chunk grows its buffer with the bytes that have
+// arrived, never with the length its header announces (rule 34): each move
+// at most doubles the partial frame's room, up to the frame's full size.
+// So a peer that announces 4 MiB and sends 2 bytes costs one default chunk,
+// and a frame that really arrives is copied about once more in all.
 func (in *inbound) room() []byte {
 	if in.cur == nil {
 		in.cur = getChunk(in.chunkSize)
@@ -31,9 +37,14 @@ func (in *inbound) room() []byte {
 		// nobody can be looking at its bytes: start again at the front.
 		in.r, in.w = 0, 0
 	}
+	have := in.w - in.r
 	need := max(pendingFrameSize(in.cur.buf[in.r:in.w]), minReadRoom)
 	if len(in.cur.buf)-in.r < need || len(in.cur.buf)-in.w < minReadRoom {
-		in.moveTail(max(need, in.chunkSize))
+		// A partial frame that already starts the chunk reads on while
+		// room is left; the chunk grows when it is full.
+		if in.r != 0 || len(in.cur.buf)-in.w < minReadRoom {
+			in.moveTail(max(in.chunkSize, min(need, 2*have)))
+		}
 	}
 	b := in.cur.buf[in.w:]
 	if in.maxRead > 0 && len(b) > in.maxRead {
