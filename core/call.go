@@ -170,10 +170,10 @@ func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 	if chBuf != nil {
 		putBuf(chBuf)
 	}
-	if len(oc.buf) > c.s.maxFrame {
+	if limit := c.s.sendMax(); len(oc.buf) > limit {
 		if got, _ := c.pending.take(id); got != nil {
 			c.freeCall(oc)
-			return false, &CallError{Kind: ErrSendFailed, Cause: tooLarge("request", len(oc.buf), c.s.maxFrame)}
+			return false, &CallError{Kind: ErrSendFailed, Cause: tooLarge("request", len(oc.buf), limit)}
 		}
 		return false, c.finish(ctx, oc, fn)
 	}

@@ -166,7 +166,7 @@ func TestOversizedItemFails(t *testing.T) {
 			return err
 		}
 		before := tx.Credit()
-		err = tx.Send(ctx, make([]byte, 1000))
+		err = tx.Send(ctx, make([]byte, wire.MinMaxFrameSize))
 		if tx.Credit() != before {
 			err = errors.New("an oversized item cost credit")
 		}
@@ -176,7 +176,7 @@ func TestOversizedItemFails(t *testing.T) {
 		return req.Reply(nil, nil)
 	})
 	s, p := newRawPeer(t, false, Options{Router: r})
-	p.hello(t, wire.Settings{MaxFrameSize: 256})
+	p.hello(t, wire.Settings{MaxFrameSize: wire.MinMaxFrameSize})
 	chans := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 1, Dir: wire.CalleeSends, Window: 4}))
 	p.send(t, wire.Message{Kind: wire.KindRequest, ID: 1, Method: mOut.ID, Channels: chans})
 	err := <-sendErr

@@ -15,10 +15,10 @@ import (
 // with errors.Is (netpoll.ErrFrameTooLarge, ErrEncoding).
 func TestTooLargeAndUnencodableAreNotRetryable(t *testing.T) {
 	s, p := newRawPeer(t, true, Options{})
-	p.acceptHello(t, s, wire.Settings{MaxFrameSize: 256})
+	p.acceptHello(t, s, wire.Settings{MaxFrameSize: wire.MinMaxFrameSize})
 	cl := s.Caller()
 	defer cl.Close()
-	_, err := call(context.Background(), cl, mEcho, make([]byte, 1000))
+	_, err := call(context.Background(), cl, mEcho, make([]byte, wire.MinMaxFrameSize))
 	if !errors.Is(err, ErrSendFailed) || !errors.Is(err, netpoll.ErrFrameTooLarge) || IsRetryable(err) {
 		t.Fatalf("oversized request: %v (retryable %v)", err, IsRetryable(err))
 	}

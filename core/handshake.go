@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/rove-rpc/rove/core/wire"
 	"github.com/rove-rpc/rove/netpoll"
@@ -49,14 +50,27 @@ func (s *session) handshake(link *netpoll.Conn, m *wire.Message) bool {
 		s.reject(link, wire.CodeVersion, "no common protocol version (we speak 1..1)")
 		return false
 	}
+	if reason := checkPeerFrameSize(m.Settings); reason != "" {
+		s.reject(link, wire.CodeSettings, reason)
+		return false
+	}
 	// The parity is valid (the codec checks); ours is the opposite one.
 	s.parity = m.Parity.Opposite()
 	s.root.setParity(s.parity)
-	s.open(m)
-	err := s.queue(link, &wire.Message{
+	ack := &wire.Message{
 		Kind: wire.KindHelloAck, Version: version, Parity: s.parity,
 		Settings: s.localSettings(), Metadata: s.opts.Metadata.toWire(),
-	})
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	*buf = wire.AppendMessage((*buf)[:0], ack)
+	if limit := min(peerMaxFrame(m.Settings), s.linkMaxFrame()); len(*buf) > limit {
+		// Our metadata does not fit the initiator's frames (rule 35).
+		s.reject(link, wire.CodeSettings, fmt.Sprintf("our HelloAck (%d bytes) is over your maximum frame size of %d", len(*buf), limit))
+		return false
+	}
+	s.open(m)
+	err := link.QueueFrame(*buf)
 	if err != nil {
 		s.fail(&HandshakeError{Reason: "sending HelloAck: " + err.Error()})
 		return false
@@ -82,6 +96,9 @@ func (s *session) handleHelloReply(m *wire.Message) bool {
 	case m.Parity != s.parity.Opposite():
 		s.fail(&HandshakeError{Code: wire.CodeParity, Reason: "peer did not take the opposite parity"})
 		return false
+	case checkPeerFrameSize(m.Settings) != "":
+		s.fail(&HandshakeError{Code: wire.CodeSettings, Reason: checkPeerFrameSize(m.Settings)})
+		return false
 	}
 	s.open(m)
 	return true
@@ -91,10 +108,7 @@ func (s *session) handleHelloReply(m *wire.Message) bool {
 func (s *session) open(m *wire.Message) {
 	s.peer = m.Settings
 	s.peerMeta = metadataFromWire(m.Metadata)
-	s.maxFrame = s.linkMaxFrame()
-	if p := m.Settings.MaxFrameSize; p > 0 && p < uint64(s.maxFrame) {
-		s.maxFrame = int(p)
-	}
+	s.maxFrame.Store(int64(min(s.linkMaxFrame(), peerMaxFrame(m.Settings))))
 	s.root.setPeerLimit(m.Settings.MaxConcurrentRequests)
 	s.closeMu.Lock()
 	s.hsTimer.Stop()

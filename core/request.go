@@ -134,10 +134,8 @@ func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error
 		msg.Metadata = wire.MakeMetadata(*mdBuf)
 	}
 	*buf = wire.AppendMessage((*buf)[:0], &msg)
-	if len(*buf) > r.conn.s.maxFrame {
-		msg = wire.Message{Kind: wire.KindResponse, Conn: r.conn.id, ID: r.id, Status: wire.StatusInternal,
-			Payload: []byte("response larger than the caller's maximum frame size")}
-		*buf = wire.AppendMessage((*buf)[:0], &msg)
+	if limit := r.conn.s.sendMax(); len(*buf) > limit {
+		*buf = appendFittingResponse((*buf)[:0], &msg, limit)
 	}
 	link := r.conn.s.link.Load()
 	commit := (*leaveOnCommit)(r)

@@ -33,14 +33,14 @@ type session struct {
 	vconns    *xsync.MapOf[uint64, *conn] // virtual connections, any state but closed
 	nextConn  atomic.Uint64               // our virtual connection ids: the n-th is parity.First() + 2n
 	workers   *workers
-	ownPool   bool // workers belongs to this session (Dial, Pipe), not to a Server
+	ownPool   bool           // workers belongs to this session (Dial, Pipe), not to a Server
 	onEnd     func(*session) // set before the link starts; called once, just before done closes
 
 	state      atomic.Int32
 	peerGoAway atomic.Bool
 	peer       wire.Settings // written once, before state becomes open
 	peerMeta   Metadata
-	maxFrame   int // largest body we may send: the peer's limit and ours
+	maxFrame   atomic.Int64 // largest body we may send: the peer's limit and ours; 0 before the handshake
 
 	hsDone  chan struct{} // closed when the handshake ends either way
 	hsTimer *time.Timer
@@ -162,7 +162,7 @@ func (s *session) send(ctx context.Context, m *wire.Message) error {
 		return ErrConnectionClosed
 	}
 	buf := getBuf()
-	*buf = wire.AppendMessage((*buf)[:0], m)
+	*buf = s.appendControl((*buf)[:0], m)
 	err := link.WriteFrame(ctx, *buf)
 	putBuf(buf)
 	return err
@@ -180,7 +180,7 @@ func (s *session) sendSoon(m *wire.Message) {
 		return
 	}
 	buf := getBuf()
-	*buf = wire.AppendMessage((*buf)[:0], m)
+	*buf = s.appendControl((*buf)[:0], m)
 	if link.QueueFrame(*buf) == netpoll.ErrWouldBlock {
 		b := append([]byte(nil), *buf...)
 		s.goTracked(func() { _ = link.WriteFrame(context.Background(), b) })
@@ -204,7 +204,7 @@ func (s *session) goTracked(f func()) {
 // queue writes one message from the reading goroutine, never blocking.
 func (s *session) queue(link *netpoll.Conn, m *wire.Message) error {
 	buf := getBuf()
-	*buf = wire.AppendMessage((*buf)[:0], m)
+	*buf = s.appendControl((*buf)[:0], m)
 	err := link.QueueFrame(*buf)
 	putBuf(buf)
 	return err

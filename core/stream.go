@@ -118,7 +118,7 @@ func (tx *RawTx) Send(ctx context.Context, payload []byte) error {
 	buf := getBuf()
 	defer putBuf(buf)
 	*buf = wire.AppendMessage((*buf)[:0], &wire.Message{Kind: wire.KindChannelItem, Conn: st.c.id, ID: st.id, Payload: payload})
-	if limit := st.c.s.maxFrame; len(*buf) > limit {
+	if limit := st.c.s.sendMax(); len(*buf) > limit {
 		return &CallError{Kind: ErrSendFailed, Cause: tooLarge("channel item", len(*buf), limit)}
 	}
 	if err := st.takeCredit(ctx); err != nil {

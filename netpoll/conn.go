@@ -32,7 +32,8 @@ type Handler interface {
 // Options tune a connection. The zero value means the defaults.
 type Options struct {
 	// MaxFrameSize is the largest frame body sent or accepted, in bytes.
-	// Default DefaultMaxFrameSize; at most MaxFrameSizeLimit.
+	// Default DefaultMaxFrameSize; at least MinMaxFrameSize and at most
+	// MaxFrameSizeLimit.
 	MaxFrameSize int
 	// MaxOutbound is how many bytes of frames may wait to be written before
 	// WriteFrame blocks. Default 1 MiB. One frame is always accepted into an
@@ -54,7 +55,7 @@ func (o Options) withDefaults() Options {
 	if o.MaxFrameSize <= 0 {
 		o.MaxFrameSize = DefaultMaxFrameSize
 	}
-	o.MaxFrameSize = min(o.MaxFrameSize, MaxFrameSizeLimit)
+	o.MaxFrameSize = min(max(o.MaxFrameSize, MinMaxFrameSize), MaxFrameSizeLimit)
 	if o.MaxOutbound <= 0 {
 		o.MaxOutbound = 1 << 20
 	}

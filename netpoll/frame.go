@@ -13,6 +13,11 @@ const DefaultMaxFrameSize = 4 << 20
 // MaxFrameSizeLimit is the largest Options.MaxFrameSize allowed.
 const MaxFrameSizeLimit = 1 << 30
 
+// MinMaxFrameSize is the smallest Options.MaxFrameSize: a smaller one is
+// raised to it. Rove's protocol promises every peer accepts frames this
+// large, so its control messages always fit.
+const MinMaxFrameSize = 4096
+
 // MaxHeaderLen is the largest length prefix: a uvarint of a 32-bit length.
 const MaxHeaderLen = 5
 

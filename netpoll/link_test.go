@@ -43,19 +43,19 @@ func TestEchoOverEveryTransport(t *testing.T) {
 func TestOversizedWriteRefused(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tc transportCase) {
 		srv := newRecorder()
-		client, _ := tc.connect(t, Options{MaxFrameSize: 1000}, newRecorder(), srv)
-		err := client.WriteFrame(context.Background(), make([]byte, 1001))
+		client, _ := tc.connect(t, Options{MaxFrameSize: 5000}, newRecorder(), srv)
+		err := client.WriteFrame(context.Background(), make([]byte, 5001))
 		var fe *FrameError
-		if !errors.Is(err, ErrFrameTooLarge) || !errors.As(err, &fe) || fe.Size != 1001 {
+		if !errors.Is(err, ErrFrameTooLarge) || !errors.As(err, &fe) || fe.Size != 5001 {
 			t.Fatalf("got %v", err)
 		}
 		if st := client.Stats(); st.FramesOut != 0 {
 			t.Fatalf("oversized frame was queued: %+v", st)
 		}
-		if err := client.WriteFrame(context.Background(), make([]byte, 1000)); err != nil {
+		if err := client.WriteFrame(context.Background(), make([]byte, 5000)); err != nil {
 			t.Fatal(err)
 		}
-		if got := srv.waitFrames(t, 1); len(got[0]) != 1000 {
+		if got := srv.waitFrames(t, 1); len(got[0]) != 5000 {
 			t.Fatalf("got %d bytes", len(got[0]))
 		}
 	})
@@ -173,14 +173,14 @@ func TestBadStreamFromRawPeer(t *testing.T) {
 	}{
 		{"eof mid-frame", AppendFrame(nil, make([]byte, 100))[:50], ErrTruncated},
 		{"eof mid-header", []byte{0x80}, ErrTruncated},
-		{"oversized header", AppendFrame(nil, make([]byte, 2000))[:2], ErrFrameTooLarge},
+		{"oversized header", AppendFrame(nil, make([]byte, 6000))[:2], ErrFrameTooLarge},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			for _, tr := range rawTransports() {
 				t.Run(tr.name, func(t *testing.T) {
 					srv := newRecorder()
-					raw := tr.connectRaw(t, Options{MaxFrameSize: 1000}, srv)
+					raw := tr.connectRaw(t, Options{MaxFrameSize: 5000}, srv)
 					if _, err := raw.Write(AppendFrame(nil, []byte("ok"))); err != nil {
 						t.Fatal(err)
 					}
@@ -270,6 +270,16 @@ func TestQueueFrameFromHandler(t *testing.T) {
 			if binary.LittleEndian.Uint32(b) != uint32(i) {
 				t.Fatalf("frame %d out of order", i)
 			}
+		}
+	})
+}
+
+// A maximum frame size under the protocol's floor is raised to it.
+func TestMaxFrameSizeFloor(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tc transportCase) {
+		client, _ := tc.connect(t, Options{MaxFrameSize: 8}, newRecorder(), newRecorder())
+		if got := client.MaxFrameSize(); got != MinMaxFrameSize {
+			t.Fatalf("MaxFrameSize 8 gave %d, want the floor %d", got, MinMaxFrameSize)
 		}
 	})
 }

@@ -12,9 +12,10 @@ const (
 	CodeNone Code = 0 // no particular reason (normal GoAway, plain rejection)
 
 	// Handshake and connection refusals.
-	CodeVersion Code = 1 // no protocol version in common
-	CodeParity  Code = 2 // the parity in Hello/OpenConn is unusable
-	CodeRefused Code = 3 // policy: no acceptor, over the local limit, or refused by the application
+	CodeVersion  Code = 1 // no protocol version in common
+	CodeParity   Code = 2 // the parity in Hello/OpenConn is unusable
+	CodeRefused  Code = 3 // policy: no acceptor, over the local limit, or refused by the application
+	CodeSettings Code = 4 // the peer's settings are unusable (a limit under its floor)
 
 	// Protocol violations (ProtocolError).
 	CodeMalformed       Code = 16 // a frame or message that does not decode
@@ -32,7 +33,7 @@ const (
 )
 
 var codeNames = map[Code]string{
-	CodeNone: "none", CodeVersion: "version", CodeParity: "parity", CodeRefused: "refused",
+	CodeNone: "none", CodeVersion: "version", CodeParity: "parity", CodeRefused: "refused", CodeSettings: "settings",
 	CodeMalformed: "malformed", CodeFrameTooLarge: "frame too large", CodeUnexpected: "unexpected message",
 	CodeWrongParity: "wrong parity", CodeIDInUse: "id in use", CodeUnknownConn: "unknown connection",
 	CodeUnknownChannel: "unknown channel", CodeCreditExceeded: "credit exceeded",
