@@ -103,7 +103,20 @@ func (c *conn) call(ctx context.Context, method uint64, req []byte, opts *CallOp
 			return err
 		}
 	}
-	sent, err := c.callBound(ctx, method, req, opts, fn)
+	var sent bool
+	var err error
+	if opts != nil && (len(opts.Metadata) > 0 || len(opts.Channels) > 0) {
+		// Within what the peer advertised, or it would end the session.
+		if err = c.s.metadataFitsPeer(opts.Metadata); err == nil {
+			err = c.channelsFitPeer(len(opts.Channels))
+		}
+		if err != nil {
+			err = &CallError{Kind: ErrSendFailed, Cause: err}
+		}
+	}
+	if err == nil {
+		sent, err = c.callBound(ctx, method, req, opts, fn)
+	}
 	if !sent && opts != nil && len(opts.Channels) > 0 {
 		// The request never went out: its channels must not wait for ever.
 		unbind(opts.Channels, ErrSendFailed)

@@ -377,3 +377,21 @@ func (c *conn) endChannels(err error) {
 		return true
 	})
 }
+
+// channelsFitPeer checks a call binding n channels against the limits the
+// peer advertised. Our table holds every channel the peer's does (and the
+// call's, already made, and any not yet bound), so the check errs on the
+// side of never making the peer see a violation.
+func (c *conn) channelsFitPeer(n int) error {
+	if n == 0 {
+		return nil
+	}
+	p := &c.s.peer
+	if p.MaxChannelsPerCall != 0 && uint64(n) > p.MaxChannelsPerCall {
+		return fmt.Errorf("%w: a call binding %d, the peer takes %d per call", ErrTooManyChannels, n, p.MaxChannelsPerCall)
+	}
+	if live := c.chans.m.Size(); p.MaxChannels != 0 && uint64(live) > p.MaxChannels {
+		return fmt.Errorf("%w: %d live on the connection, the peer holds %d", ErrTooManyChannels, live, p.MaxChannels)
+	}
+	return nil
+}

@@ -125,12 +125,23 @@ func (e *CallError) Unwrap() error { return e.Cause }
 func (e *CallError) Retryable() bool {
 	switch e.Kind {
 	case ErrSendFailed:
-		return !errors.Is(e.Cause, netpoll.ErrFrameTooLarge) && !errors.Is(e.Cause, ErrEncoding)
+		return !errors.Is(e.Cause, netpoll.ErrFrameTooLarge) && !errors.Is(e.Cause, ErrEncoding) &&
+			!errors.Is(e.Cause, ErrMetadataTooLarge) && !errors.Is(e.Cause, ErrTooManyChannels)
 	case ErrConnectionClosed, ErrUnavailable, ErrTooManyRequests:
 		return true
 	}
 	return false
 }
+
+// ErrMetadataTooLarge is wrapped by the Cause of a call (Kind
+// ErrSendFailed, not retryable) or OpenConn whose metadata is over the
+// limits the peer advertised.
+var ErrMetadataTooLarge = errors.New("rove: metadata over the peer's limit")
+
+// ErrTooManyChannels is wrapped by the Cause of a call (Kind ErrSendFailed,
+// not retryable) binding more channels than the peer advertised it holds,
+// per call or in all on the connection.
+var ErrTooManyChannels = errors.New("rove: more channels than the peer holds")
 
 // ErrEncoding is wrapped by the Cause of a call or item whose value the
 // codec could not encode (Kind ErrSendFailed, not retryable).

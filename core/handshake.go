@@ -24,6 +24,10 @@ func (s *session) localSettings() wire.Settings {
 	return wire.Settings{
 		MaxConcurrentRequests: uint64(s.opts.MaxConcurrentRequests),
 		MaxFrameSize:          uint64(s.linkMaxFrame()),
+		MaxMetadataEntries:    uint64(s.opts.MaxMetadataEntries),
+		MaxMetadataBytes:      uint64(s.opts.MaxMetadataBytes),
+		MaxChannels:           uint64(s.opts.MaxChannels),
+		MaxChannelsPerCall:    MaxChannelsPerCall,
 	}
 }
 
@@ -52,6 +56,10 @@ func (s *session) handshake(link *netpoll.Conn, m *wire.Message) bool {
 	}
 	if reason := checkPeerFrameSize(m.Settings); reason != "" {
 		s.reject(link, wire.CodeSettings, reason)
+		return false
+	}
+	if err := metadataFits(&m.Settings, s.opts.Metadata); err != nil {
+		s.reject(link, wire.CodeSettings, "our HelloAck: "+err.Error())
 		return false
 	}
 	// The parity is valid (the codec checks); ours is the opposite one.

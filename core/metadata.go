@@ -1,6 +1,8 @@
 package core
 
 import (
+	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 
@@ -168,3 +170,55 @@ func metadataFromWire(w wire.Metadata) Metadata {
 	}
 	return out
 }
+
+// metadataOverLimit checks metadata the peer sent against our advertised
+// limits, before anything is built from it: the byte count first (free),
+// then the entries (a pass bounded by that byte count). It returns why it
+// is over, or "".
+func (s *session) metadataOverLimit(md wire.Metadata) string {
+	if n := len(md.Raw()); n > s.opts.MaxMetadataBytes {
+		return fmt.Sprintf("metadata of %d bytes is over the limit of %d", n, s.opts.MaxMetadataBytes)
+	}
+	if n := md.Len(); n > s.opts.MaxMetadataEntries {
+		return fmt.Sprintf("metadata of %d entries is over the limit of %d", n, s.opts.MaxMetadataEntries)
+	}
+	return ""
+}
+
+// metadataFitsPeer checks metadata we are about to send against the
+// limits the peer advertised (no limit when it advertised none).
+func (s *session) metadataFitsPeer(md Metadata) error { return metadataFits(&s.peer, md) }
+
+func metadataFits(p *wire.Settings, md Metadata) error {
+	if len(md) == 0 {
+		return nil
+	}
+	if max := p.MaxMetadataEntries; max != 0 && uint64(len(md)) > max {
+		return fmt.Errorf("%w: %d entries, the peer takes %d", ErrMetadataTooLarge, len(md), max)
+	}
+	if max := p.MaxMetadataBytes; max != 0 {
+		if size := md.wireSize(); uint64(size) > max {
+			return fmt.Errorf("%w: %d bytes, the peer takes %d", ErrMetadataTooLarge, size, max)
+		}
+	}
+	return nil
+}
+
+// wireSize is the length of the entries as appendWire encodes them.
+func (m Metadata) wireSize() int {
+	n := 0
+	for _, e := range m {
+		n += uvarintLen(uint64(len(e.Key))) + len(e.Key) + 1 + uvarintLen(uint64(e.Flags))
+		switch e.Value.typ {
+		case wire.ValueU64:
+			n += uvarintLen(e.Value.u)
+		case wire.ValueString:
+			n += uvarintLen(uint64(len(e.Value.s))) + len(e.Value.s)
+		default:
+			n += uvarintLen(uint64(len(e.Value.b))) + len(e.Value.b)
+		}
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }

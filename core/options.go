@@ -53,6 +53,14 @@ type Options struct {
 	// sender's Close); beyond it a request is a violation, so a peer cannot
 	// make us hold channel state without bound. Default 65536.
 	MaxChannels int
+	// MaxMetadataEntries and MaxMetadataBytes bound the metadata of each
+	// message the peer sends (entries, and bytes of the encoded field).
+	// Both are advertised in the handshake: a message over them is a
+	// violation, a Hello over them is refused, and this peer's own calls,
+	// responses and connections keep within the peer's. Defaults 256
+	// entries and 64 KiB.
+	MaxMetadataEntries int
+	MaxMetadataBytes   int
 	// ProfileLabels runs every handler under pprof labels service=<name>
 	// and method=<name>, so a CPU profile can be split per method (go tool
 	// pprof -tagfocus). It costs an allocation or two per call.
@@ -83,6 +91,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxChannels <= 0 {
 		o.MaxChannels = 65536
+	}
+	if o.MaxMetadataEntries <= 0 {
+		o.MaxMetadataEntries = 256
+	}
+	if o.MaxMetadataBytes <= 0 {
+		o.MaxMetadataBytes = 64 << 10
 	}
 	if o.MaxVirtualConns <= 0 {
 		o.MaxVirtualConns = 1024

@@ -123,6 +123,12 @@ var ErrReplied = errors.New("rove: request already answered")
 
 // respond writes the response.
 func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error {
+	if len(md) > 0 {
+		if err := r.conn.s.metadataFitsPeer(md); err != nil {
+			// The caller would take it as a violation: it gets why instead.
+			status, payload, md = wire.StatusInternal, []byte("response "+err.Error()), nil
+		}
+	}
 	buf := getBuf()
 	defer putBuf(buf)
 	msg := wire.Message{Kind: wire.KindResponse, Conn: r.conn.id, ID: r.id, Status: status, Payload: payload}

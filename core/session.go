@@ -329,6 +329,19 @@ func (s *session) handleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 			}
 			return
 		}
+		if !m.Metadata.Empty() {
+			if reason := s.metadataOverLimit(m.Metadata); reason != "" {
+				f.Release()
+				releaseFrames(frames[i+1:])
+				if s.state.Load() == stateHandshake && !s.initiator {
+					// The initiator could not know our limits yet.
+					s.reject(link, wire.CodeSettings, "Hello "+reason)
+				} else {
+					s.violation(link, wire.CodeMetadataTooLarge, m.Kind.String()+" "+reason)
+				}
+				return
+			}
+		}
 		if !s.dispatch(link, f, &m) {
 			releaseFrames(frames[i+1:])
 			return

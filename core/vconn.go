@@ -94,6 +94,9 @@ func (s *session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error)
 	if s.vconns.Size() >= s.opts.MaxVirtualConns {
 		return nil, ErrTooManyConns
 	}
+	if err := s.metadataFitsPeer(opts.Metadata); err != nil {
+		return nil, &CallError{Kind: ErrSendFailed, Cause: err}
+	}
 	id := s.parity.First() + 2*(s.nextConn.Add(1)-1)
 	parity := s.parity
 	if opts.Parity.Valid() {
@@ -275,6 +278,9 @@ func (s *session) accept(c *conn, req ConnRequest, peerLimit uint64) {
 	}()
 	opts, err := s.opts.AcceptConn(ctx, req)
 	cancel()
+	if err == nil {
+		err = s.metadataFitsPeer(opts.Metadata) // our AcceptConn must not be a violation
+	}
 	if err != nil {
 		s.forget(c)
 		_ = s.send(context.Background(), &wire.Message{Kind: wire.KindRejectConn, Conn: c.id, Code: wire.CodeRefused, Payload: []byte(err.Error())})

@@ -18,18 +18,19 @@ const (
 	CodeSettings Code = 4 // the peer's settings are unusable (a limit under its floor)
 
 	// Protocol violations (ProtocolError).
-	CodeMalformed       Code = 16 // a frame or message that does not decode
-	CodeFrameTooLarge   Code = 17 // a frame over the advertised maximum
-	CodeUnexpected      Code = 18 // a message that is not allowed in this state (e.g. before the handshake)
-	CodeWrongParity     Code = 19 // an id allocated with the sender's opposite parity
-	CodeIDInUse         Code = 20 // a request, channel or connection id already in use
-	CodeUnknownConn     Code = 21 // a message for a connection that is not open
-	CodeUnknownChannel  Code = 22 // a channel message for an id that is not bound
-	CodeCreditExceeded  Code = 23 // more channel items than credit granted
-	CodeTooManyRequests Code = 24 // more requests in flight than advertised
-	CodeRootClose       Code = 25 // CloseConn for connection 0
-	CodeKeepalive       Code = 26 // the peer stopped answering pings (local teardown reason)
-	CodeTooManyChannels Code = 27 // a request binding more channels than the receiver holds
+	CodeMalformed        Code = 16 // a frame or message that does not decode
+	CodeFrameTooLarge    Code = 17 // a frame over the advertised maximum
+	CodeUnexpected       Code = 18 // a message that is not allowed in this state (e.g. before the handshake)
+	CodeWrongParity      Code = 19 // an id allocated with the sender's opposite parity
+	CodeIDInUse          Code = 20 // a request, channel or connection id already in use
+	CodeUnknownConn      Code = 21 // a message for a connection that is not open
+	CodeUnknownChannel   Code = 22 // a channel message for an id that is not bound
+	CodeCreditExceeded   Code = 23 // more channel items than credit granted
+	CodeTooManyRequests  Code = 24 // more requests in flight than advertised
+	CodeRootClose        Code = 25 // CloseConn for connection 0
+	CodeKeepalive        Code = 26 // the peer stopped answering pings (local teardown reason)
+	CodeTooManyChannels  Code = 27 // a request binding more channels than the receiver holds
+	CodeMetadataTooLarge Code = 28 // metadata over the receiver's advertised limits
 )
 
 var codeNames = map[Code]string{
@@ -39,6 +40,7 @@ var codeNames = map[Code]string{
 	CodeUnknownChannel: "unknown channel", CodeCreditExceeded: "credit exceeded",
 	CodeTooManyRequests: "too many requests", CodeRootClose: "close of root connection",
 	CodeKeepalive: "keepalive timeout", CodeTooManyChannels: "too many channels",
+	CodeMetadataTooLarge: "metadata too large",
 }
 
 // String returns the code's name, or its number if this version does not

@@ -34,7 +34,7 @@ func sampleMessages() []Message {
 	)
 	return []Message{
 		{Kind: KindHello, MinVersion: 1, Version: 1, Parity: ParityOdd},
-		{Kind: KindHello, MinVersion: 1, Version: 7, Parity: ParityEven, Settings: Settings{MaxConcurrentRequests: 1024, MaxFrameSize: 1 << 20}, Metadata: meta},
+		{Kind: KindHello, MinVersion: 1, Version: 7, Parity: ParityEven, Settings: Settings{MaxConcurrentRequests: 1024, MaxFrameSize: 1 << 20, MaxMetadataEntries: 3, MaxMetadataBytes: 4, MaxChannels: 5, MaxChannelsPerCall: 6, ByteBudget: 7}, Metadata: meta},
 		{Kind: KindHelloAck, Version: 1, Parity: ParityEven, Settings: Settings{MaxConcurrentRequests: 1}},
 		{Kind: KindReject, Code: CodeVersion, Payload: []byte("no common version")},
 		{Kind: KindReject},

@@ -6,16 +6,34 @@ import "strconv"
 // or a connection (OpenConn, AcceptConn). On the wire they are a
 // length-prefixed list of (id, value) uvarint pairs; ids this version does
 // not know are skipped, which is how a later version adds settings without a
-// version bump. A zero field means "not advertised" and is not encoded.
+// version bump. A zero field means "not advertised" and is not encoded; a
+// known setting sent with the value zero makes the message malformed.
 type Settings struct {
 	// MaxConcurrentRequests is how many requests the sender accepts in flight
-	// on the connection at once (spec rule 18). 0: no limit.
+	// on the connection at once (rule 18). 0: no limit.
 	MaxConcurrentRequests uint64
 	// MaxFrameSize is the largest frame body the sender accepts. Session
 	// level only (Hello, HelloAck). 0: the protocol default
 	// (DefaultMaxFrameSize). A value under MinMaxFrameSize is refused in
 	// the handshake (rule 35).
 	MaxFrameSize uint64
+	// MaxMetadataEntries and MaxMetadataBytes bound the metadata of every
+	// message the sender receives (entries, and bytes of the encoded
+	// field). Session level only. 0: not advertised (no limit but the
+	// frame size).
+	MaxMetadataEntries uint64
+	MaxMetadataBytes   uint64
+	// MaxChannels is how many channels the sender holds bound on one
+	// connection at once, and MaxChannelsPerCall how many one request may
+	// bind. Session level only; they apply to every connection. 0: not
+	// advertised.
+	MaxChannels        uint64
+	MaxChannelsPerCall uint64
+	// ByteBudget is how many bytes of the peer's frames the sender holds
+	// for its handlers and channels before it stops reading (rule 34).
+	// Informational: a peer is never in violation for exceeding it, it is
+	// slowed down. Session level only. 0: not advertised.
+	ByteBudget uint64
 }
 
 // Frame size bounds, part of the protocol: every peer accepts frames of at
@@ -30,41 +48,57 @@ const (
 const (
 	settingMaxConcurrentRequests = 1
 	settingMaxFrameSize          = 2
+	settingMaxMetadataEntries    = 3
+	settingMaxMetadataBytes      = 4
+	settingMaxChannels           = 5
+	settingMaxChannelsPerCall    = 6
+	settingByteBudget            = 7
+	settingCount                 = 8 // one past the last id this version knows
 )
 
-func appendSettings(dst []byte, s Settings) []byte {
-	var tmp [4 * MaxVarintLen]byte
-	b := tmp[:0]
-	if s.MaxConcurrentRequests != 0 {
-		b = AppendUvarint(b, settingMaxConcurrentRequests)
-		b = AppendUvarint(b, s.MaxConcurrentRequests)
+// fields lists the settings by id (index 0 unused).
+func (s *Settings) fields() [settingCount]*uint64 {
+	return [settingCount]*uint64{
+		settingMaxConcurrentRequests: &s.MaxConcurrentRequests,
+		settingMaxFrameSize:          &s.MaxFrameSize,
+		settingMaxMetadataEntries:    &s.MaxMetadataEntries,
+		settingMaxMetadataBytes:      &s.MaxMetadataBytes,
+		settingMaxChannels:           &s.MaxChannels,
+		settingMaxChannelsPerCall:    &s.MaxChannelsPerCall,
+		settingByteBudget:            &s.ByteBudget,
 	}
-	if s.MaxFrameSize != 0 {
-		b = AppendUvarint(b, settingMaxFrameSize)
-		b = AppendUvarint(b, s.MaxFrameSize)
+}
+
+func appendSettings(dst []byte, s Settings) []byte {
+	var tmp [2 * settingCount * MaxVarintLen]byte
+	b := tmp[:0]
+	for id, v := range s.fields() {
+		if v != nil && *v != 0 {
+			b = AppendUvarint(b, uint64(id))
+			b = AppendUvarint(b, *v)
+		}
 	}
 	return appendBytes(dst, b)
 }
 
 func (c *cursor) settings() Settings {
 	var s Settings
+	fields := s.fields()
 	sc := cursor{buf: c.bytes("settings"), kind: c.kind}
 	for c.ok() && sc.ok() && len(sc.buf) > 0 {
 		id := sc.uvarint("setting id")
 		v := sc.uvarint("setting value")
-		if v == 0 && (id == settingMaxConcurrentRequests || id == settingMaxFrameSize) && sc.ok() {
+		if !sc.ok() || id == 0 || id >= settingCount {
+			continue // unknown ids are skipped
+		}
+		if v == 0 {
 			// Zero means "not advertised" and is never encoded: a peer
 			// that sends it means something this version cannot honour
 			// (a zero frame size, say), so it is refused, not defaulted.
 			sc.fail("setting " + strconv.FormatUint(id, 10) + " is zero")
 			break
 		}
-		switch id {
-		case settingMaxConcurrentRequests:
-			s.MaxConcurrentRequests = v
-		case settingMaxFrameSize:
-			s.MaxFrameSize = v
-		}
+		*fields[id] = v
 	}
 	if !sc.ok() {
 		c.fail("settings: " + sc.field)
