@@ -110,37 +110,33 @@ type Conn struct {
 	errSet  chan struct{} // closed when err is set
 	aborted atomic.Bool
 	closing atomic.Bool
-	quit    chan struct{} // stops the writer goroutine
-	wg      sync.WaitGroup
-	done    chan struct{} // closed after HandleClose returned and every goroutine ended
+	wg      sync.WaitGroup // the read goroutine (std, pipe) and the writer while one runs
+	done    chan struct{}  // closed after HandleClose returned and every goroutine ended
+	onDone  func(*Conn)    // set before reading starts (a listener's connSet); called just before done closes
 
 	framesIn, reads atomic.Uint64
 	readErr         error // gnet only: why OnTraffic stopped reading; loop-owned
 }
 
-// newConn makes a Conn writing to w. The transport must then set be and
-// start reading, and call finish exactly once when reading ends.
-func newConn(w io.Writer, h Handler, opts Options, local, remote net.Addr) *Conn {
+// newConn makes a Conn writing to s. The transport must then set be and
+// start reading, and call finish exactly once when reading ends. It starts
+// no goroutine: a writer runs only while the socket is full.
+func newConn(s sink, h Handler, opts Options, local, remote net.Addr) *Conn {
 	opts = opts.withDefaults()
 	c := &Conn{
 		opts: opts, h: h, local: local, remote: remote,
 		errSet: make(chan struct{}),
-		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
 	c.in = inbound{chunkSize: opts.ReadChunkSize, maxFrame: opts.MaxFrameSize, maxRead: opts.MaxReadSize}
-	c.out.init(w, opts.MaxOutbound, c.fail)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.out.run(c.quit)
-	}()
+	c.out.init(s, opts.MaxOutbound, &c.wg, c.fail)
 	return c
 }
 
 // WriteFrame sends one frame with body as its body. It returns once the
-// frame is copied into the outbound buffer; the connection's writer
-// goroutine writes it. body may be reused as soon as it returns. A nil error
+// frame is copied into the outbound buffer; if no flush was under way it
+// also writes what the socket takes at once, without blocking (the rest
+// goes to a writer goroutine). body may be reused as soon as it returns. A nil error
 // does not mean the peer got it: a link failure is reported once, through
 // the terminal error. A body over the maximum is refused with a
 // *FrameError wrapping ErrFrameTooLarge and nothing is sent.
@@ -183,10 +179,10 @@ var ErrWouldBlock = errors.New("netpoll: outbound buffer full")
 
 // QueueFrame is WriteFrame for a goroutine that must never block, such as
 // a Handler callback on a gnet event loop. It never waits: a full outbound
-// buffer returns ErrWouldBlock and the frame is not queued. If no flush is
-// under way it makes one non-blocking write attempt itself and leaves what
-// the socket did not take to the connection's writer goroutine. body may be
-// reused as soon as it returns.
+// buffer returns ErrWouldBlock and the frame is not queued. Like
+// WriteFrame it writes without blocking when no flush is under way (during
+// HandleFrames, once the handler returns, so a batch's replies leave
+// together). body may be reused as soon as it returns.
 func (c *Conn) QueueFrame(body []byte) error { return c.QueueFrameCommitted(body, nil) }
 
 // QueueFrameCommitted is QueueFrame with a Committer (see
@@ -272,9 +268,11 @@ func (c *Conn) finish(readErr error) {
 	c.fail(readErr)
 	c.in.free()
 	c.h.HandleClose(c, c.Err())
-	close(c.quit)
 	go func() { // the reading goroutine may be a gnet loop: never wait on it
 		c.wg.Wait()
+		if c.onDone != nil {
+			c.onDone(c)
+		}
 		close(c.done)
 	}()
 }

@@ -23,7 +23,8 @@ type GnetOptions struct {
 
 // Gnet is the gnet/v2 transport: reads run on gnet event loops, a listener
 // is a gnet engine, and dialed connections join one shared gnet Client.
-// Writes go through a dup of each socket (see the package doc).
+// Writes go straight to each socket from whoever flushes (see the package
+// doc): one descriptor and no goroutine per idle connection.
 //
 // Create it with NewGnet; Close stops the client engine. Listeners are
 // closed with their own Close. Safe for concurrent use.
@@ -193,15 +194,9 @@ func (e *gnetEvents) OnBoot(eng gnet.Engine) gnet.Action {
 
 func (e *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	pending, _ := gc.Context().(*gnetDial)
-	wc, err := dupWriter(gc)
-	if err != nil {
-		if pending != nil {
-			pending.err = err
-		}
-		return nil, gnet.Close
-	}
-	c := newConn(wc, nil, e.opts, gc.LocalAddr(), gc.RemoteAddr())
-	c.be = &gnetBackend{gc: gc, wc: wc}
+	sink := newGnetSink(gc.Fd())
+	c := newConn(sink, nil, e.opts, gc.LocalAddr(), gc.RemoteAddr())
+	c.be = &gnetBackend{gc: gc, sink: sink}
 	gc.SetContext(c)
 	if pending != nil {
 		c.h = pending.h
@@ -213,21 +208,6 @@ func (e *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		}
 	}
 	return nil, gnet.None
-}
-
-// dupWriter returns a net.Conn on a dup of gc's socket: the write side.
-func dupWriter(gc gnet.Conn) (net.Conn, error) {
-	fd, err := gc.Dup()
-	if err != nil {
-		return nil, fmt.Errorf("netpoll: dup socket: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "gnet-conn")
-	defer f.Close()
-	wc, err := net.FileConn(f)
-	if err != nil {
-		return nil, fmt.Errorf("netpoll: socket writer: %w", err)
-	}
-	return wc, nil
 }
 
 func (e *gnetEvents) OnTraffic(gc gnet.Conn) gnet.Action {
@@ -250,6 +230,7 @@ func (e *gnetEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if c == nil {
 		return gnet.None
 	}
+	c.be.(*gnetBackend).sink.closeFd() // gnet closes the descriptor when we return
 	switch {
 	case c.readErr != nil:
 		err = c.readErr
@@ -260,22 +241,17 @@ func (e *gnetEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
 	return gnet.None
 }
 
-// gnetBackend closes a gnet connection: the loop's descriptor through gnet,
-// the write side's dup directly.
+// gnetBackend closes a gnet connection: through gnet, and by waking a
+// writer parked on the sink's dup.
 type gnetBackend struct {
-	gc gnet.Conn
-	wc net.Conn
+	gc   gnet.Conn
+	sink *gnetSink
 }
 
-func (b *gnetBackend) closeWrite() error {
-	if cw, ok := b.wc.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
+func (b *gnetBackend) closeWrite() error { return b.sink.shutdownWrite() }
 
 func (b *gnetBackend) abort() {
-	_ = b.wc.Close() // any write in progress returns; the fd closes when it has
+	b.sink.abort()
 	_ = b.gc.Close() // asynchronous; a no-op if gnet already closed it
 }
 

@@ -2,7 +2,6 @@ package netpoll
 
 import (
 	"context"
-	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -10,21 +9,30 @@ import (
 
 // outbound coalesces frames from many goroutines into few writes.
 //
+// WriteFrame never writes to the socket itself: the frame that makes the
+// buffer non-empty starts a writer goroutine, which writes everything
+// queued by the time it runs, and again while more arrives, then ends. So a
+// burst from many callers leaves in one write, and an idle connection has
+// no writer. QueueFrame and uncork (the reading goroutine: a gnet event
+// loop) make one non-blocking write first, so a batch of inline replies
+// usually leaves with no goroutine at all.
+//
 // Invariant (under mu): len(pend) > 0 implies flushing or corked. While
-// flushing is set, one goroutine owns w: the writer goroutine (woken by
-// kick), or the reading goroutine during queue's one non-blocking attempt.
-// At most 2*max bytes are ever held: pend (bounded by max, except that one
-// frame is always accepted into an empty buffer) and the batch being written.
+// flushing is set, one goroutine owns the sink: a writer goroutine, or the
+// reading goroutine during its one non-blocking attempt. At most 2*max
+// bytes are ever held: pend (bounded by max, except that one frame is
+// always accepted into an empty buffer) and the batch being written.
 type outbound struct {
-	w    io.Writer
-	raw  *rawWriter // non-blocking attempts for queue; nil on a pipe
+	sink sink
 	max  int
-	kick chan struct{} // capacity 1: wakes the writer goroutine to take over a flush
+	wg   *sync.WaitGroup // the connection's: counts the writer goroutine
+	run  func()          // o.writer, bound once: "go o.writer()" would allocate a closure each time
 
 	mu       sync.Mutex
 	pend     []byte        // frames waiting, each with its length prefix
+	pendN    int           // frames in pend
 	spare    []byte        // the last written batch, reused as the next pend
-	flushing bool          // a goroutine owns the write side
+	flushing bool          // a goroutine owns the sink
 	corked   bool          // queue defers flushing until uncork (the reader is mid-batch)
 	closing  bool          // Close began: no new frames
 	err      error         // the write side failed: nothing more is written
@@ -32,23 +40,18 @@ type outbound struct {
 	idle     chan struct{} // closed when pend is empty and nobody flushes; nil while nobody waits
 
 	frames    atomic.Uint64 // frames accepted
-	writes    atomic.Uint64 // write calls made
-	pendN     int           // frames in pend (under mu)
-	lastBatch atomic.Int64  // frames in the last batch written
+	writes    atomic.Uint64 // write calls that carried bytes
+	lastBatch int           // frames in the last batch taken (under mu)
 	fail      func(error)   // the connection's teardown, called once on a write error
 }
 
-func (o *outbound) init(w io.Writer, max int, fail func(error)) {
-	o.w, o.max, o.fail = w, max, fail
-	o.raw = newRawWriter(w)
-	o.kick = make(chan struct{}, 1)
+func (o *outbound) init(s sink, max int, wg *sync.WaitGroup, fail func(error)) {
+	o.sink, o.max, o.wg, o.fail = s, max, wg, fail
+	o.run = o.writer
 }
 
-// write queues one frame and returns: it never writes to the socket
-// itself. The frame that makes the buffer non-empty wakes the writer
-// goroutine, which writes everything queued by the time it runs, so a
-// burst from many callers leaves in one write. It blocks only while the
-// buffer is full.
+// write queues one frame and returns; a writer goroutine writes it. It
+// blocks only while the buffer is full.
 func (o *outbound) write(ctx context.Context, body []byte, n Committer) error {
 	need := FrameLen(len(body))
 	o.mu.Lock()
@@ -62,9 +65,9 @@ func (o *outbound) write(ctx context.Context, body []byte, n Committer) error {
 		return err
 	}
 	o.appendLocked(body, n)
-	if !o.flushing {
+	if !o.flushing && !o.corked {
 		o.flushing = true
-		o.handOverLocked()
+		o.startWriterLocked()
 	}
 	o.mu.Unlock()
 	return nil
@@ -81,9 +84,9 @@ func (o *outbound) refusalLocked() error {
 }
 
 // queue is write for goroutines that must never block. It never waits for
-// room (ErrWouldBlock instead) and never makes a blocking write: if no flush
-// is under way it tries one non-blocking write of everything queued, and
-// hands whatever the socket did not take to the writer goroutine.
+// room (ErrWouldBlock instead) and never makes a blocking write: if no
+// flush is under way it tries one non-blocking write of everything queued,
+// and hands whatever the socket did not take to a writer goroutine.
 func (o *outbound) queue(body []byte, n Committer) error {
 	o.mu.Lock()
 	if err := o.refusalLocked(); err != nil {
@@ -99,7 +102,8 @@ func (o *outbound) queue(body []byte, n Committer) error {
 		o.mu.Unlock()
 		return nil
 	}
-	return o.startFlushLocked()
+	o.tryFlushLocked()
+	return nil
 }
 
 // appendLocked queues one frame and tells its Committer: under mu, so
@@ -113,8 +117,8 @@ func (o *outbound) appendLocked(body []byte, n Committer) {
 	}
 }
 
-// cork holds back queue's flushes until uncork, so that the frames queued
-// while one inbound batch is handled leave in one write.
+// cork holds back flushes until uncork, so that the frames queued while
+// one inbound batch is handled leave in one write.
 func (o *outbound) cork() {
 	o.mu.Lock()
 	o.corked = true
@@ -129,29 +133,27 @@ func (o *outbound) uncork() {
 		o.mu.Unlock()
 		return
 	}
-	o.startFlushLocked()
+	o.tryFlushLocked()
 }
 
-// startFlushLocked starts a flush without ever blocking: one non-blocking
-// write of everything queued, then the writer goroutine for the rest.
-// Called with mu held, pend non-empty and no flush under way; returns with
-// mu released.
-func (o *outbound) startFlushLocked() error {
+// tryFlushLocked starts a flush without ever blocking: one non-blocking
+// write of everything queued, then a writer goroutine for the rest. Called
+// with mu held, pend non-empty and no flush under way; returns with mu
+// released.
+func (o *outbound) tryFlushLocked() {
 	o.flushing = true
-	if o.raw == nil {
-		o.handOverLocked()
-		o.mu.Unlock()
-		return nil
-	}
 	batch := o.takeBatchLocked()
 	o.mu.Unlock()
 
-	n, err := o.raw.try(batch)
-	o.writes.Add(1)
+	n, err := o.sink.try(batch)
+	if n > 0 {
+		o.writes.Add(1)
+	}
 
 	o.mu.Lock()
 	if err != nil {
-		return o.failLocked(err)
+		o.failLocked(err)
+		return
 	}
 	if n < len(batch) {
 		// The unsent tail goes out before anything queued meanwhile.
@@ -159,45 +161,59 @@ func (o *outbound) startFlushLocked() error {
 		batch = append(batch[:rest], o.pend...)
 		o.pend, o.spare = batch, o.pend[:0]
 		o.pendN++ // the unsent tail: at least part of one more frame
-	} else if cap(batch) <= 2*o.max {
-		o.spare = batch[:0]
-	}
-	if len(o.pend) > 0 {
-		o.handOverLocked()
 	} else {
-		o.flushing = false
-		wake(&o.idle)
+		o.recycleLocked(batch)
 	}
-	o.mu.Unlock()
-	return nil
+	if len(o.pend) > 0 && o.err == nil {
+		o.startWriterLocked()
+		o.mu.Unlock()
+		return
+	}
+	o.doneLocked()
+}
+
+// startWriterLocked hands the flush (flushing stays set) to a new writer
+// goroutine. Called with mu held and no write error: the connection's
+// teardown sets the error under mu before it waits for its goroutines, so
+// it counts every writer started.
+func (o *outbound) startWriterLocked() {
+	o.wg.Add(1)
+	go o.run()
 }
 
 // takeBatchLocked takes everything queued as the next batch to write and
 // wakes the writers waiting for room: pend is empty now, whoever shrinks
-// it. (Both flush paths take their batch here, so none can forget the
+// it. (Every flush path takes its batch here, so none can forget the
 // wake-up: a writer that waited while the reader was corked is released by
 // uncork's flush as by the writer goroutine's.)
 func (o *outbound) takeBatchLocked() []byte {
 	batch := o.pend
 	o.pend, o.spare = o.spare[:0], nil
-	o.lastBatch.Store(int64(o.pendN))
-	o.pendN = 0
+	o.lastBatch, o.pendN = o.pendN, 0
 	wake(&o.room)
 	return batch
 }
 
-// handOverLocked gives the flush (flushing stays set) to the writer
-// goroutine.
-func (o *outbound) handOverLocked() {
-	select {
-	case o.kick <- struct{}{}:
-	default: // already kicked: the writer goroutine will see pend
+// recycleLocked keeps a written batch's array for the next pend, unless a
+// frame larger than the bound made it huge.
+func (o *outbound) recycleLocked(batch []byte) {
+	if cap(batch) <= 2*o.max {
+		o.spare = batch[:0]
 	}
+}
+
+// doneLocked ends the flush: the buffer is empty, or writing failed.
+// Called with mu held; returns with it released.
+func (o *outbound) doneLocked() {
+	o.flushing = false
+	o.pend, o.pendN = o.pend[:0], 0
+	wake(&o.idle)
+	o.mu.Unlock()
 }
 
 // failLocked records a write error, releases every waiter and tears the
 // connection down. Called with mu held; returns with it released.
-func (o *outbound) failLocked(err error) error {
+func (o *outbound) failLocked(err error) {
 	if o.err == nil {
 		o.err = err
 	}
@@ -207,54 +223,46 @@ func (o *outbound) failLocked(err error) error {
 	wake(&o.idle)
 	o.mu.Unlock()
 	o.fail(err)
-	return err
 }
 
-// flushLocked writes batches until pend is empty. It runs on the writer
-// goroutine with mu held and flushing set; it returns with mu released.
-func (o *outbound) flushLocked() {
+// writer is the goroutine a flush was handed to: it writes, blocking as
+// the socket requires, until the buffer is empty, then lets the sink
+// release what blocking needed (gnet's pollable descriptor) before it
+// gives up the flush and ends.
+func (o *outbound) writer() {
+	defer o.wg.Done()
+	o.mu.Lock()
 	for {
-		if len(o.pend) == 0 || o.err != nil {
-			o.flushing = false
-			o.pend, o.pendN = o.pend[:0], 0
-			wake(&o.idle)
+		if o.err != nil || len(o.pend) == 0 {
 			o.mu.Unlock()
-			return
+			o.sink.idle()
+			o.mu.Lock()
+			if o.err != nil || len(o.pend) == 0 { // nothing came while we let go of the lock
+				o.doneLocked()
+				return
+			}
+		}
+		if o.lastBatch > 1 {
+			// The goroutine that started us handed us its P's next slot,
+			// so we would run before the other callers it woke can queue
+			// their frames. Under load (the last batch carried several
+			// frames) yield once: whoever is runnable appends first, and
+			// the batch grows. A lone frame (ping-pong) goes at once.
+			o.mu.Unlock()
+			runtime.Gosched()
+			o.mu.Lock()
 		}
 		batch := o.takeBatchLocked()
 		o.mu.Unlock()
 
-		_, err := o.w.Write(batch)
+		err := o.sink.write(batch)
 		o.writes.Add(1)
 
 		o.mu.Lock()
-		if cap(batch) <= 2*o.max {
-			o.spare = batch[:0]
-		}
+		o.recycleLocked(batch)
 		if err != nil {
 			o.failLocked(err)
-			return
-		}
-	}
-}
-
-// run is the writer goroutine: it finishes flushes handed over by callers.
-func (o *outbound) run(quit <-chan struct{}) {
-	for {
-		select {
-		case <-o.kick:
-			// The goroutine that kicked us handed us its P's next slot, so
-			// we would run before the other callers it woke can queue
-			// their frames. Under load (the last batch carried several
-			// frames) yield once: whoever is runnable appends first, and
-			// the batch grows. A lone request (ping-pong) goes at once:
-			// with nothing else runnable the yield only costs latency.
-			if o.lastBatch.Load() > 1 {
-				runtime.Gosched()
-			}
-			o.mu.Lock()
-			o.flushLocked()
-		case <-quit:
+			o.sink.idle()
 			return
 		}
 	}

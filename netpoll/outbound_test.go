@@ -47,18 +47,16 @@ func (g *gateWriter) count() int {
 func startOutbound(t *testing.T, w *gateWriter, max int) (*outbound, *atomic.Int32) {
 	var o outbound
 	var fails atomic.Int32
-	o.init(w, max, func(error) { fails.Add(1) })
-	quit := make(chan struct{})
-	done := make(chan struct{})
-	go func() { defer close(done); o.run(quit) }()
-	t.Cleanup(func() { close(quit); <-done })
+	var wg sync.WaitGroup
+	o.init(newStreamSink(w), max, &wg, func(error) { fails.Add(1) })
+	t.Cleanup(wg.Wait) // every test lets its writers finish
 	return &o, &fails
 }
 
-// Writers never touch the socket: the first frame wakes the writer
-// goroutine; while its write is in flight, frames from other goroutines
-// queue without another flush being scheduled, and then go out together in
-// one write: exactly one flush per empty-to-non-empty transition.
+// One flush per empty-to-non-empty transition: the first frame's writer
+// (here a writer goroutine, since a gateWriter cannot write without
+// blocking) is in flight while frames from other goroutines queue without
+// another flush being started, and then they go out together in one write.
 func TestOutboundCoalesces(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 1<<20)
@@ -150,10 +148,9 @@ func TestOutboundWriteErrorIsTerminal(t *testing.T) {
 	w.fail = errors.New("broken pipe")
 	failed := make(chan error, 2)
 	var o outbound
-	o.init(w, 1<<20, func(err error) { failed <- err })
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() { defer close(done); o.run(quit) }()
-	defer func() { close(quit); <-done }()
+	var wg sync.WaitGroup
+	o.init(newStreamSink(w), 1<<20, &wg, func(err error) { failed <- err })
+	defer wg.Wait()
 	if err := o.write(context.Background(), []byte("x"), nil); err != nil {
 		t.Fatalf("write: %v", err)
 	}
@@ -253,8 +250,8 @@ func TestCommitterSeesFrameQueued(t *testing.T) {
 
 // A writer that waits for room while the reader is corked must be woken by
 // uncork's flush, which empties the buffer with a non-blocking write of
-// its own (not the writer goroutine's): a lost wake-up there left it
-// waiting although the buffer was empty.
+// its own: a lost wake-up there left it waiting although the buffer was
+// empty.
 func TestUncorkFlushWakesWaitingWriter(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -282,13 +279,12 @@ func TestUncorkFlushWakesWaitingWriter(t *testing.T) {
 	go io.Copy(io.Discard, peer) // the socket always has room
 
 	var o outbound
-	o.init(wc, 64, func(error) {})
-	if o.raw == nil {
+	var wg sync.WaitGroup
+	o.init(newStreamSink(wc), 64, &wg, func(error) {})
+	if o.sink.(*streamSink).raw == nil {
 		t.Fatal("a TCP socket offers raw writes")
 	}
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() { defer close(done); o.run(quit) }()
-	defer func() { close(quit); <-done }()
+	defer wg.Wait()
 
 	o.cork()
 	if err := o.queue(make([]byte, 60), nil); err != nil { // fills the buffer; corked, so no flush

@@ -86,6 +86,25 @@ func (p *pipeBuffer) write(b []byte) (int, error) {
 	return written, nil
 }
 
+// tryWrite writes what fits now, never waiting: a socket's non-blocking
+// write.
+func (p *pipeBuffer) tryWrite(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.wclosed:
+		return 0, net.ErrClosed
+	case p.rclosed:
+		return 0, io.ErrClosedPipe
+	}
+	n := min(len(b), max(p.capacity-len(p.buf), 0))
+	if n > 0 {
+		p.buf = append(p.buf, b[:n]...)
+		p.cond.Broadcast()
+	}
+	return n, nil
+}
+
 func (p *pipeBuffer) closeWrite() {
 	p.mu.Lock()
 	p.wclosed = true
@@ -108,6 +127,8 @@ type pipeEnd struct {
 
 func (e *pipeEnd) Read(b []byte) (int, error)  { return e.r.read(b) }
 func (e *pipeEnd) Write(b []byte) (int, error) { return e.w.write(b) }
+
+func (e *pipeEnd) tryWrite(b []byte) (int, error) { return e.w.tryWrite(b) }
 
 // CloseWrite ends the stream the peer reads, after what is buffered.
 func (e *pipeEnd) CloseWrite() error {

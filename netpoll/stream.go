@@ -8,7 +8,7 @@ import (
 )
 
 // streamBackend runs a Conn over any byte stream: a net.Conn or a pipe end.
-// One goroutine reads; the connection's writer goroutine writes.
+// One goroutine reads; writes are made by whoever flushes (see outbound).
 type streamBackend struct {
 	rwc io.ReadWriteCloser
 }
@@ -24,7 +24,7 @@ func (b streamBackend) abort() { _ = b.rwc.Close() }
 
 // newStreamConn starts a Conn over rwc and its read goroutine.
 func newStreamConn(rwc io.ReadWriteCloser, h Handler, opts Options, local, remote net.Addr) *Conn {
-	c := newConn(rwc, h, opts, local, remote)
+	c := newConn(newStreamSink(rwc), h, opts, local, remote)
 	c.be = streamBackend{rwc: rwc}
 	c.wg.Add(1)
 	go func() {
@@ -89,7 +89,7 @@ func (s Std) Listen(network, addr string, accept AcceptFunc) (Listener, error) {
 			if err != nil {
 				return // closed; Accept errors on a live listener are not retried
 			}
-			c := newConn(nc, nil, s.Options, nc.LocalAddr(), nc.RemoteAddr())
+			c := newConn(newStreamSink(nc), nil, s.Options, nc.LocalAddr(), nc.RemoteAddr())
 			c.be = streamBackend{rwc: nc}
 			c.h = accept(c)
 			if !l.conns.add(c) {

@@ -48,13 +48,15 @@ func (s *connSet) add(c *Conn) bool {
 		return false
 	}
 	s.m[c] = struct{}{}
-	go func() { // forget c when it ends, so the set does not grow
-		<-c.Done()
-		s.mu.Lock()
-		delete(s.m, c)
-		s.mu.Unlock()
-	}()
+	c.onDone = s.forget // no goroutine waits for each connection's end
 	return true
+}
+
+// forget drops c once it is done, so the set does not grow.
+func (s *connSet) forget(c *Conn) {
+	s.mu.Lock()
+	delete(s.m, c)
+	s.mu.Unlock()
 }
 
 func (s *connSet) closeAll() {

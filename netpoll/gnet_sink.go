@@ -1,0 +1,182 @@
+package netpoll
+
+import (
+	"os"
+	"sync"
+	"syscall"
+)
+
+// gnetSink writes straight to a gnet connection's socket, so that a
+// connection costs one descriptor and no goroutine while idle.
+//
+// gnet owns the descriptor and closes it on its event loop, after
+// OnClose returns (gnet v2.9.7, eventloop.close; TestGnetClosesAfterOnClose
+// pins it). Every use of fd holds mu for reading; OnClose calls closeFd,
+// which takes mu for writing, so no write can land on a descriptor number
+// gnet has closed and the kernel has given to another socket.
+//
+// Writes never block on fd (gnet made it non-blocking). A writer goroutine
+// that must wait for room uses a dup of the socket registered with Go's
+// poller, made when it first has to wait and closed when it is idle: a
+// second descriptor only while the socket is full.
+type gnetSink struct {
+	fd int
+
+	mu     sync.RWMutex
+	closed bool // gnet is closing fd: never touch it again
+
+	wait    *os.File        // the pollable dup, while a writer waits; owned by the flusher
+	waitRC  syscall.RawConn // wait's raw access
+	p       []byte          // what waitWrite is writing
+	waitErr error
+	waitFn  func(fd uintptr) bool // writeDup, bound once so that waiting allocates nothing
+
+	abortMu sync.Mutex // orders abort's close of the dup with its creation
+	aborted bool
+}
+
+func newGnetSink(fd int) *gnetSink {
+	s := &gnetSink{fd: fd}
+	s.waitFn = s.writeDup
+	return s
+}
+
+func (s *gnetSink) try(p []byte) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	for {
+		n, err := syscall.Write(s.fd, p)
+		switch err {
+		case nil:
+			return n, nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, nil
+		}
+		return 0, os.NewSyscallError("write", err)
+	}
+}
+
+func (s *gnetSink) write(p []byte) error {
+	for len(p) > 0 {
+		n, err := s.try(p)
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+		if len(p) == 0 {
+			return nil
+		}
+		if err := s.waitWrite(p); err != nil {
+			return err
+		}
+		return nil
+	}
+	return nil
+}
+
+// waitWrite writes p through the pollable dup, parking in Go's poller
+// while the socket is full.
+func (s *gnetSink) waitWrite(p []byte) error {
+	if s.wait == nil {
+		if err := s.openWait(); err != nil {
+			return err
+		}
+	}
+	s.p, s.waitErr = p, nil
+	err := s.waitRC.Write(s.waitFn)
+	s.p = nil
+	if err != nil {
+		return err
+	}
+	return s.waitErr
+}
+
+// writeDup is waitRC.Write's callback: false asks the poller to wait.
+func (s *gnetSink) writeDup(fd uintptr) bool {
+	for len(s.p) > 0 {
+		n, err := syscall.Write(int(fd), s.p)
+		switch err {
+		case nil:
+			s.p = s.p[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			s.waitErr = os.NewSyscallError("write", err)
+			return true
+		}
+	}
+	return true
+}
+
+func (s *gnetSink) openWait() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	dfd, err := syscall.Dup(s.fd)
+	s.mu.RUnlock()
+	if err != nil {
+		return os.NewSyscallError("dup", err)
+	}
+	syscall.CloseOnExec(dfd)
+	f := os.NewFile(uintptr(dfd), "gnet-writer") // non-blocking, like fd: registered with the poller
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	s.abortMu.Lock()
+	defer s.abortMu.Unlock()
+	if s.aborted {
+		f.Close()
+		return ErrClosed
+	}
+	s.wait, s.waitRC = f, rc
+	return nil
+}
+
+func (s *gnetSink) idle() {
+	s.abortMu.Lock()
+	f := s.wait
+	s.wait, s.waitRC = nil, nil
+	s.abortMu.Unlock()
+	if f != nil {
+		f.Close()
+	}
+}
+
+// abort wakes a writer parked on the dup (its write fails) and keeps any
+// new one from being made. Any goroutine.
+func (s *gnetSink) abort() {
+	s.abortMu.Lock()
+	s.aborted = true
+	f := s.wait
+	s.abortMu.Unlock()
+	if f != nil {
+		f.Close() // the parked write returns os.ErrClosed; idle then finds it closed
+	}
+}
+
+// closeFd is called on the event loop in OnClose, before gnet closes fd.
+func (s *gnetSink) closeFd() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+// shutdownWrite half-closes the socket.
+func (s *gnetSink) shutdownWrite() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return os.NewSyscallError("shutdown", syscall.Shutdown(s.fd, syscall.SHUT_WR))
+}
