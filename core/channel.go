@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/puzpuzpuz/xsync/v3"
-
 	"github.com/rove-rpc/rove/core/wire"
 	"github.com/rove-rpc/rove/netpoll"
 )
@@ -98,11 +96,9 @@ func newChanState(c *conn, id uint64, send bool, window uint64) *chanState {
 // channelTable is a connection's channels, looked up by id on every
 // channel message (lock-free reads: xsync).
 type channelTable struct {
-	m    *xsync.MapOf[uint64, *chanState]
+	m    idMap[*chanState]
 	next atomic.Uint64 // our allocator: the n-th id is first + 2n
 }
-
-func (t *channelTable) init() { t.m = xsync.NewMapOf[uint64, *chanState]() }
 
 // alloc returns a fresh channel id of parity p (a namespace separate from
 // request ids: rule 10).

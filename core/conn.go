@@ -58,7 +58,6 @@ func newConn(s *session, id uint64, parity wire.Parity, router *Router, localLim
 	c := &conn{s: s, id: id, parity: parity, router: router, localLimit: int64(localLimit), tornDown: make(chan struct{})}
 	c.pub = &Conn{conn: c}
 	c.inflight.init(localLimit)
-	c.chans.init()
 	return c
 }
 

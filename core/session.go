@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/puzpuzpuz/xsync/v3"
-
 	"github.com/rove-rpc/rove/core/wire"
 	"github.com/rove-rpc/rove/netpoll"
 )
@@ -29,9 +27,9 @@ type session struct {
 	parity    wire.Parity // ours; the peer has the opposite
 	link      atomic.Pointer[netpoll.Conn]
 	root      *conn
-	pub       *Session                    // the handle that holds nothing (OnSession, Conn.Session)
-	vconns    *xsync.MapOf[uint64, *conn] // virtual connections, any state but closed
-	nextConn  atomic.Uint64               // our virtual connection ids: the n-th is parity.First() + 2n
+	pub       *Session      // the handle that holds nothing (OnSession, Conn.Session)
+	vconns    idMap[*conn]  // virtual connections, any state but closed
+	nextConn  atomic.Uint64 // our virtual connection ids: the n-th is parity.First() + 2n
 	workers   *workers
 	ownPool   bool           // workers belongs to this session (Dial, Pipe), not to a Server
 	onEnd     func(*session) // set before the link starts; called once, just before done closes
@@ -74,7 +72,6 @@ func newSession(initiator bool, opts Options, pool *workers) *session {
 	}
 	s.pub = &Session{session: s}
 	s.root = newConn(s, 0, s.parity, opts.Router, opts.MaxConcurrentRequests)
-	s.vconns = xsync.NewMapOf[uint64, *conn]()
 	s.closeMu.Lock() // the timer may fire before the assignment is done
 	s.hsTimer = time.AfterFunc(opts.HandshakeTimeout, func() {
 		s.fail(&HandshakeError{Code: wire.CodeNone, Reason: "timed out after " + opts.HandshakeTimeout.String()})

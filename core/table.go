@@ -3,8 +3,6 @@ package core
 import (
 	"math/bits"
 	"sync/atomic"
-
-	"github.com/puzpuzpuz/xsync/v3"
 )
 
 // Call tables map request ids to live calls without a lock and without an
@@ -48,8 +46,11 @@ func tableSize(n int) int {
 // ids, so each id picks its slot directly: slot = n mod size for the n-th
 // id. A slot still held by a long call makes the allocator skip that id.
 // The caller's in-flight semaphore keeps the table at most half full.
+//
+// The slots are made on the first call: a connection that never calls out
+// (most accepted ones) pays nothing for them.
 type pendingTable struct {
-	slots []atomic.Pointer[outCall]
+	tab   atomic.Pointer[[]atomic.Pointer[outCall]] // nil until the first insert
 	mask  uint64
 	shift uint   // log2(len(slots)) - spread
 	first uint64 // first id of our parity
@@ -66,11 +67,22 @@ const (
 
 func (t *pendingTable) init(limit int, first uint64) {
 	n := max(tableSize(limit), spreadSlots)
-	t.slots = make([]atomic.Pointer[outCall], n)
 	t.mask = uint64(n - 1)
 	t.shift = uint(bits.Len(uint(n))-1) - spread
 	t.first = first
 	t.gen = (tableGen.Add(1) & genMask) << genShift
+}
+
+// slots returns the slot array, making it on the first call.
+func (t *pendingTable) slots() []atomic.Pointer[outCall] {
+	if p := t.tab.Load(); p != nil {
+		return *p
+	}
+	s := make([]atomic.Pointer[outCall], t.mask+1)
+	if t.tab.CompareAndSwap(nil, &s) {
+		return s
+	}
+	return *t.tab.Load()
 }
 
 // key tags id with the table's generation.
@@ -89,6 +101,7 @@ func (t *pendingTable) index(n uint64) uint64 {
 // insert gives c a fresh id and publishes it; 0 once the ids are
 // exhausted.
 func (t *pendingTable) insert(c *outCall) uint64 {
+	slots := t.slots()
 	for {
 		n := t.next.Add(1) - 1
 		id := t.first + 2*n
@@ -97,17 +110,18 @@ func (t *pendingTable) insert(c *outCall) uint64 {
 		}
 		c.id, c.key = id, t.key(id)
 		c.state.Store(c.key)
-		if t.slots[t.index(n)].CompareAndSwap(nil, c) {
+		if slots[t.index(n)].CompareAndSwap(nil, c) {
 			return id
 		}
 	}
 }
 
 func (t *pendingTable) slot(id uint64) *atomic.Pointer[outCall] {
-	if id < t.first || (id-t.first)&1 != 0 {
+	p := t.tab.Load()
+	if p == nil || id < t.first || (id-t.first)&1 != 0 {
 		return nil
 	}
-	return &t.slots[t.index((id-t.first)/2)]
+	return &(*p)[t.index((id-t.first)/2)]
 }
 
 // take claims the call with id for its response. It returns the call and
@@ -140,9 +154,14 @@ func (t *pendingTable) abandon(c *outCall) bool {
 
 // drain claims every live call, for teardown.
 func (t *pendingTable) drain(f func(c *outCall, abandoned bool)) {
-	for i := range t.slots {
-		if c := t.slots[i].Load(); c != nil && t.claim(c) {
-			t.slots[i].CompareAndSwap(c, nil)
+	p := t.tab.Load()
+	if p == nil {
+		return
+	}
+	slots := *p
+	for i := range slots {
+		if c := slots[i].Load(); c != nil && t.claim(c) {
+			slots[i].CompareAndSwap(c, nil)
 			f(c, c.key&abandoned != 0)
 		}
 	}
@@ -167,24 +186,28 @@ func (t *pendingTable) claim(c *outCall) bool {
 // densely), and ids that collide there go to an xsync map.
 //
 // insert and lookup run on the reading goroutine only; remove runs on the
-// handler's goroutine.
+// handler's goroutine. The slots are made on the first request.
 type inboundTable struct {
-	slots    []atomic.Pointer[Request]
+	tab      atomic.Pointer[[]atomic.Pointer[Request]] // nil until the first insert
 	mask     uint64
-	overflow *xsync.MapOf[uint64, *Request]
+	overflow idMap[*Request]
 	live     atomic.Int64
 }
 
 func (t *inboundTable) init(limit int) {
 	n := tableSize(min(limit, 4096))
-	t.slots = make([]atomic.Pointer[Request], n)
 	t.mask = uint64(n - 1)
-	t.overflow = xsync.NewMapOf[uint64, *Request]()
 }
 
 // insert publishes r under r.id; false if that id is already live.
 func (t *inboundTable) insert(r *Request) bool {
-	s := &t.slots[(r.id>>1)&t.mask]
+	p := t.tab.Load()
+	if p == nil { // only the reading goroutine inserts: no race to make it
+		slots := make([]atomic.Pointer[Request], t.mask+1)
+		p = &slots
+		t.tab.Store(p)
+	}
+	s := &(*p)[(r.id>>1)&t.mask]
 	if cur := s.Load(); cur != nil && cur.state.Load() == r.id {
 		return false
 	}
@@ -201,7 +224,11 @@ func (t *inboundTable) insert(r *Request) bool {
 
 // lookup returns the live request with id, or nil.
 func (t *inboundTable) lookup(id uint64) *Request {
-	if r := t.slots[(id>>1)&t.mask].Load(); r != nil && r.state.Load() == id {
+	p := t.tab.Load()
+	if p == nil {
+		return nil
+	}
+	if r := (*p)[(id>>1)&t.mask].Load(); r != nil && r.state.Load() == id {
 		return r
 	}
 	r, _ := t.overflow.Load(id)
@@ -210,7 +237,7 @@ func (t *inboundTable) lookup(id uint64) *Request {
 
 // remove unpublishes r once its response is sent.
 func (t *inboundTable) remove(r *Request) {
-	if !t.slots[(r.id>>1)&t.mask].CompareAndSwap(r, nil) {
+	if !(*t.tab.Load())[(r.id>>1)&t.mask].CompareAndSwap(r, nil) { // r was inserted: the slots exist
 		t.overflow.Delete(r.id)
 	}
 	r.state.Store(0)
@@ -219,9 +246,11 @@ func (t *inboundTable) remove(r *Request) {
 
 // each calls f for every live request (teardown).
 func (t *inboundTable) each(f func(r *Request)) {
-	for i := range t.slots {
-		if r := t.slots[i].Load(); r != nil {
-			f(r)
+	if p := t.tab.Load(); p != nil {
+		for i := range *p {
+			if r := (*p)[i].Load(); r != nil {
+				f(r)
+			}
 		}
 	}
 	t.overflow.Range(func(_ uint64, r *Request) bool {

@@ -218,6 +218,7 @@ func (e *gnetEvents) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	err := c.in.feed(buf)
 	c.deliver()
+	c.in.release()
 	if err != nil {
 		c.readErr = err
 		return gnet.Close

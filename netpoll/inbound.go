@@ -97,6 +97,17 @@ func (in *inbound) reset() {
 	in.batch = in.batch[:0]
 }
 
+// release gives the reader's chunk back when no partial frame is in it,
+// so that an idle connection holds no read buffer (frames still held keep
+// their chunk alive). The gnet transport calls it after each delivery: its
+// reads land in the loop's buffer, so it needs a chunk only to copy into.
+func (in *inbound) release() {
+	if in.cur != nil && in.r == in.w {
+		in.cur.release()
+		in.cur = nil
+	}
+}
+
 // partial reports whether bytes of an unfinished frame are buffered.
 func (in *inbound) partial() bool { return in.cur != nil && in.r != in.w }
 

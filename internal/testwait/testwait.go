@@ -46,15 +46,7 @@ func Blocked(t testing.TB, fn string, n int) {
 }
 
 func countBlocked(fn string) int {
-	buf := make([]byte, 1<<20)
-	for {
-		k := runtime.Stack(buf, true)
-		if k < len(buf) {
-			buf = buf[:k]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
+	buf := allStacks()
 	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		header, _, _ := strings.Cut(g, "\n")
@@ -65,4 +57,35 @@ func countBlocked(fn string) int {
 		}
 	}
 	return count
+}
+
+// Goroutines counts the goroutines with any of match on their stack (a
+// package path such as "github.com/rove-rpc/rove/", or a function),
+// leaving out the test's own goroutine: what a library started, not what
+// the runtime or an unrelated dependency keeps.
+func Goroutines(match ...string) int {
+	count := 0
+	for _, g := range strings.Split(string(allStacks()), "\n\n") {
+		if strings.Contains(g, "testing.tRunner") {
+			continue
+		}
+		for _, m := range match {
+			if strings.Contains(g, m) {
+				count++
+				break
+			}
+		}
+	}
+	return count
+}
+
+func allStacks() []byte {
+	buf := make([]byte, 1<<20)
+	for {
+		k := runtime.Stack(buf, true)
+		if k < len(buf) {
+			return buf[:k]
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
