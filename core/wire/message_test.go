@@ -222,3 +222,15 @@ func BenchmarkAppendRequest(b *testing.B) {
 		buf = AppendMessage(buf[:0], &m)
 	}
 }
+
+// A Hello cut right after its magic is malformed, not a wrong magic: the
+// magic is right, the fields after it are missing.
+func TestHelloCutAfterMagic(t *testing.T) {
+	_, err := ParseMessage(append([]byte{byte(KindHello)}, Magic...))
+	if err == nil || errors.Is(err, ErrBadMagic) {
+		t.Fatalf("got %v, want malformed but not a bad magic", err)
+	}
+	if _, err := ParseMessage(append([]byte{byte(KindHello)}, Magic[:3]...)); !errors.Is(err, ErrBadMagic) {
+		t.Fatalf("three bytes of magic: %v, want ErrBadMagic", err)
+	}
+}

@@ -90,6 +90,34 @@ func TestParity(t *testing.T) {
 	if ParityOdd.Owns(0) || ParityEven.Owns(0) {
 		t.Fatal("id 0 must belong to nobody")
 	}
+	if !ParityOdd.Owns(1) || !ParityEven.Owns(2) || ParityOdd.Owns(2) || ParityEven.Owns(3) {
+		t.Fatal("odd ids belong to the odd parity, even ids to the even")
+	}
+}
+
+// Every byte value names itself without panicking, and only the kinds and
+// statuses this version defines are valid.
+func TestEveryKindAndStatusByte(t *testing.T) {
+	kinds, statuses := 0, 0
+	for b := range 256 {
+		k, s := Kind(b), Status(b)
+		if k.Valid() {
+			kinds++
+		}
+		if _, err := ParseMessage(AppendMessage(nil, &Message{Kind: KindResponse, ID: 1, Status: s})); err == nil {
+			statuses++
+		}
+		_, _ = k.String(), s.String()
+	}
+	defined := 0
+	for _, name := range kindNames {
+		if name != "" {
+			defined++
+		}
+	}
+	if kinds != defined || defined != 18 || statuses != int(statusCount) {
+		t.Fatalf("%d valid kinds, %d valid statuses", kinds, statuses)
+	}
 }
 
 func TestKindAndStatusNames(t *testing.T) {
