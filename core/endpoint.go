@@ -25,7 +25,7 @@ func Dial(ctx context.Context, tr netpoll.Transport, network, addr string, opts 
 		<-s.done
 		return nil, err
 	}
-	s.link.CompareAndSwap(nil, link)
+	s.attach(link)
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func Serve(tr netpoll.Transport, network, addr string, opts Options) (*Server, e
 // accept runs on the event loop for each new link.
 func (srv *Server) accept(link *netpoll.Conn) netpoll.Handler {
 	s := newSession(false, srv.opts, srv.workers)
-	s.link.Store(link)
+	s.attach(link)
 	s.onEnd = srv.forget
 	srv.mu.Lock()
 	if srv.closed {
@@ -184,8 +184,8 @@ func Pipe(ctx context.Context, initiator, acceptor Options) (*Session, *Session,
 	a.ownPool, b.ownPool = true, true
 	h := a.ownerHandle()
 	la, lb := netpoll.Pipe(a.events(), b.events(), initiator.Link)
-	a.link.Store(la)
-	b.link.Store(lb)
+	a.attach(la)
+	b.attach(lb)
 	if err := a.start(ctx); err != nil {
 		b.Close()
 		return nil, nil, err

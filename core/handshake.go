@@ -28,6 +28,7 @@ func (s *session) localSettings() wire.Settings {
 		MaxMetadataBytes:      uint64(s.opts.MaxMetadataBytes),
 		MaxChannels:           uint64(s.opts.MaxChannels),
 		MaxChannelsPerCall:    MaxChannelsPerCall,
+		ByteBudget:            uint64(s.opts.ByteBudget),
 	}
 }
 

@@ -142,7 +142,7 @@ func newRawPeer(t *testing.T, sessionIsInitiator bool, opts Options) (*Session, 
 	s := newSession(sessionIsInitiator, opts, pool)
 	s.ownPool = true
 	ls, lp := netpoll.Pipe(s.events(), p, netpoll.Options{})
-	s.link.Store(ls)
+	s.attach(ls)
 	p.link = lp
 	t.Cleanup(func() { s.Close(); lp.Close() })
 	return s.pub, p

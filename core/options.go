@@ -61,6 +61,14 @@ type Options struct {
 	// entries and 64 KiB.
 	MaxMetadataEntries int
 	MaxMetadataBytes   int
+	// ByteBudget bounds the bytes of the peer's frames this session holds
+	// for it (rule 34): request payloads held by running handlers, channel
+	// items queued for a receiver, responses waiting for room in the
+	// outbound buffer. Past it the session stops reading the link until
+	// handlers and receivers release bytes: backpressure, never an error.
+	// Advertised in the handshake. What is held can exceed it by one read
+	// of the link and one partial frame. Default 64 MiB.
+	ByteBudget int
 	// ProfileLabels runs every handler under pprof labels service=<name>
 	// and method=<name>, so a CPU profile can be split per method (go tool
 	// pprof -tagfocus). It costs an allocation or two per call.
@@ -97,6 +105,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxMetadataBytes <= 0 {
 		o.MaxMetadataBytes = 64 << 10
+	}
+	if o.ByteBudget <= 0 {
+		o.ByteBudget = 64 << 20
 	}
 	if o.MaxVirtualConns <= 0 {
 		o.MaxVirtualConns = 1024

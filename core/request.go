@@ -152,18 +152,27 @@ func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error
 			// Full outbound buffer on the event loop: a goroutine waits for
 			// room. The request still counts against our limit until its
 			// response is queued, so a peer that stops reading cannot make
-			// us start more of these than it may have requests in flight.
+			// us start more of these than it may have requests in flight;
+			// and the copy counts against the byte budget (rule 34), so
+			// reading pauses before such copies pile up.
 			b := append([]byte(nil), *buf...)
+			link.HoldBytes(len(b))
 			r.pooled = false // the goroutine holds r until the commit
 			go func() {
 				if link.WriteFrameCommitted(context.Background(), b, commit) != nil {
 					r.leave()
 				}
+				link.ReleaseBytes(len(b))
 			}()
 			return nil
 		}
 	} else {
+		// The response counts against the byte budget while it waits for
+		// room: many handlers answering a peer that does not read must
+		// not pile up their responses (rule 34).
+		link.HoldBytes(len(*buf))
 		err = link.WriteFrameCommitted(context.Background(), *buf, commit)
+		link.ReleaseBytes(len(*buf))
 	}
 	if err != nil { // never queued: nothing will leave the table for it
 		r.leave()

@@ -307,7 +307,7 @@ func (e *linkEvents) HandleClose(_ *netpoll.Conn, err error) {
 // reading goroutine.
 func (s *session) handleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 	if s.link.Load() == nil { // a Dial's first frames can beat its return
-		s.link.CompareAndSwap(nil, link)
+		s.attach(link)
 	}
 	s.heard.Store(true)
 	for i, f := range frames {
@@ -425,10 +425,25 @@ func (s *session) startKeepaliveLocked() {
 	s.keepalive = time.AfterFunc(s.opts.KeepaliveInterval, s.keepaliveTick)
 }
 
+// attach makes link the session's, once, with the session's byte budget
+// as its read budget (rule 34).
+func (s *session) attach(link *netpoll.Conn) {
+	if s.link.CompareAndSwap(nil, link) {
+		link.SetReadBudget(int64(s.opts.ByteBudget))
+	}
+}
+
+func (s *session) linkPaused() bool {
+	l := s.link.Load()
+	return l != nil && l.Paused()
+}
+
 // keepaliveTick runs on the timer's goroutine: ping, and give up on a peer
 // silent for KeepaliveTimeout (rule 4).
 func (s *session) keepaliveTick() {
-	if s.heard.Swap(false) {
+	// While the byte budget has paused reading (rule 34) the peer is not
+	// heard because we do not listen: that silence is ours, not its.
+	if s.heard.Swap(false) || s.linkPaused() {
 		s.silent = 0
 	} else {
 		s.silent++

@@ -68,6 +68,7 @@ type Frame struct {
 	// Body is the frame body, without the length prefix.
 	Body  []byte
 	chunk *chunk
+	acct  *Conn // counts Body against the connection's read budget until released; nil without one
 }
 
 // Release gives the frame's bytes back. The Frame must not be used after.
@@ -75,13 +76,20 @@ func (f Frame) Release() {
 	if f.chunk != nil {
 		f.chunk.release()
 	}
+	if f.acct != nil {
+		f.acct.unhold(len(f.Body))
+	}
 }
 
 // Retain takes one more reference to the frame's bytes and returns the
-// frame; each Retain is balanced by one more Release.
+// frame; each Retain is balanced by one more Release. A retained frame
+// counts against the read budget once more until that Release.
 func (f Frame) Retain() Frame {
 	if f.chunk != nil {
 		f.chunk.retain()
+	}
+	if f.acct != nil {
+		f.acct.hold(len(f.Body))
 	}
 	return f
 }

@@ -45,6 +45,14 @@ type Options struct {
 	// CloseTimeout bounds each of Close's two waits: for committed frames to
 	// be written, and for the peer to close its side. Default 5 s.
 	CloseTimeout time.Duration
+	// MaxHeld, if positive, is the read budget: how many bytes of frames
+	// delivered to the handler and not yet released the connection holds
+	// before it stops reading the socket (backpressure, not an error:
+	// the kernel's buffers fill and the peer's writes wait). Reading
+	// resumes once released frames bring the count to half of it. Frames
+	// of one read are delivered whole, so what is held can exceed MaxHeld
+	// by one read (and a partial frame by up to MaxFrameSize).
+	MaxHeld int
 	// MaxReadSize, if positive, caps how many bytes one read hands to the
 	// frame cutter. It exists so tests can force frames to straddle reads
 	// (1 = one byte at a time); leave it 0.
@@ -116,6 +124,8 @@ type Conn struct {
 
 	framesIn, reads atomic.Uint64
 	readErr         error // gnet only: why OnTraffic stopped reading; loop-owned
+
+	budget // the read budget: bytes held, and pausing
 }
 
 // newConn makes a Conn writing to s. The transport must then set be and
@@ -128,7 +138,8 @@ func newConn(s sink, h Handler, opts Options, local, remote net.Addr) *Conn {
 		errSet: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
-	c.in = inbound{chunkSize: opts.ReadChunkSize, maxFrame: opts.MaxFrameSize, maxRead: opts.MaxReadSize}
+	c.in = inbound{chunkSize: opts.ReadChunkSize, maxFrame: opts.MaxFrameSize, maxRead: opts.MaxReadSize, acct: c}
+	c.maxHeld.Store(int64(max(opts.MaxHeld, 0)))
 	c.out.init(s, opts.MaxOutbound, &c.wg, c.fail)
 	return c
 }
@@ -248,6 +259,7 @@ func (c *Conn) deliver() {
 	if n := len(c.in.batch); n > 0 {
 		c.framesIn.Add(uint64(n))
 		c.reads.Add(1)
+		c.hold(c.in.batchLen)
 		// Replies queued by the handler for this batch leave together.
 		c.out.cork()
 		c.h.HandleFrames(c, c.in.batch)
@@ -259,6 +271,9 @@ func (c *Conn) deliver() {
 // finish runs once on the reading goroutine when reading has ended for
 // good, with the reason it ended.
 func (c *Conn) finish(readErr error) {
+	if !c.finished.CompareAndSwap(false, true) {
+		return
+	}
 	switch {
 	case errors.Is(readErr, io.EOF) && c.in.partial():
 		readErr = ErrTruncated

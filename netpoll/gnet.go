@@ -193,10 +193,13 @@ func (e *gnetEvents) OnBoot(eng gnet.Engine) gnet.Action {
 }
 
 func (e *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	if c, ok := gc.Context().(*Conn); ok { // a paused connection reading again
+		return nil, c.reattach(gc)
+	}
 	pending, _ := gc.Context().(*gnetDial)
 	sink := newGnetSink(gc.Fd())
 	c := newConn(sink, nil, e.opts, gc.LocalAddr(), gc.RemoteAddr())
-	c.be = &gnetBackend{gc: gc, sink: sink}
+	c.be = &gnetBackend{c: c, gc: gc, sink: sink}
 	gc.SetContext(c)
 	if pending != nil {
 		c.h = pending.h
@@ -223,12 +226,19 @@ func (e *gnetEvents) OnTraffic(gc gnet.Conn) gnet.Action {
 		c.readErr = err
 		return gnet.Close
 	}
+	if c.overBudget() {
+		return c.detach(gc)
+	}
 	return gnet.None
 }
 
 func (e *gnetEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c, _ := gc.Context().(*Conn)
 	if c == nil {
+		return gnet.None
+	}
+	if c.rstate.Load() == readPausing { // we detached it: not an end
+		c.paused()
 		return gnet.None
 	}
 	c.be.(*gnetBackend).sink.closeFd() // gnet closes the descriptor when we return
@@ -245,7 +255,8 @@ func (e *gnetEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
 // gnetBackend closes a gnet connection: through gnet, and by waking a
 // writer parked on the sink's dup.
 type gnetBackend struct {
-	gc   gnet.Conn
+	c    *Conn
+	gc   gnet.Conn // under c.pauseMu: a resume replaces it
 	sink *gnetSink
 }
 
@@ -253,7 +264,20 @@ func (b *gnetBackend) closeWrite() error { return b.sink.shutdownWrite() }
 
 func (b *gnetBackend) abort() {
 	b.sink.abort()
-	_ = b.gc.Close() // asynchronous; a no-op if gnet already closed it
+	b.c.pauseMu.Lock()
+	gc := b.gc
+	parked := b.c.rstate.Load() == readPaused
+	if parked {
+		b.c.rstate.Store(readResuming) // nothing may resume it now
+	}
+	b.c.pauseMu.Unlock()
+	if parked {
+		// No gnet connection will close: end it here, off the caller's
+		// goroutine (finish calls the handler, which may have called us).
+		go b.c.finish(b.c.Err())
+		return
+	}
+	_ = gc.Close() // asynchronous; a no-op if gnet already closed it
 }
 
 // silentLogger keeps gnet quiet: the library does not log.

@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -23,7 +24,8 @@ type gnetSink struct {
 	fd int
 
 	mu     sync.RWMutex
-	closed bool // gnet is closing fd: never touch it again
+	closed bool // gnet is closing fd, or we closed it: never touch it again
+	own    bool // fd is our dup (reading paused, gnet let go), closed by us
 
 	wait    *os.File        // the pollable dup, while a writer waits; owned by the flusher
 	waitRC  syscall.RawConn // wait's raw access
@@ -162,6 +164,12 @@ func (s *gnetSink) abort() {
 	if f != nil {
 		f.Close() // the parked write returns os.ErrClosed; idle then finds it closed
 	}
+	s.mu.Lock()
+	if s.own { // reading paused: the socket is ours alone to close
+		syscall.Close(s.fd)
+		s.own, s.closed = false, true
+	}
+	s.mu.Unlock()
 }
 
 // closeFd is called on the event loop in OnClose, before gnet closes fd.
@@ -179,4 +187,55 @@ func (s *gnetSink) shutdownWrite() error {
 		return ErrClosed
 	}
 	return os.NewSyscallError("shutdown", syscall.Shutdown(s.fd, syscall.SHUT_WR))
+}
+
+// detach makes the sink write to a dup of the socket that it owns, so
+// that gnet can let go of the connection (a pause of reading: see
+// gnetPark) without closing the socket. On the event loop.
+func (s *gnetSink) detach() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	dfd, err := syscall.Dup(s.fd)
+	if err != nil {
+		return os.NewSyscallError("dup", err)
+	}
+	syscall.CloseOnExec(dfd)
+	s.fd, s.own = dfd, true
+	return nil
+}
+
+// reattach makes the sink write to gnet's descriptor for the connection
+// again and closes the dup it owned. On the event loop, in OnOpen.
+func (s *gnetSink) reattach(fd int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return // aborted while paused: the owned dup is closed already
+	}
+	if s.own {
+		syscall.Close(s.fd)
+	}
+	s.fd, s.own = fd, false
+}
+
+// fileConn returns a net.Conn on a dup of the socket, for gnet's Enroll
+// (which takes its own dup and closes this one).
+func (s *gnetSink) fileConn() (net.Conn, error) {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	dfd, err := syscall.Dup(s.fd)
+	s.mu.RUnlock()
+	if err != nil {
+		return nil, os.NewSyscallError("dup", err)
+	}
+	syscall.CloseOnExec(dfd)
+	f := os.NewFile(uintptr(dfd), "gnet-resume")
+	defer f.Close()
+	return net.FileConn(f)
 }

@@ -14,6 +14,8 @@ type inbound struct {
 	maxFrame  int
 	maxRead   int     // 0, or the most bytes to accept per read (tests)
 	batch     []Frame // frames cut since the last delivery; reused
+	acct      *Conn   // the connection whose read budget frames count against; nil in tests of the cutter alone
+	batchLen  int     // bytes of the frames in batch
 }
 
 // minReadRoom is the least free room worth reading into.
@@ -73,7 +75,8 @@ func (in *inbound) commit(n int) error {
 			return nil
 		}
 		in.cur.retain()
-		in.batch = append(in.batch, Frame{Body: body, chunk: in.cur})
+		in.batch = append(in.batch, Frame{Body: body, chunk: in.cur, acct: in.acct})
+		in.batchLen += len(body)
 		in.r = in.w - len(rest)
 	}
 }
@@ -94,7 +97,7 @@ func (in *inbound) feed(p []byte) error {
 // reset forgets the delivered batch, keeping its array for the next one.
 func (in *inbound) reset() {
 	clear(in.batch)
-	in.batch = in.batch[:0]
+	in.batch, in.batchLen = in.batch[:0], 0
 }
 
 // release gives the reader's chunk back when no partial frame is in it,
@@ -113,10 +116,13 @@ func (in *inbound) partial() bool { return in.cur != nil && in.r != in.w }
 
 // free releases the reader's chunk and any frames never delivered.
 func (in *inbound) free() {
+	if in.acct != nil {
+		in.acct.hold(in.batchLen) // each Release below gives its bytes back
+	}
 	for _, f := range in.batch {
 		f.Release()
 	}
-	in.batch = in.batch[:0]
+	in.batch, in.batchLen = in.batch[:0], 0
 	if in.cur != nil {
 		in.cur.release()
 		in.cur = nil

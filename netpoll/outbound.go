@@ -65,7 +65,7 @@ func (o *outbound) write(ctx context.Context, body []byte, n Committer) error {
 		return err
 	}
 	o.appendLocked(body, n)
-	if !o.flushing && !o.corked {
+	if !o.flushing { // cork holds back only queue's inline flushes, not other writers
 		o.flushing = true
 		o.startWriterLocked()
 	}

@@ -307,3 +307,22 @@ func TestUncorkFlushWakesWaitingWriter(t *testing.T) {
 		t.Fatal("the waiting writer was not woken when uncork emptied the buffer")
 	}
 }
+
+// Cork holds back only the reading goroutine's own queued replies: a
+// frame that another goroutine writes while the reader is corked (its
+// handler still running, or blocked) goes out at once.
+func TestWriteWhileCorkedGoesOut(t *testing.T) {
+	w := newGateWriter()
+	o, _ := startOutbound(t, w, 1<<20)
+	o.cork() // the reader is inside HandleFrames, and stays there
+	if err := o.write(context.Background(), []byte("from another goroutine"), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a frame written while the reader was corked waited for uncork")
+	}
+	drainAll(t, w, o, true)
+	o.uncork()
+}

@@ -45,6 +45,9 @@ func (c *Conn) readLoop(r io.Reader) {
 				return
 			}
 			c.deliver()
+			if c.overBudget() {
+				c.waitBudget()
+			}
 		}
 		if err != nil {
 			c.finish(err)

@@ -1,0 +1,186 @@
+package core
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/internal/testwait"
+)
+
+// The byte budget (rule 34) against the ways a peer could make a session
+// hold its bytes (issue 10's table): each is bounded by the budget, the
+// peer is slowed down (reading pauses) rather than refused, and once the
+// session's side lets go everything completes.
+
+const testBudget = 8 << 20
+
+// slack is what may be held past the budget: one read of the link and one
+// frame in progress.
+const slack = 64<<10 + 1<<20 + 1024
+
+// sendAll writes msgs from a goroutine (the writes block while the session
+// does not read) and reports the first error.
+func (p *rawPeer) sendAll(msgs []wire.Message) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		for i := range msgs {
+			if err := p.link.WriteFrame(context.Background(), wire.AppendMessage(nil, &msgs[i])); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	return errc
+}
+
+// budgetHolds waits until reading has paused and checks what is held.
+func budgetHolds(t *testing.T, s *Session) {
+	t.Helper()
+	link := s.link.Load()
+	if !testwait.Until(link.Paused) {
+		t.Fatalf("reading never paused: %d bytes held", link.Held())
+	}
+	if held := link.Held(); held > testBudget+slack {
+		t.Fatalf("holding %d bytes with a budget of %d", held, testBudget)
+	}
+}
+
+// spec:34 legal requests of 1 MiB to handlers that do not finish: the
+// payloads held by running handlers stop the reading at the budget.
+func TestBudgetBoundsHeldRequests(t *testing.T) {
+	mHold := NewMethod("test", "hold")
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	r := NewRouter()
+	r.Handle(mHold, func(ctx context.Context, req *Request) error {
+		started.Done()
+		<-release
+		return req.Reply(nil, nil)
+	})
+	s, p := newRawPeer(t, false, Options{Router: r, ByteBudget: testBudget})
+	if ack := p.hello(t, wire.Settings{}); ack.Settings.ByteBudget != testBudget {
+		t.Fatalf("advertised budget %d", ack.Settings.ByteBudget)
+	}
+	const n = 100
+	started.Add(n)
+	msgs := make([]wire.Message, n)
+	for i := range msgs {
+		msgs[i] = wire.Message{Kind: wire.KindRequest, ID: uint64(2*i + 1), Method: mHold.ID, Payload: make([]byte, 1<<20)}
+	}
+	sent := p.sendAll(msgs)
+	budgetHolds(t, s)
+	if running := s.root.inflight.live.Load(); running >= n || running*(1<<20) > testBudget+slack {
+		t.Fatalf("%d requests of 1 MiB admitted", running)
+	}
+	close(release)
+	for range n {
+		if m := p.nextKind(t, wire.KindResponse); m.Status != wire.StatusOK {
+			t.Fatalf("response %v", m.Status)
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if s.Err() != nil {
+		t.Fatalf("session ended: %v", s.Err())
+	}
+}
+
+// spec:34 channel items within credit that the handler does not read:
+// the queued items stop the reading at the budget.
+func TestBudgetBoundsQueuedItems(t *testing.T) {
+	mSink := NewMethod("test", "sink")
+	readNow := make(chan struct{})
+	got := make(chan int, 1)
+	r := NewRouter()
+	r.Handle(mSink, func(ctx context.Context, req *Request) error {
+		rx, err := req.Rx(0)
+		if err != nil {
+			return err
+		}
+		<-readNow
+		n := 0
+		for {
+			it, err := rx.Recv(ctx)
+			if err != nil {
+				break
+			}
+			it.Release()
+			n++
+		}
+		got <- n
+		return req.Reply(nil, nil)
+	})
+	s, p := newRawPeer(t, false, Options{Router: r, ByteBudget: testBudget})
+	p.hello(t, wire.Settings{})
+	const items = 64
+	chans := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: items}))
+	msgs := []wire.Message{{Kind: wire.KindRequest, ID: 1, Method: mSink.ID, Channels: chans}}
+	for range items {
+		msgs = append(msgs, wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: make([]byte, 1<<20)})
+	}
+	msgs = append(msgs, wire.Message{Kind: wire.KindChannelClose, ID: 1})
+	sent := p.sendAll(msgs)
+	budgetHolds(t, s)
+	close(readNow)
+	if n := <-got; n != items {
+		t.Fatalf("the handler read %d of %d items", n, items)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if m := p.nextKind(t, wire.KindResponse); m.Status != wire.StatusOK || s.Err() != nil {
+		t.Fatalf("response %v, session %v", m.Status, s.Err())
+	}
+}
+
+// spec:34 requests whose responses the peer never reads: once the
+// outbound buffer is full, the responses waiting for room count against
+// the budget and stop the reading. Echoes answered on the reading
+// goroutine (inline handlers, whose responses wait in copies), and by pool
+// handlers (whose responses wait in their goroutines, holding the request
+// too). (A small request with a large result is bounded by the request
+// limit, not the budget: its bytes are made after it was read.)
+func TestBudgetBoundsUnreadResponses(t *testing.T) {
+	mPoolEcho := NewMethod("test", "pool-echo")
+	r := NewRouter()
+	r.HandleInline(mEcho, echo)
+	r.Handle(mPoolEcho, echo)
+	for _, c := range []struct {
+		name    string
+		method  Method
+		payload int
+	}{
+		{"inline echo", mEcho, 1 << 20},
+		{"pool echo", mPoolEcho, 1 << 20},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, p := newRawPeer(t, false, Options{Router: r, ByteBudget: testBudget})
+			p.hello(t, wire.Settings{})
+			resume := sync.OnceFunc(p.pause())
+			defer resume() // a failed test must not leave the peer stuck
+			const n = 64
+			msgs := make([]wire.Message, n)
+			for i := range msgs {
+				msgs[i] = wire.Message{Kind: wire.KindRequest, ID: uint64(2*i + 1), Method: c.method.ID, Payload: make([]byte, c.payload)}
+			}
+			sent := p.sendAll(msgs)
+			budgetHolds(t, s)
+			resume()
+			for range n {
+				if m := p.nextKind(t, wire.KindResponse); m.Status != wire.StatusOK || len(m.Payload) != 1<<20 {
+					t.Fatalf("response %v of %d bytes", m.Status, len(m.Payload))
+				}
+			}
+			if err := <-sent; err != nil {
+				t.Fatal(err)
+			}
+			if s.Err() != nil {
+				t.Fatalf("session ended: %v", s.Err())
+			}
+		})
+	}
+}

@@ -1,0 +1,105 @@
+package netpoll
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"sync"
+	"testing"
+
+	"github.com/rove-rpc/rove/internal/testwait"
+)
+
+// holder keeps every frame it is given, unreleased, until let go.
+type holder struct {
+	mu     sync.Mutex
+	frames []Frame
+	next   uint32 // the sequence number the next frame must carry
+	err    string
+}
+
+func (h *holder) HandleFrames(_ *Conn, frames []Frame) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, f := range frames {
+		if got := binary.BigEndian.Uint32(f.Body); got != h.next && h.err == "" {
+			h.err = "frames out of order"
+		}
+		h.next++
+		h.frames = append(h.frames, f)
+	}
+}
+
+func (h *holder) HandleClose(*Conn, error) {}
+
+func (h *holder) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return int(h.next)
+}
+
+// releaseAll lets every frame held so far go.
+func (h *holder) releaseAll() {
+	h.mu.Lock()
+	frames := h.frames
+	h.frames = nil
+	h.mu.Unlock()
+	for _, f := range frames {
+		f.Release()
+	}
+}
+
+// spec:34 a peer cannot make a connection hold more than its read budget:
+// once the frames its handler holds pass MaxHeld, the connection stops
+// reading (the sender's writes wait, nothing fails), and when the handler
+// releases them reading resumes where it stopped, nothing lost or
+// reordered.
+func TestReadBudgetPausesReading(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tc transportCase) {
+		// 64 MiB sent against 64 KiB: more than the kernel buffers of both
+		// sockets hold, so the sender has to wait.
+		const budget, frame, frames = 64 << 10, 16 << 10, 4096
+		h, back := &holder{}, newRecorder()
+		client, server := tc.connect(t, Options{MaxHeld: budget, MaxOutbound: 64 << 10}, back, h)
+		sent := make(chan error, 1)
+		go func() {
+			body := make([]byte, frame)
+			for i := range frames {
+				binary.BigEndian.PutUint32(body, uint32(i))
+				if err := client.WriteFrame(context.Background(), body); err != nil {
+					sent <- err
+					return
+				}
+			}
+			sent <- nil
+		}()
+		testwait.For(t, "reading to pause", server.Paused)
+		testwait.Blocked(t, "netpoll.(*outbound).write", 1) // the sender waits: nothing is read
+		got := h.count()
+		// What is held is the budget plus at most one read's worth.
+		if held := server.Held(); held > budget+(64<<10)+int64(FrameLen(frame)) || held < budget {
+			t.Fatalf("paused holding %d bytes with a budget of %d", held, budget)
+		}
+		if h.count() != got || got >= frames {
+			t.Fatalf("frames still arrive while paused: %d, then %d", got, h.count())
+		}
+		for h.count() < frames { // let go as they come: reading resumes each time
+			h.releaseAll()
+			testwait.For(t, "more frames, or the end", func() bool { return h.count() > got || h.count() == frames })
+			got = h.count()
+		}
+		h.releaseAll()
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+		if h.err != "" {
+			t.Fatal(h.err)
+		}
+		testwait.For(t, "nothing held", func() bool { return server.Held() == 0 && !server.Paused() })
+		// The connection still works the other way too.
+		if err := server.WriteFrame(context.Background(), bytes.Repeat([]byte{1}, 8)); err != nil {
+			t.Fatal(err)
+		}
+		back.waitFrames(t, 1)
+	})
+}
