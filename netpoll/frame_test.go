@@ -198,3 +198,13 @@ func FuzzParseFrame(f *testing.F) {
 		}
 	})
 }
+
+// FrameLen is the length AppendFrame writes, on both sides of every
+// length-prefix step.
+func TestFrameLenMatchesAppendFrame(t *testing.T) {
+	for _, n := range []int{0, 1, 127, 128, 129, 16383, 16384, 1<<21 - 1, 1 << 21} {
+		if got, want := FrameLen(n), len(AppendFrame(nil, make([]byte, n))); got != want {
+			t.Fatalf("FrameLen(%d) = %d, AppendFrame wrote %d", n, got, want)
+		}
+	}
+}

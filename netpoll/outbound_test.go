@@ -326,3 +326,48 @@ func TestWriteWhileCorkedGoesOut(t *testing.T) {
 	drainAll(t, w, o, true)
 	o.uncork()
 }
+
+// One frame is always accepted into an empty buffer, however large, and a
+// frame that exactly fills the buffer's room is accepted without waiting:
+// both by write and by queue.
+func TestOutboundAcceptsAtTheBound(t *testing.T) {
+	const max = 300
+	for _, name := range []string{"write", "queue"} {
+		t.Run(name, func(t *testing.T) {
+			w := newGateWriter()
+			o, _ := startOutbound(t, w, max)
+			put := func(body []byte) error {
+				if name == "write" {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					return o.write(ctx, body, nil)
+				}
+				return o.queue(body, nil)
+			}
+			if err := put(make([]byte, 10*max)); err != nil { // empty buffer: accepted
+				t.Fatalf("a large frame into an empty buffer: %v", err)
+			}
+			defer drainAll(t, w, o, true)
+			<-w.entered // the writer holds that batch; the buffer is empty again
+			first := make([]byte, 100)
+			if err := put(first); err != nil {
+				t.Fatal(err)
+			}
+			n := max - FrameLen(len(first))
+			for FrameLen(n) > max-FrameLen(len(first)) {
+				n--
+			}
+			if FrameLen(len(first))+FrameLen(n) != max {
+				t.Fatal("no frame fills the room exactly")
+			}
+			if err := put(make([]byte, n)); err != nil { // exactly fills it
+				t.Fatalf("a frame that exactly fills the room: %v", err)
+			}
+			o.mu.Lock()
+			if len(o.pend) != max {
+				t.Fatalf("%d bytes pending, want exactly %d", len(o.pend), max)
+			}
+			o.mu.Unlock()
+		})
+	}
+}
