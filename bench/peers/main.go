@@ -7,7 +7,15 @@
 //
 // Kinds: grpc (gRPC-Go, raw-bytes codec), netrpc (net/rpc, gob), raw (a
 // length-prefixed echo on gnet: the server writes once per frame, or once
-// per read batch with -coalesce). It prints one JSON line per load run.
+// per read batch with -coalesce), rove (Rove on gnet, inline echo). It
+// prints one JSON line per load run.
+//
+//	peers idle -kinds rove,grpc,raw -n 10000
+//
+// measures what idle connections cost: each system's server runs in a
+// process of its own, this one opens -n connections to it, and the table
+// gives heap, RSS, goroutines and descriptors per connection on the
+// server, and the time to connect (dial and handshake) per connection.
 package main
 
 import (
@@ -31,7 +39,7 @@ func main() {
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	kind := fs.String("kind", "grpc", "grpc, netrpc or raw")
+	kind := fs.String("kind", "grpc", "grpc, netrpc, raw or rove")
 	addr := fs.String("addr", "127.0.0.1:9200", "serve: listen address")
 	target := fs.String("target", "127.0.0.1:9200", "load: server address")
 	coalesce := fs.Bool("coalesce", false, "raw server: one write per read batch instead of one per frame")
@@ -40,9 +48,21 @@ func main() {
 	payload := fs.Int("payload", 64, "payload bytes")
 	dur := fs.Duration("d", 5*time.Second, "measured duration")
 	warmup := fs.Duration("warmup", time.Second, "warm-up")
+	kinds := fs.String("kinds", "rove,grpc,raw", "idle: the systems to measure, in order")
+	n := fs.Int("n", 10000, "idle: connections per system")
 	fs.Parse(os.Args[2:])
 
 	switch os.Args[1] {
+	case "idle":
+		if err := idle(*kinds, *n); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	case "idle-serve":
+		if err := idleServe(*kind); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	case "serve":
 		stop, err := serve(*kind, *addr, *coalesce)
 		if err != nil {
@@ -75,6 +95,8 @@ func serve(kind, addr string, coalesce bool) (func(), error) {
 		return serveNetRPC(addr)
 	case "raw":
 		return serveRaw(addr, coalesce)
+	case "rove":
+		return serveRove(addr)
 	}
 	return nil, fmt.Errorf("unknown kind %q", kind)
 }
@@ -90,6 +112,8 @@ func dial(kind, target string, inflight int) (caller, func(), error) {
 		return dialNetRPC(target)
 	case "raw":
 		return dialRaw(target, inflight)
+	case "rove":
+		return dialRove(target)
 	}
 	return nil, nil, fmt.Errorf("unknown kind %q", kind)
 }
