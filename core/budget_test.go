@@ -7,6 +7,7 @@ import (
 
 	"github.com/rove-rpc/rove/core/wire"
 	"github.com/rove-rpc/rove/internal/testwait"
+	"github.com/rove-rpc/rove/netpoll"
 )
 
 // The byte budget (rule 34) against the ways a peer could make a session
@@ -183,4 +184,62 @@ func TestBudgetBoundsUnreadResponses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// spec:34 on gnet, a session paused by its budget leaves the event loop to
+// the others: while one client's calls fill the server's budget (and its
+// reading stops), another client on the same loop is served; released,
+// the paused session completes every call.
+func TestBudgetPausesOneSessionOnly(t *testing.T) {
+	mHold := NewMethod("test", "hold")
+	release := make(chan struct{})
+	r := echoRouter()
+	r.Handle(mHold, func(ctx context.Context, req *Request) error {
+		<-release
+		return req.Reply(nil, nil)
+	})
+	tr := netpoll.NewGnet(netpoll.GnetOptions{EventLoops: 1})
+	defer tr.Close()
+	srv, err := Serve(tr, "tcp", "127.0.0.1:0", Options{Router: r, ByteBudget: testBudget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dial := func() (*Session, *Caller) {
+		s, err := Dial(context.Background(), tr, "tcp", srv.Addr().String(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, s.Caller()
+	}
+	heavy, heavyCl := dial()
+	defer heavy.Close()
+	const n = 40 // 40 MiB of requests against an 8 MiB budget
+	errc := make(chan error, n)
+	for range n {
+		go func() { _, err := call(context.Background(), heavyCl, mHold, make([]byte, 1<<20)); errc <- err }()
+	}
+	testwait.For(t, "the heavy session to be paused", func() bool {
+		for _, s := range srv.snapshot() {
+			if l := s.link.Load(); l != nil && l.Paused() {
+				return l.Held() <= testBudget+slack
+			}
+		}
+		return false
+	})
+	light, lightCl := dial()
+	defer light.Close()
+	for i := range 10 {
+		if got, err := call(context.Background(), lightCl, mEcho, []byte{byte(i)}); err != nil || len(got) != 1 || got[0] != byte(i) {
+			t.Fatalf("the other session's call %d: %v %v", i, got, err)
+		}
+	}
+	close(release)
+	for range n {
+		if err := <-errc; err != nil {
+			t.Fatalf("a paused session's call: %v", err)
+		}
+	}
+	lightCl.Close()
+	heavyCl.Close()
 }
