@@ -33,6 +33,18 @@
 // it longer); a [Reply] is valid during the callback given to
 // [Caller.Call] (Reply.Retain to keep it).
 //
+// # Memory
+//
+// A peer can make a session hold its bytes only within the session's
+// byte budget ([Options].ByteBudget, advertised in the handshake):
+// payloads of requests whose handlers run, channel items queued for a
+// receiver, responses waiting for room. Past it the session stops reading
+// the link until bytes are released (Request and Item Release, handlers
+// returning); the peer is slowed down, not failed. Metadata and channel
+// limits are advertised and checked the same way, and no frame larger
+// than the peer's maximum is ever sent. Buffers, tables and the handler
+// pool are made on first use: an idle session costs no goroutine.
+//
 // # Errors
 //
 // Every call ends with exactly one outcome. Errors match the sentinels in
