@@ -95,7 +95,9 @@ func (c *rawClient) write(b []byte) {
 	}
 }
 
-func (c *rawClient) send(m wire.Message) { c.write(netpoll.AppendFrame(nil, wire.AppendMessage(nil, &m))) }
+func (c *rawClient) send(m wire.Message) {
+	c.write(netpoll.AppendFrame(nil, wire.AppendMessage(nil, &m)))
+}
 
 // hello completes the handshake as the initiator (odd ids).
 func (c *rawClient) hello(settings wire.Settings) {
