@@ -262,6 +262,11 @@ func TestHostileViolations(t *testing.T) {
 				}
 				return binds(bs...)
 			}()}}, nil},
+		{"cancel of the callee's parity", wire.CodeWrongParity, []wire.Message{{Kind: wire.KindCancel, ID: 2}}, nil},
+		{"channel id 0", wire.CodeMalformed, []wire.Message{
+			{Kind: wire.KindRequest, ID: 1, Method: mEcho.ID, Channels: binds(wire.ChannelBinding{ID: 0, Dir: wire.CallerSends, Window: 1})}}, nil},
+		{"window over the maximum", wire.CodeMalformed, []wire.Message{
+			{Kind: wire.KindRequest, ID: 1, Method: mEcho.ID, Channels: binds(wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: wire.MaxWindow + 1})}}, nil},
 		{"metadata over the entries limit", wire.CodeMetadataTooLarge, []wire.Message{{Kind: wire.KindRequest, ID: 1, Method: mEcho.ID, Metadata: manyEntries(9)}}, nil},
 		{"metadata over the bytes limit", wire.CodeMetadataTooLarge, []wire.Message{{Kind: wire.KindRequest, ID: 1, Method: mEcho.ID, Metadata: bigEntry(2000)}}, nil},
 	}
@@ -293,6 +298,9 @@ func TestHostileIgnored(t *testing.T) {
 		{"grant for a channel never bound", []wire.Message{{Kind: wire.KindGrantCredit, ID: 2, Credit: 5}}},
 		{"reset of a channel never bound", []wire.Message{{Kind: wire.KindChannelReset, ID: 2}}},
 		{"pong nobody asked for", []wire.Message{{Kind: wire.KindPong, ID: 12345}}},
+		{"credit past the ceiling", []wire.Message{
+			{Kind: wire.KindRequest, ID: 1, Method: mHostileBlock.ID, Channels: binds(wire.ChannelBinding{ID: 1, Dir: wire.CalleeSends, Window: 1})},
+			{Kind: wire.KindGrantCredit, ID: 1, Credit: 1 << 62}, {Kind: wire.KindGrantCredit, ID: 1, Credit: 1 << 62}}},
 		{"unknown metadata keys and settings", []wire.Message{req(1, mEcho, nil)}},
 	}
 	for _, c := range cases {
@@ -349,6 +357,20 @@ func TestHostileHandshakes(t *testing.T) {
 		p := h.dialRaw(t)
 		p.send(req(1, mEcho, nil))
 		p.expectReject(wire.CodeNone)
+		h.stillServes(t)
+	})
+	t.Run("request before HelloAck", func(t *testing.T) {
+		p := h.dialRaw(t)
+		// Hello and a request in one write: served once accepted.
+		hello := netpoll.AppendFrame(nil, wire.AppendMessage(nil, &wire.Message{Kind: wire.KindHello, MinVersion: 1, Version: 1, Parity: wire.ParityOdd}))
+		p.write(netpoll.AppendFrame(hello, wire.AppendMessage(nil, &wire.Message{Kind: wire.KindRequest, ID: 1, Method: mEcho.ID, Payload: []byte("early")})))
+		if m, ok := p.next(); !ok || m.Kind != wire.KindHelloAck {
+			t.Fatalf("got %v, want HelloAck", m.Kind)
+		}
+		if m, ok := p.next(); !ok || m.Kind != wire.KindResponse || string(m.Payload) != "early" {
+			t.Fatalf("got %v %q, want the early request's response", m.Kind, m.Payload)
+		}
+		p.nc.Close()
 		h.stillServes(t)
 	})
 	t.Run("bad magic", func(t *testing.T) {
