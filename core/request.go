@@ -118,6 +118,15 @@ type leaveOnCommit Request
 
 func (l *leaveOnCommit) Committed() { (*Request)(l).leave() }
 
+// Admit refuses the response of a virtual connection already torn down
+// (rule 9): its CloseConn (ours, or our acknowledgement of the peer's) is
+// queued after the teardown, under the same outbound lock, so a response
+// admitted here goes out before it, and none can follow it.
+func (l *leaveOnCommit) Admit() bool {
+	c := (*Request)(l).conn
+	return c.id == 0 || c.down() == nil
+}
+
 // ErrReplied is returned by a second Request.Reply.
 var ErrReplied = errors.New("rove: request already answered")
 
@@ -176,6 +185,9 @@ func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error
 	}
 	if err != nil { // never queued: nothing will leave the table for it
 		r.leave()
+		if err == netpoll.ErrNotAdmitted {
+			return r.conn.down()
+		}
 	}
 	return err
 }

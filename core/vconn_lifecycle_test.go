@@ -65,3 +65,48 @@ func TestCloseConnWhileOpening(t *testing.T) {
 	}
 	testwait.For(t, "the connection to be forgotten", func() bool { return s.vconns.Size() == 0 })
 }
+
+// spec:9 once a virtual connection is closed, nothing more is sent on it:
+// a handler that replies after the peer's CloseConn (here, one that
+// ignores its cancelled context) sends no Response after our
+// acknowledgement, which the peer would have to take as a violation.
+func TestNoResponseAfterCloseConn(t *testing.T) {
+	mLate := NewMethod("test", "late")
+	release, started := make(chan struct{}), make(chan struct{})
+	replied := make(chan error, 1)
+	r := NewRouter()
+	r.Handle(mLate, func(ctx context.Context, req *Request) error {
+		close(started)
+		<-release // ignores its cancelled ctx on purpose
+		err := req.Reply([]byte("too late"), nil)
+		replied <- err
+		return err
+	})
+	s, p := newRawPeer(t, false, Options{AcceptConn: acceptWith(r, nil)})
+	p.hello(t, wire.Settings{})
+	p.send(t, wire.Message{Kind: wire.KindOpenConn, Conn: 1, Parity: wire.ParityOdd})
+	if m := p.next(t); m.Kind != wire.KindAcceptConn {
+		t.Fatalf("got %v, want AcceptConn", m.Kind)
+	}
+	p.send(t, wire.Message{Kind: wire.KindRequest, Conn: 1, ID: 1, Method: mLate.ID})
+	<-started
+	p.send(t, wire.Message{Kind: wire.KindCloseConn, Conn: 1})
+	if m := p.next(t); m.Kind != wire.KindCloseConn || m.Conn != 1 {
+		t.Fatalf("got %v on %d, want the CloseConn acknowledgement", m.Kind, m.Conn)
+	}
+	close(release)
+	if err := <-replied; !errors.Is(err, ErrConnectionClosed) {
+		t.Fatalf("Reply on a closed connection: %v, want ErrConnectionClosed", err)
+	}
+	p.send(t, wire.Message{Kind: wire.KindPing, ID: 9})
+	for {
+		m := p.next(t)
+		if m.Kind == wire.KindPong {
+			break
+		}
+		t.Fatalf("got %v on connection %d after its close", m.Kind, m.Conn)
+	}
+	if s.Err() != nil {
+		t.Fatalf("session ended: %v", s.Err())
+	}
+}

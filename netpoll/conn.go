@@ -167,6 +167,21 @@ type Committer interface {
 	Committed()
 }
 
+// Admitter is a Committer that can still refuse its frame: Admit is
+// called under the outbound buffer's lock just before the frame would be
+// queued, and false drops it (the write returns ErrNotAdmitted and
+// Committed is not called). A protocol uses it to order a frame against
+// another one it queues under the same lock (a response against the
+// close of its connection, say) without a lock of its own on the write
+// path.
+type Admitter interface {
+	Committer
+	Admit() bool
+}
+
+// ErrNotAdmitted is returned by a write whose Admitter refused the frame.
+var ErrNotAdmitted = errors.New("netpoll: frame not admitted")
+
 // WriteFrameCommitted is WriteFrame that also tells n (if not nil) when the
 // frame is queued, before it can reach the peer: what a protocol needs to
 // update its own state exactly then (a request leaving the in-flight count

@@ -64,6 +64,10 @@ func (o *outbound) write(ctx context.Context, body []byte, n Committer) error {
 		o.mu.Unlock()
 		return err
 	}
+	if !admit(n) {
+		o.mu.Unlock()
+		return ErrNotAdmitted
+	}
 	o.appendLocked(body, n)
 	if !o.flushing { // cork holds back only queue's inline flushes, not other writers
 		o.flushing = true
@@ -97,6 +101,10 @@ func (o *outbound) queue(body []byte, n Committer) error {
 		o.mu.Unlock()
 		return ErrWouldBlock
 	}
+	if !admit(n) {
+		o.mu.Unlock()
+		return ErrNotAdmitted
+	}
 	o.appendLocked(body, n)
 	if o.flushing || o.corked {
 		o.mu.Unlock()
@@ -104,6 +112,12 @@ func (o *outbound) queue(body []byte, n Committer) error {
 	}
 	o.tryFlushLocked()
 	return nil
+}
+
+// admit asks n, if it is an Admitter, whether its frame may still go.
+func admit(n Committer) bool {
+	a, ok := n.(Admitter)
+	return !ok || a.Admit()
 }
 
 // appendLocked queues one frame and tells its Committer: under mu, so

@@ -371,3 +371,38 @@ func TestOutboundAcceptsAtTheBound(t *testing.T) {
 		})
 	}
 }
+
+// refuser is an Admitter that refuses while closed is set.
+type refuser struct {
+	closed    bool
+	committed int
+}
+
+func (r *refuser) Admit() bool { return !r.closed }
+func (r *refuser) Committed()  { r.committed++ }
+
+// An Admitter decides under the lock whether its frame still goes: a
+// refused frame is not queued, not committed, and the write says so.
+func TestAdmitterRefuses(t *testing.T) {
+	w := newGateWriter()
+	o, _ := startOutbound(t, w, 1<<20)
+	defer drainAll(t, w, o, true)
+	r := &refuser{}
+	if err := o.write(context.Background(), []byte("in"), r); err != nil || r.committed != 1 {
+		t.Fatalf("admitted: %v, committed %d", err, r.committed)
+	}
+	<-w.entered
+	r.closed = true
+	if err := o.write(context.Background(), []byte("out"), r); !errors.Is(err, ErrNotAdmitted) {
+		t.Fatalf("write: %v, want ErrNotAdmitted", err)
+	}
+	if err := o.queue([]byte("out"), r); !errors.Is(err, ErrNotAdmitted) {
+		t.Fatalf("queue: %v, want ErrNotAdmitted", err)
+	}
+	o.mu.Lock()
+	pend := len(o.pend)
+	o.mu.Unlock()
+	if r.committed != 1 || pend != 0 {
+		t.Fatalf("a refused frame was queued: committed %d, %d bytes pending", r.committed, pend)
+	}
+}
