@@ -38,6 +38,20 @@ func (h *holder) count() int {
 	return int(h.next)
 }
 
+// releaseOne lets the oldest frame held go; false if none is held.
+func (h *holder) releaseOne() bool {
+	h.mu.Lock()
+	if len(h.frames) == 0 {
+		h.mu.Unlock()
+		return false
+	}
+	f := h.frames[0]
+	h.frames = h.frames[1:]
+	h.mu.Unlock()
+	f.Release()
+	return true
+}
+
 // releaseAll lets every frame held so far go.
 func (h *holder) releaseAll() {
 	h.mu.Lock()
@@ -82,6 +96,13 @@ func TestReadBudgetPausesReading(t *testing.T) {
 		}
 		if h.count() != got || got >= frames {
 			t.Fatalf("frames still arrive while paused: %d, then %d", got, h.count())
+		}
+		// Hysteresis: reading stays paused until half the budget is free.
+		testwait.For(t, "the pause to complete", func() bool { return server.rstate.Load() == readPaused })
+		for server.Held()-int64(frame) > budget/2 && h.releaseOne() {
+			if st := server.rstate.Load(); st != readPaused {
+				t.Fatalf("reading resumed (state %d) with %d bytes still held", st, server.Held())
+			}
 		}
 		for h.count() < frames { // let go as they come: reading resumes each time
 			h.releaseAll()
