@@ -69,8 +69,7 @@ func usageErr(format string, args ...any) error {
 // parseRun parses the flags of a load run.
 func parseRun(args []string, stderr io.Writer) (*config, *flag.FlagSet, error) {
 	c := &config{}
-	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlagSet("loadgen")
 	fs.IntVar(&c.conns, "conns", 4, "connections (sessions) to open")
 	fs.IntVar(&c.conns, "c", 4, "shorthand for -conns")
 	fs.IntVar(&c.inflight, "inflight", 256, "calls in flight per connection (closed loop), or the most outstanding per connection (open loop)")
@@ -103,7 +102,6 @@ func parseRun(args []string, stderr io.Writer) (*config, *flag.FlagSet, error) {
 	fs.StringVar(&c.htmlOut, "html", "", "write a self-contained HTML report to `file`")
 	fs.BoolVar(&c.quiet, "quiet", false, "no live progress line")
 	c.prof.register(fs)
-	fs.Usage = func() { printUsage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, fs, err

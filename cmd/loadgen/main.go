@@ -35,7 +35,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, fs, err := parseRun(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
+		printUsage(stdout, fs)
 		return 0
 	}
 	if err != nil {
@@ -44,19 +44,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return loadMain(cfg, stdout, stderr)
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet makes a flag set that prints nothing while parsing: -h and
+// mistakes are reported once, by the caller (help on stdout, a mistake as
+// one line on stderr).
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() { printUsage(stderr, fs) }
+	fs.Usage = func() {}
 	return fs
 }
 
 // parseFlags parses args; false means return the status it gives.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (int, bool) {
 	err := fs.Parse(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		fs.Usage()
+		printUsage(stdout, fs)
 		return 0, false
 	case err != nil:
 		return usage(fs, stderr, err), false
@@ -66,14 +69,15 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
 	return 0, true
 }
 
-// usage reports a command-line mistake with the usage text: status 2.
+// usage reports a command-line mistake: the mistake, and where the
+// flags are listed (not the whole list, which would bury the mistake).
+// Status 2.
 func usage(fs *flag.FlagSet, stderr io.Writer, err error) int {
 	msg := err.Error()
 	if errors.Is(err, errUsage) {
 		msg = msg[len(errUsage.Error())+2:]
 	}
-	fmt.Fprintf(stderr, "loadgen: %s\n\n", msg)
-	fs.Usage()
+	fmt.Fprintf(stderr, "loadgen: %s\nRun '%s -h' for the flags.\n", msg, fs.Name())
 	return 2
 }
 

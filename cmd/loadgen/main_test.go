@@ -28,7 +28,8 @@ func runArgs(args ...string) (code int, stdout, stderr string) {
 	return code, o.String(), e.String()
 }
 
-// Unknown or contradictory flags: a clear message, the usage, status 2.
+// Unknown or contradictory flags: a clear message and where the flags are
+// listed, in a few lines (not the whole usage around it), status 2.
 func TestBadFlags(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -52,12 +53,24 @@ func TestBadFlags(t *testing.T) {
 	}
 	for _, c := range cases {
 		code, _, stderr := runArgs(c.args...)
-		if code != 2 || !strings.Contains(stderr, c.msg) || !strings.Contains(stderr, "Usage:") {
+		if code != 2 || !strings.Contains(stderr, c.msg) || !strings.Contains(stderr, "-h' for the flags") ||
+			strings.Count(stderr, "\n") > 3 || strings.Contains(stderr, "Usage:") {
 			t.Errorf("%v: status %d, stderr:\n%s", c.args, code, stderr)
 		}
 	}
-	if code, _, stderr := runArgs("-h"); code != 0 || !strings.Contains(stderr, "-inflight") {
-		t.Errorf("-h: status %d\n%s", code, stderr)
+}
+
+// -h prints the usage once, on stdout, with status 0: for a run, serve
+// and merge.
+func TestHelpOnce(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"serve", "-h"}, {"merge", "-h"}} {
+		code, stdout, stderr := runArgs(args...)
+		if code != 0 || strings.Count(stdout, "Usage:") != 1 || stderr != "" {
+			t.Errorf("%v: status %d, %d usages on stdout, stderr %q", args, code, strings.Count(stdout, "Usage:"), stderr)
+		}
+	}
+	if _, stdout, _ := runArgs("-h"); !strings.Contains(stdout, "-inflight") {
+		t.Errorf("-h does not list the flags:\n%s", stdout)
 	}
 }
 

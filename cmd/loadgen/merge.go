@@ -14,11 +14,11 @@ import (
 // distribution of runs from several loadgen processes or machines
 // (histograms are merged, never averaged).
 func mergeMain(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("loadgen merge", stderr)
+	fs := newFlagSet("loadgen merge")
 	hgrm := fs.String("hgrm", "", "also write the merged distribution (.hgrm) to `file`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			printUsage(stdout, fs)
 			return 0
 		}
 		return usage(fs, stderr, err)

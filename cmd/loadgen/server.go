@@ -93,14 +93,14 @@ func (s *server) close() {
 
 // serveMain is `loadgen serve`: an echo server until SIGINT or SIGTERM.
 func serveMain(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("loadgen serve", stderr)
+	fs := newFlagSet("loadgen serve")
 	addr := fs.String("addr", "127.0.0.1:9000", "listen on `host:port`")
 	transport := fs.String("transport", "gnet", "gnet (event loops) or net (standard library)")
 	handler := fs.String("handler", "inline", "echo handler: inline (on the event loop) or pool (goroutine pool)")
 	labels := fs.Bool("labels", false, "run handlers under pprof labels (service, method)")
 	var prof profFlags
 	prof.register(fs)
-	if code, ok := parseFlags(fs, args, stderr); !ok {
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
 	if *transport != "gnet" && *transport != "net" {
