@@ -21,6 +21,7 @@ type config struct {
 	warmup    time.Duration
 	payload   int
 	timeout   time.Duration
+	drain     time.Duration
 	workload  string
 	items     int      // stream: items per call
 	window    int      // stream: channel credit window
@@ -80,6 +81,7 @@ func parseRun(args []string, stderr io.Writer) (*config, *flag.FlagSet, error) {
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up before measuring (excluded from results)")
 	fs.IntVar(&c.payload, "payload", 64, "request payload `bytes` (echoed back)")
 	fs.DurationVar(&c.timeout, "timeout", 0, "per-call timeout, sent with each call as its deadline (0: none; a deadline costs a timer per call on both sides)")
+	fs.DurationVar(&c.drain, "drain", 5*time.Second, "after the measured window (or Ctrl-C), how long calls in flight get to come back before they are cancelled and counted as failed: no run outlasts -d by more")
 	fs.StringVar(&c.workload, "workload", "unary", "unary (echo calls), stream (each call streams -items items back on a channel), or mixed (half each)")
 	fs.IntVar(&c.items, "items", 16, "stream: items per call")
 	fs.IntVar(&c.window, "window", 16, "stream: the channel's credit window")
@@ -146,6 +148,8 @@ func (c *config) validate(set map[string]bool) error {
 		return usageErr("-payload must be between 0 and 16 MiB")
 	case c.timeout < 0:
 		return usageErr("-timeout must not be negative")
+	case c.drain <= 0:
+		return usageErr("-drain must be positive")
 	case c.workload != "unary" && c.workload != "stream" && c.workload != "mixed":
 		return usageErr("-workload must be unary, stream or mixed, not %q", c.workload)
 	case c.items < 1 || c.items > 1<<20:

@@ -20,10 +20,56 @@ import (
 	"github.com/rove-rpc/rove/netpoll"
 )
 
-// loadMain runs one load and reports it.
+// exitInterrupted is the status of a run that a signal cut short (128 +
+// SIGINT, as shells report it): its results are partial.
+const exitInterrupted = 130
+
+// exit ends the process; tests replace it.
+var exit = os.Exit
+
+// phase, if set, is told when the warm-up starts ("warmup"), when the
+// measured window opens ("measure"), and when a first interrupt has been
+// taken and a second would exit ("interrupted"): tests wait on it instead
+// of a clock.
+var phase func(name string)
+
+func enter(name string) {
+	if phase != nil {
+		phase(name)
+	}
+}
+
+// loadMain runs one load and reports it. The first Ctrl-C (or SIGTERM)
+// ends the measurement and reports what was measured; a second one exits
+// at once, without a report.
 func loadMain(cfg *config, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	finished := make(chan struct{})
+	defer close(finished) // before stop: a return is never taken for a signal
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-finished:
+			return
+		}
+		select {
+		case <-finished: // ctx ended because we returned
+			return
+		default:
+		}
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		stop() // the next signal comes to again
+		defer signal.Stop(again)
+		enter("interrupted")
+		select {
+		case <-again:
+			fmt.Fprintln(stderr, "\nloadgen: interrupted again: exiting without a report")
+			exit(exitInterrupted)
+		case <-finished:
+		}
+	}()
 	res, err := runLoad(ctx, cfg, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen:", err)
@@ -33,6 +79,9 @@ func loadMain(cfg *config, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadgen:", err)
 		return 1
 	}
+	if res.interrupted {
+		return exitInterrupted
+	}
 	return 0
 }
 
@@ -40,8 +89,10 @@ func loadMain(cfg *config, stdout, stderr io.Writer) int {
 type result struct {
 	cfg         *config
 	target      string // "embedded (127.0.0.1:port)" or the remote address
-	start, end  time.Time
+	start, end  time.Time // the measured window: end is when it closed, not when the last call came back
 	interrupted bool
+	warmupCut   bool  // interrupted before the warm-up ended: nothing was measured
+	abandoned   int64 // calls still in flight after the drain, cancelled (the measured ones count as failed)
 	issued      int64
 	ok, failed  int64
 	late        int64
@@ -71,9 +122,15 @@ type load struct {
 	spent    chan struct{} // closed when -n calls have ended
 	sched    schedule
 	callFn   func(w int) error // tests: replaces the echo call
+	// calls is every call's parent context, cancelled when the drain after
+	// the measured window runs out: no call outlives the run.
+	calls      context.Context
+	abandon    context.CancelFunc
+	abandoning atomic.Bool
 	// measureStart is set when the warm-up ends; the open-loop scheduler
 	// restarts its schedule from it.
 	measureStart atomic.Pointer[time.Time]
+	abandoned    atomic.Int64 // calls the drain cancelled
 }
 
 // runLoad sets up the target, warms up, measures, and tears down.
@@ -96,7 +153,7 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*result, error
 		res.target = "embedded server on " + addr
 	}
 
-	l := &load{cfg: cfg, rec: newRecorder(16), payload: make([]byte, cfg.payload), sched: newSchedule(cfg.rate), spent: make(chan struct{})}
+	l := newLoad(cfg)
 	for i := range l.payload {
 		l.payload[i] = byte(i)
 	}
@@ -122,6 +179,12 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*result, error
 	l.measure(ctx, res, stderr)
 	res.link = l.linkStats()
 	return res, nil
+}
+
+func newLoad(cfg *config) *load {
+	l := &load{cfg: cfg, rec: newRecorder(16), payload: make([]byte, cfg.payload), sched: newSchedule(cfg.rate), spent: make(chan struct{})}
+	l.calls, l.abandon = context.WithCancel(context.Background())
+	return l
 }
 
 func (l *load) linkStats() netpoll.Stats {
@@ -187,13 +250,31 @@ func (l *load) stream(w int) error {
 	return err
 }
 
-// callCtx is the context of one operation: with -timeout, a deadline
-// that travels with the call.
+// callCtx is the context of one operation: the run's (cancelled if the
+// drain runs out), with -timeout a deadline that travels with the call.
 func (l *load) callCtx() (context.Context, context.CancelFunc) {
 	if l.cfg.timeout > 0 {
-		return context.WithTimeout(context.Background(), l.cfg.timeout)
+		return context.WithTimeout(l.calls, l.cfg.timeout)
 	}
-	return context.Background(), func() {}
+	return l.calls, func() {}
+}
+
+// drain waits for the workers once nothing more is issued: the calls in
+// flight get -drain to come back, then they are cancelled (and counted as
+// failed), so a run never waits on a server that stopped answering.
+func (l *load) drain(workers *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	t := time.NewTimer(l.cfg.drain)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	l.abandoning.Store(true)
+	l.abandon()
+	<-done
 }
 
 // echo makes one echo call on worker w's connection.
@@ -218,14 +299,26 @@ func (l *load) measure(ctx context.Context, res *result, stderr io.Writer) {
 	}
 
 	// Warm-up: calls flow, nothing is recorded.
+	enter("warmup")
+	warm := time.NewTimer(l.cfg.warmup)
 	select {
-	case <-time.After(l.cfg.warmup):
+	case <-warm.C:
 	case <-ctx.Done():
+		warm.Stop()
+		// Cut short: nothing was measured, and nothing is reported as if
+		// it had been.
+		res.interrupted, res.warmupCut = true, true
+		res.start = time.Now()
+		res.end = res.start
+		stopIssuing()
+		l.drain(&workers)
+		return
 	}
 	l.rec.reset()
 	res.start = time.Now()
 	l.rec.measuring.Store(true)
 	l.startMeasuring(res.start)
+	enter("measure")
 
 	tick := time.Second
 	if l.cfg.every > 0 {
@@ -273,15 +366,16 @@ loop:
 			break loop
 		}
 	}
-	// Stop issuing, let every measured call in flight finish, so that
-	// issued = ok + failed.
-	stopIssuing()
-	workers.Wait()
+	// The window closes now. Stop issuing; the calls in flight get -drain
+	// to finish (their outcomes and latencies are kept, so issued = ok +
+	// failed), then the rest are cancelled.
 	res.end = time.Now()
-	snap(res.end)
+	stopIssuing()
+	l.drain(&workers)
+	snap(time.Now())
 	prog.done()
 
-	res.issued, res.items = l.issued.Load(), l.items.Load()
+	res.issued, res.items, res.abandoned = l.issued.Load(), l.items.Load(), l.abandoned.Load()
 	res.ok, res.failed, res.late = l.rec.ok.Load(), l.rec.failed.Load(), l.rec.late.Load()
 	res.errKinds = l.rec.errorKinds()
 	res.corrected, res.raw = newHist(), newHist()
@@ -332,9 +426,9 @@ func (l *load) closedLoop(issuing context.Context, wg *sync.WaitGroup) {
 				}
 				sent := time.Now()
 				err := l.call(w)
+				l.countAbandoned(err)
 				if measured {
-					l.rec.record(w, sent, sent, time.Now(), err)
-					l.done()
+					l.recordEnd(w, sent, sent, err)
 				}
 			}
 		})
@@ -356,9 +450,9 @@ func (l *load) openLoop(issuing context.Context, wg *sync.WaitGroup) {
 					l.rec.late.Add(1)
 				}
 				err := l.call(w)
+				l.countAbandoned(err)
 				if j.measured {
-					l.rec.record(w, j.intended, sent, time.Now(), err)
-					l.done()
+					l.recordEnd(w, j.intended, sent, err)
 				}
 			}
 		})
@@ -402,6 +496,20 @@ func (l *load) openLoop(issuing context.Context, wg *sync.WaitGroup) {
 type job struct {
 	intended time.Time
 	measured bool
+}
+
+// recordEnd records a measured call's outcome.
+func (l *load) recordEnd(w int, intended, sent time.Time, err error) {
+	l.rec.record(w, intended, sent, time.Now(), err)
+	l.done()
+}
+
+// countAbandoned counts a call the drain cancelled (measured or not: one
+// sent in the warm-up may hang as well).
+func (l *load) countAbandoned(err error) {
+	if err != nil && l.abandoning.Load() {
+		l.abandoned.Add(1)
+	}
 }
 
 // startMeasuring tells the open-loop scheduler to restart its schedule.

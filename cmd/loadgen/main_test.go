@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,7 +18,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/rove-rpc/rove/core"
 	"github.com/rove-rpc/rove/internal/leaktest"
+	"github.com/rove-rpc/rove/netpoll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
@@ -113,8 +116,9 @@ func TestSchedule(t *testing.T) {
 // handful of slow calls; the uncorrected figure, kept beside it, hides it.
 func TestOpenLoopCorrectsCoordinatedOmission(t *testing.T) {
 	cfg := &config{conns: 1, inflight: 8, rate: rateSpec{from: 2000, to: 2000}, duration: 3 * time.Second,
-		percentiles: defaultPercentiles, workload: "unary", quiet: true}
-	l := &load{cfg: cfg, rec: newRecorder(4), sched: newSchedule(cfg.rate), spent: make(chan struct{})}
+		percentiles: defaultPercentiles, workload: "unary", quiet: true, drain: 5 * time.Second}
+	l := newLoad(cfg)
+	l.rec = newRecorder(4)
 	var stallMu sync.Mutex
 	var stallEnd time.Time // set by the first call after 1 s of measuring
 	l.callFn = func(int) error {
@@ -270,25 +274,135 @@ func TestUnreachableTarget(t *testing.T) {
 	}
 }
 
-// Ctrl-C stops the run and still prints the partial results.
-func TestInterruptPrintsPartialResults(t *testing.T) {
-	done := make(chan struct{})
-	var code int
-	var stdout string
+// phases returns a channel that gets the name of every phase loadgen
+// enters, for the length of the test.
+func phases(t *testing.T) <-chan string {
+	ch := make(chan string, 16)
+	phase = func(name string) { ch <- name }
+	t.Cleanup(func() { phase = nil })
+	return ch
+}
+
+func waitPhase(t *testing.T, ch <-chan string, want string) {
+	t.Helper()
+	for {
+		select {
+		case got := <-ch:
+			if got == want {
+				return
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("loadgen never entered %s", want)
+		}
+	}
+}
+
+// runAsync runs loadgen with args on a goroutine.
+func runAsync(args ...string) (done chan struct{}, code *int, stdout *string) {
+	done, code, stdout = make(chan struct{}), new(int), new(string)
 	go func() {
 		defer close(done)
-		code, stdout, _ = runArgs("-d", "60s", "-warmup", "100ms", "-c", "1", "-inflight", "4", "-quiet")
+		*code, *stdout, _ = runArgs(args...)
 	}()
-	time.Sleep(1500 * time.Millisecond) // the handler is registered long before
+	return done, code, stdout
+}
+
+func interrupt(t *testing.T) {
+	t.Helper()
 	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func waitDone(t *testing.T, done chan struct{}, what string) {
+	t.Helper()
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		t.Fatal("run did not stop on SIGINT")
+		t.Fatal(what)
 	}
-	if code != 0 || !strings.Contains(stdout, "interrupted") || !strings.Contains(stdout, "calls/s") {
-		t.Fatalf("status %d:\n%s", code, stdout)
+}
+
+// Ctrl-C stops the run, prints the partial results, and exits with the
+// status of an interrupted run.
+func TestInterruptPrintsPartialResults(t *testing.T) {
+	ph := phases(t)
+	done, code, stdout := runAsync("-d", "60s", "-warmup", "100ms", "-c", "1", "-inflight", "4", "-quiet")
+	waitPhase(t, ph, "measure")
+	interrupt(t)
+	waitDone(t, done, "run did not stop on SIGINT")
+	if *code != exitInterrupted || !strings.Contains(*stdout, "interrupted") || !strings.Contains(*stdout, "calls/s") {
+		t.Fatalf("status %d:\n%s", *code, *stdout)
 	}
+}
+
+// Ctrl-C during the warm-up says so and prints no rates: nothing was
+// measured.
+func TestInterruptDuringWarmup(t *testing.T) {
+	ph := phases(t)
+	done, code, stdout := runAsync("-d", "60s", "-warmup", "60s", "-c", "1", "-inflight", "4", "-quiet")
+	waitPhase(t, ph, "warmup")
+	interrupt(t)
+	waitDone(t, done, "run did not stop on SIGINT during the warm-up")
+	if *code != exitInterrupted || !strings.Contains(*stdout, "nothing was measured") || strings.Contains(*stdout, "calls/s") {
+		t.Fatalf("status %d:\n%s", *code, *stdout)
+	}
+}
+
+// hangingServer answers the handshake and never a call.
+func hangingServer(t *testing.T) string {
+	r := core.NewRouter()
+	release := make(chan struct{})
+	r.Handle(mEcho, func(ctx context.Context, req *core.Request) error {
+		select {
+		case <-ctx.Done():
+		case <-release:
+		}
+		return nil
+	})
+	tr := netpoll.NewGnet(netpoll.GnetOptions{EventLoops: 1})
+	srv, err := core.Serve(tr, "tcp", "127.0.0.1:0", core.Options{Router: r, MaxConcurrentRequests: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(release); srv.Close(); tr.Close() })
+	return srv.Addr().String()
+}
+
+// A server that stops answering cannot hold a run past -d: the window
+// closes on time, the calls in flight get -drain, then are cancelled and
+// counted as failed, and the report says so.
+func TestRunEndsWhenServerHangs(t *testing.T) {
+	addr := hangingServer(t)
+	start := time.Now()
+	code, stdout, stderr := runArgs("-target", addr, "-d", "1s", "-warmup", "100ms", "-drain", "500ms", "-c", "1", "-inflight", "8", "-quiet")
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the run took %v with -d 1s -drain 500ms", took)
+	}
+	if code != 0 || !strings.Contains(stdout, "measured 1.0") || !strings.Contains(stdout, "were cancelled") {
+		t.Fatalf("status %d:\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// A second Ctrl-C exits at once, without waiting for the drain.
+func TestSecondInterruptExits(t *testing.T) {
+	addr := hangingServer(t)
+	exited := make(chan int, 1)
+	exit = func(code int) { exited <- code; runtime.Goexit() }
+	t.Cleanup(func() { exit = os.Exit })
+	ph := phases(t)
+	done, _, _ := runAsync("-target", addr, "-d", "60s", "-warmup", "100ms", "-drain", "3s", "-c", "1", "-inflight", "8", "-quiet")
+	waitPhase(t, ph, "measure")
+	interrupt(t)
+	waitPhase(t, ph, "interrupted") // the second handler is in
+	interrupt(t)
+	select {
+	case code := <-exited:
+		if code != exitInterrupted {
+			t.Fatalf("exit status %d", code)
+		}
+	case <-time.After(2 * time.Second): // well before the 3 s drain
+		t.Fatal("a second interrupt did not exit at once")
+	}
+	waitDone(t, done, "the run did not end after its drain")
 }

@@ -21,6 +21,12 @@ func writeReports(cfg *config, res *result, stdout io.Writer) error {
 	if cfg.jsonOut == "-" || cfg.csvOut == "-" {
 		text = os.Stderr
 	}
+	if res.warmupCut {
+		// Nothing was measured: say so, and write no numbers anywhere.
+		fmt.Fprintf(text, "Rove loadgen: %s\ntarget: %s\ninterrupted during the %s warm-up: nothing was measured\n",
+			cfg.describe(), res.target, cfg.warmup)
+		return nil
+	}
 	writeText(text, res)
 	outputs := []struct {
 		path  string
@@ -91,6 +97,10 @@ func writeText(w io.Writer, res *result) {
 			offeredSummary(res), fmtCount(float64(res.ok+res.failed)/res.elapsed().Seconds()), res.late, lateAfter)
 	}
 	fmt.Fprintf(w, "  %-12s %s issued = %s ok + %s failed\n", "calls", fmtCount(float64(res.issued)), fmtCount(float64(res.ok)), fmtCount(float64(res.failed)))
+	if res.abandoned > 0 {
+		fmt.Fprintf(w, "  %-12s %s calls still in flight %s after the window were cancelled (the measured ones count as failed)\n", "drain",
+			fmtCount(float64(res.abandoned)), cfg.drain)
+	}
 	if st := res.link; st.FramesOut > 0 && st.FramesIn > 0 {
 		fmt.Fprintf(w, "  %-12s %.3f write calls per frame sent, %.1f frames per read (client side, warm-up included)\n", "syscalls",
 			float64(st.Writes)/float64(st.FramesOut), float64(st.FramesIn)/float64(max(st.Reads, 1)))
