@@ -25,17 +25,25 @@ import (
 const exitInterrupted = 130
 
 // exit ends the process; tests replace it.
-var exit = os.Exit
+var exit atomic.Pointer[func(int)]
+
+func exitNow(code int) {
+	if f := exit.Load(); f != nil {
+		(*f)(code)
+		return
+	}
+	os.Exit(code)
+}
 
 // phase, if set, is told when the warm-up starts ("warmup"), when the
 // measured window opens ("measure"), and when a first interrupt has been
 // taken and a second would exit ("interrupted"): tests wait on it instead
 // of a clock.
-var phase func(name string)
+var phase atomic.Pointer[func(name string)]
 
 func enter(name string) {
-	if phase != nil {
-		phase(name)
+	if f := phase.Load(); f != nil {
+		(*f)(name)
 	}
 }
 
@@ -66,7 +74,7 @@ func loadMain(cfg *config, stdout, stderr io.Writer) int {
 		select {
 		case <-again:
 			fmt.Fprintln(stderr, "\nloadgen: interrupted again: exiting without a report")
-			exit(exitInterrupted)
+			exitNow(exitInterrupted)
 		case <-finished:
 		}
 	}()
@@ -88,7 +96,7 @@ func loadMain(cfg *config, stdout, stderr io.Writer) int {
 // result is everything a run measured.
 type result struct {
 	cfg         *config
-	target      string // "embedded (127.0.0.1:port)" or the remote address
+	target      string    // "embedded (127.0.0.1:port)" or the remote address
 	start, end  time.Time // the measured window: end is when it closed, not when the last call came back
 	interrupted bool
 	warmupCut   bool  // interrupted before the warm-up ended: nothing was measured

@@ -278,8 +278,14 @@ func TestUnreachableTarget(t *testing.T) {
 // enters, for the length of the test.
 func phases(t *testing.T) <-chan string {
 	ch := make(chan string, 16)
-	phase = func(name string) { ch <- name }
-	t.Cleanup(func() { phase = nil })
+	f := func(name string) {
+		select {
+		case ch <- name:
+		default:
+		}
+	}
+	phase.Store(&f)
+	t.Cleanup(func() { phase.Store(nil) })
 	return ch
 }
 
@@ -388,8 +394,9 @@ func TestRunEndsWhenServerHangs(t *testing.T) {
 func TestSecondInterruptExits(t *testing.T) {
 	addr := hangingServer(t)
 	exited := make(chan int, 1)
-	exit = func(code int) { exited <- code; runtime.Goexit() }
-	t.Cleanup(func() { exit = os.Exit })
+	f := func(code int) { exited <- code; runtime.Goexit() }
+	exit.Store(&f)
+	t.Cleanup(func() { exit.Store(nil) })
 	ph := phases(t)
 	done, _, _ := runAsync("-target", addr, "-d", "60s", "-warmup", "100ms", "-drain", "3s", "-c", "1", "-inflight", "8", "-quiet")
 	waitPhase(t, ph, "measure")
