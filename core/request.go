@@ -167,12 +167,16 @@ func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error
 			b := append([]byte(nil), *buf...)
 			link.HoldBytes(len(b))
 			r.pooled = false // the goroutine holds r until the commit
-			go func() {
+			write := func() {
 				if link.WriteFrameCommitted(context.Background(), b, commit) != nil {
 					r.leave()
 				}
 				link.ReleaseBytes(len(b))
-			}()
+			}
+			if !r.conn.s.goTracked(write) { // the session is over: nothing to send
+				r.leave()
+				link.ReleaseBytes(len(b))
+			}
 			return nil
 		}
 	} else {

@@ -186,16 +186,17 @@ func (s *session) sendSoon(m *wire.Message) {
 }
 
 // goTracked runs f on a goroutine of its own that Done waits for. After
-// the session has fully ended it runs nothing: there is nothing left for f
-// to do.
-func (s *session) goTracked(f func()) {
+// the session has fully ended it runs nothing (there is nothing left for f
+// to do) and returns false.
+func (s *session) goTracked(f func()) bool {
 	if !s.bg.add() {
-		return
+		return false
 	}
 	go func() {
 		defer s.bg.done()
 		f()
 	}()
+	return true
 }
 
 // queue writes one message from the reading goroutine, never blocking.
