@@ -381,12 +381,30 @@ func hangingServer(t *testing.T) string {
 func TestRunEndsWhenServerHangs(t *testing.T) {
 	addr := hangingServer(t)
 	start := time.Now()
-	code, stdout, stderr := runArgs("-target", addr, "-d", "1s", "-warmup", "100ms", "-drain", "500ms", "-c", "1", "-inflight", "8", "-quiet")
+	jsonPath := filepath.Join(t.TempDir(), "run.json")
+	code, stdout, stderr := runArgs("-target", addr, "-d", "1s", "-warmup", "100ms", "-drain", "500ms", "-c", "1", "-inflight", "8", "-quiet", "-json", jsonPath)
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("the run took %v with -d 1s -drain 500ms", took)
 	}
 	if code != 0 || !strings.Contains(stdout, "measured 1.0") || !strings.Contains(stdout, "were cancelled") {
 		t.Fatalf("status %d:\n%s\n%s", code, stdout, stderr)
+	}
+	// Nothing completed: no latency anywhere, not 0 µs.
+	if !strings.Contains(stdout, "p50          -") || strings.Contains(stdout, "0µs") {
+		t.Fatalf("latencies of a run in which nothing completed:\n%s", stdout)
+	}
+	var rep struct {
+		Latency   map[string]int64 `json:"latency_us"`
+		Intervals []struct {
+			P50 *int64 `json:"p50_us"`
+		} `json:"intervals"`
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil || json.Unmarshal(b, &rep) != nil {
+		t.Fatalf("json: %v", err)
+	}
+	if rep.Latency != nil || len(rep.Intervals) == 0 || rep.Intervals[0].P50 != nil {
+		t.Fatalf("json latencies of an empty run: %s", b)
 	}
 }
 
@@ -412,4 +430,44 @@ func TestSecondInterruptExits(t *testing.T) {
 		t.Fatal("a second interrupt did not exit at once")
 	}
 	waitDone(t, done, "the run did not end after its drain")
+}
+
+// merge refuses a file that is not an HdrHistogram log, instead of
+// reporting 0 calls.
+func TestMergeRefusesNonLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(path, []byte("just some text\nnot a histogram\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runArgs("merge", path)
+	if code != 1 || !strings.Contains(stderr, "not an HdrHistogram log") || strings.Contains(stdout, "merged") {
+		t.Fatalf("status %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+}
+
+// The CSV total row of an open loop gives the offered rate; a closed
+// loop's report says its latency is not corrected.
+func TestReportRates(t *testing.T) {
+	csvPath := filepath.Join(t.TempDir(), "run.csv")
+	code, _, stderr := runArgs("-rate", "2000", "-d", "1s", "-warmup", "100ms", "-c", "1", "-quiet", "-csv", csvPath)
+	if code != 0 {
+		t.Fatalf("status %d: %s", code, stderr)
+	}
+	f, err := os.Open(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := rows[len(rows)-1]
+	if total[0] != "total" || total[6] != "2000.000" {
+		t.Fatalf("total row %v, want offered_per_s 2000.000", total)
+	}
+	_, stdout, _ := runArgs("-d", "300ms", "-warmup", "100ms", "-c", "1", "-inflight", "2", "-quiet")
+	if !strings.Contains(stdout, "not corrected for coordinated omission") {
+		t.Fatalf("closed loop report:\n%s", stdout)
+	}
 }

@@ -58,6 +58,7 @@ func mergeLogs(paths []string) (*hdr.Histogram, error) {
 			return nil, err
 		}
 		r := hdr.NewHistogramLogReader(f)
+		intervals := 0
 		for {
 			h, err := r.NextIntervalHistogram()
 			if err != nil {
@@ -67,11 +68,17 @@ func mergeLogs(paths []string) (*hdr.Histogram, error) {
 			if h == nil {
 				break
 			}
+			intervals++
 			if h.Tag() == "" {
 				total.Merge(h)
 			}
 		}
 		f.Close()
+		if intervals == 0 {
+			// The reader skips lines it does not understand: a file with
+			// none it does is not a log, and must not merge as 0 calls.
+			return nil, fmt.Errorf("%s: not an HdrHistogram log (no interval histograms in it)", path)
+		}
 	}
 	return total, nil
 }

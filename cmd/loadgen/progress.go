@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"io"
 	"os"
 	"strings"
@@ -56,8 +57,7 @@ func (p *progress) snapshot(iv interval, at time.Duration) {
 	c := iv.corrected
 	fmt.Fprintf(p.w, "%7.1fs  %10s calls/s  errors %-6d p50 %-9s p90 %-9s p99 %-9s p99.9 %-9s max %s\n",
 		at.Seconds(), fmtCount(iv.rate()), iv.failed,
-		fmtMicros(c.ValueAtQuantile(50)), fmtMicros(c.ValueAtQuantile(90)), fmtMicros(c.ValueAtQuantile(99)),
-		fmtMicros(c.ValueAtQuantile(99.9)), fmtMicros(c.Max()))
+		fmtLatency(c, 50), fmtLatency(c, 90), fmtLatency(c, 99), fmtLatency(c, 99.9), fmtLatency(c, 100))
 }
 
 func (p *progress) clear() {
@@ -68,6 +68,31 @@ func (p *progress) clear() {
 }
 
 func (p *progress) done() { p.clear() }
+
+// fmtLatency prints percentile q of h (100: the max), or "-" when h holds
+// no call: an interval in which nothing completed has no latency, not 0.
+func fmtLatency(h *hdr.Histogram, q float64) string {
+	if h.TotalCount() == 0 {
+		return "-"
+	}
+	if q >= 100 {
+		return fmtMicros(h.Max())
+	}
+	return fmtMicros(h.ValueAtQuantile(q))
+}
+
+// latency is percentile q of h (100: the max) for JSON: nil (null) when h
+// holds no call.
+func latency(h *hdr.Histogram, q float64) *int64 {
+	if h.TotalCount() == 0 {
+		return nil
+	}
+	v := h.Max()
+	if q < 100 {
+		v = h.ValueAtQuantile(q)
+	}
+	return &v
+}
 
 // fmtMicros prints a latency in µs with a readable unit.
 func fmtMicros(us int64) string {

@@ -117,18 +117,21 @@ func writeText(w io.Writer, res *result) {
 	if cfg.rate.open() {
 		fmt.Fprintf(w, "  %-12s %-12s %s\n", "percentile", "latency", "uncorrected (from the actual send)")
 	} else {
-		fmt.Fprintf(w, "  %-12s %s\n", "percentile", "latency")
+		// A closed loop sends only when a call comes back, so a stall
+		// delays the calls that were not sent: its percentiles leave that
+		// wait out. The open loop (-rate) measures it.
+		fmt.Fprintf(w, "  %-12s %s\n", "percentile", "latency (closed loop: not corrected for coordinated omission; -rate measures that)")
 	}
 	for _, p := range cfg.percentiles {
-		line := fmt.Sprintf("  %-12s %-12s", fmtPercentile(p), fmtMicros(res.corrected.ValueAtQuantile(p)))
+		line := fmt.Sprintf("  %-12s %-12s", fmtPercentile(p), fmtLatency(res.corrected, p))
 		if cfg.rate.open() {
-			line += " " + fmtMicros(res.raw.ValueAtQuantile(p))
+			line += " " + fmtLatency(res.raw, p)
 		}
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
-	line := fmt.Sprintf("  %-12s %-12s", "max", fmtMicros(res.corrected.Max()))
+	line := fmt.Sprintf("  %-12s %-12s", "max", fmtLatency(res.corrected, 100))
 	if cfg.rate.open() {
-		line += " " + fmtMicros(res.raw.Max())
+		line += " " + fmtLatency(res.raw, 100)
 	}
 	fmt.Fprintln(w, strings.TrimRight(line, " "))
 	fmt.Fprintln(w)
@@ -207,12 +210,17 @@ type jsonIntervalStat struct {
 	CallsPerSec float64 `json:"calls_per_s"`
 	OfferedRate float64 `json:"offered_per_s,omitempty"`
 	Errors      int64   `json:"errors"`
-	P50US       int64   `json:"p50_us"`
-	P99US       int64   `json:"p99_us"`
-	MaxUS       int64   `json:"max_us"`
+	P50US       *int64  `json:"p50_us"` // null: nothing completed in the interval
+	P99US       *int64  `json:"p99_us"`
+	MaxUS       *int64  `json:"max_us"`
 }
 
+// latencyMap gives the percentiles of h, or nil (null) when it holds no
+// call.
 func latencyMap(h *hdr.Histogram, ps []float64) map[string]int64 {
+	if h.TotalCount() == 0 {
+		return nil
+	}
 	m := map[string]int64{"max": h.Max(), "mean": int64(h.Mean())}
 	for _, p := range ps {
 		m[fmtPercentile(p)] = h.ValueAtQuantile(p)
@@ -237,7 +245,7 @@ func writeJSON(w io.Writer, res *result) error {
 	for _, iv := range res.intervals {
 		rep.Intervals = append(rep.Intervals, jsonIntervalStat{
 			AtSec: iv.end.Sub(res.start).Seconds(), CallsPerSec: iv.rate(), OfferedRate: iv.offered, Errors: iv.failed,
-			P50US: iv.corrected.ValueAtQuantile(50), P99US: iv.corrected.ValueAtQuantile(99), MaxUS: iv.corrected.Max(),
+			P50US: latency(iv.corrected, 50), P99US: latency(iv.corrected, 99), MaxUS: latency(iv.corrected, 100),
 		})
 	}
 	enc := json.NewEncoder(w)
@@ -255,18 +263,37 @@ func writeCSV(w io.Writer, res *result) error {
 	_ = cw.Write(header)
 	row := func(name string, start, end float64, calls, errs int64, rate, offered float64, h *hdr.Histogram) {
 		r := []string{name, ftoa(start), ftoa(end), strconv.FormatInt(calls, 10), strconv.FormatInt(errs, 10), ftoa(rate), ftoa(offered)}
-		for _, p := range res.cfg.percentiles {
-			r = append(r, strconv.FormatInt(h.ValueAtQuantile(p), 10))
+		for _, p := range append(append([]float64(nil), res.cfg.percentiles...), 100) {
+			if v := latency(h, p); v != nil {
+				r = append(r, strconv.FormatInt(*v, 10))
+			} else {
+				r = append(r, "") // nothing completed: no latency
+			}
 		}
-		_ = cw.Write(append(r, strconv.FormatInt(h.Max(), 10)))
+		_ = cw.Write(r)
 	}
 	for i, iv := range res.intervals {
 		row(strconv.Itoa(i+1), iv.start.Sub(res.start).Seconds(), iv.end.Sub(res.start).Seconds(),
 			iv.ok+iv.failed, iv.failed, iv.rate(), iv.offered, iv.corrected)
 	}
-	row("total", 0, res.elapsed().Seconds(), res.ok+res.failed, res.failed, res.throughput(), 0, res.corrected)
+	row("total", 0, res.elapsed().Seconds(), res.ok+res.failed, res.failed, res.throughput(), meanOffered(res), res.corrected)
 	cw.Flush()
 	return cw.Error()
+}
+
+// meanOffered is the open loop's offered rate over the whole run (the
+// intervals' rates weighted by their length); 0 in a closed loop.
+func meanOffered(res *result) float64 {
+	var sum, secs float64
+	for _, iv := range res.intervals {
+		d := iv.end.Sub(iv.start).Seconds()
+		sum += iv.offered * d
+		secs += d
+	}
+	if secs == 0 {
+		return 0
+	}
+	return sum / secs
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', 3, 64) }
