@@ -179,3 +179,33 @@ func TestTeardownEmptiesTables(t *testing.T) {
 		rx.Close()
 	})
 }
+
+// spec:13 a handler that returned without replying has had its one
+// response (Internal): a Reply made later, from a goroutine it left
+// behind, is refused with ErrReplied and puts nothing on the wire.
+func TestLateReplyAfterReturnIsRefused(t *testing.T) {
+	mLeave := NewMethod("test", "leave")
+	gate, late := make(chan struct{}), make(chan error, 1)
+	r := NewRouter()
+	r.Handle(mLeave, func(ctx context.Context, req *Request) error {
+		go func() {
+			<-gate
+			late <- req.Reply([]byte("late"), nil)
+		}()
+		return nil // no reply
+	})
+	_, p := newRawPeer(t, false, Options{Router: r})
+	p.hello(t, wire.Settings{})
+	p.send(t, wire.Message{Kind: wire.KindRequest, ID: 1, Method: mLeave.ID})
+	if m := p.next(t); m.Kind != wire.KindResponse || m.Status != wire.StatusInternal {
+		t.Fatalf("got %v %v, want the Internal response", m.Kind, m.Status)
+	}
+	close(gate)
+	if err := <-late; !errors.Is(err, ErrReplied) {
+		t.Fatalf("late Reply: %v, want ErrReplied", err)
+	}
+	p.send(t, wire.Message{Kind: wire.KindPing, ID: 3})
+	if m := p.next(t); m.Kind != wire.KindPong {
+		t.Fatalf("got %v (a second response?), want the Pong", m.Kind)
+	}
+}
