@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rove-rpc/rove/core"
 )
 
 // config is one run's settings, from the command line.
@@ -84,7 +86,7 @@ func parseRun(args []string, stderr io.Writer) (*config, *flag.FlagSet, error) {
 	fs.DurationVar(&c.drain, "drain", 5*time.Second, "after the measured window (or Ctrl-C), how long calls in flight get to come back before they are cancelled and counted as failed: no run outlasts -d by more")
 	fs.StringVar(&c.workload, "workload", "unary", "unary (echo calls), stream (each call streams -items items back on a channel), or mixed (half each)")
 	fs.IntVar(&c.items, "items", 16, "stream: items per call")
-	fs.IntVar(&c.window, "window", 16, "stream: the channel's credit window")
+	fs.IntVar(&c.window, "window", core.DefaultWindow, "stream: the channel's credit window")
 	fs.Func("H", "request metadata `key=value` (repeatable)", func(s string) error {
 		if !strings.Contains(s, "=") {
 			return fmt.Errorf("want key=value, got %q", s)
