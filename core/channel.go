@@ -298,7 +298,22 @@ func (c *conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]*chanState
 		}
 		states = append(states, st)
 	}
+	c.missedByTeardown(states...)
 	return states, true
+}
+
+// missedByTeardown ends channels stored in the table after a teardown
+// that may have run its endChannels before they were there (a request
+// admitted while another goroutine closed the session, a NewRx on a
+// connection just torn down): otherwise they would stay in the table, and
+// hold the connection, for ever.
+func (c *conn) missedByTeardown(states ...*chanState) {
+	if cause := c.down(); cause != nil {
+		for _, st := range states {
+			st.end(cause)
+			st.forget()
+		}
+	}
 }
 
 // ErrChannelBound is returned by a call that lists a channel end already

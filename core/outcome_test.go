@@ -167,7 +167,10 @@ func TestTeardownEmptiesTables(t *testing.T) {
 			}
 			c.inflight.each(func(r *Request) { t.Errorf("request %d left in the inbound table", r.id) })
 			if n := c.chans.m.Size(); n != 0 {
-				t.Errorf("%d channels left", n)
+				c.chans.m.Range(func(id uint64, st *chanState) bool {
+					t.Errorf("channel %d left (initiator %v, send %v, bind %d, forgotten %v, err %v)", id, c.s.initiator, st.send, st.bind.Load(), st.forgotten.Load(), st.err)
+					return true
+				})
 			}
 			if c.watching != nil {
 				t.Error("a watched context left")

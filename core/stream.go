@@ -53,6 +53,7 @@ func (c *conn) NewTx(window int) *RawTx {
 	st := newChanState(c, c.chans.alloc(c.parity), true, clampWindow(window))
 	st.boundCh = make(chan struct{})
 	c.chans.m.Store(st.id, st)
+	c.missedByTeardown(st)
 	return newRawTx(st)
 }
 
@@ -61,6 +62,7 @@ func (c *conn) NewTx(window int) *RawTx {
 func (c *conn) NewRx(window int) *RawRx {
 	st := newChanState(c, c.chans.alloc(c.parity), false, clampWindow(window))
 	c.chans.m.Store(st.id, st)
+	c.missedByTeardown(st)
 	return newRawRx(st)
 }
 
