@@ -410,3 +410,27 @@ func TestHostileHandshakes(t *testing.T) {
 		h.stillServes(t) // every one of them was dropped by the timeout
 	})
 }
+
+// Varints are read whatever their encoding (docs/PROTOCOL.md, section 2):
+// a frame whose length prefix, and a message whose fields, are not
+// minimal are taken as they mean.
+func TestHostileNonMinimalVarints(t *testing.T) {
+	h := newHostileServer(t)
+	p := h.dialRaw(t)
+	p.hello(wire.Settings{})
+	ping := wire.AppendMessage(nil, &wire.Message{Kind: wire.KindPing, ID: 5})
+	// length as two bytes where one would do: 0x80|n, 0x00
+	p.write(append([]byte{0x80 | byte(len(ping)), 0x00}, ping...))
+	if m, ok := p.next(); !ok || m.Kind != wire.KindPong || m.ID != 5 {
+		t.Fatalf("got %v %d (ok %v), want Pong 5", m.Kind, m.ID, ok)
+	}
+	// a request whose id (1) is written in two bytes: 0x81 0x00
+	body := []byte{byte(wire.KindRequest), 0x00, 0x81, 0x00}
+	body = append(body, wire.AppendMessage(nil, &wire.Message{Kind: wire.KindRequest, ID: 1, Method: mEcho.ID, Payload: []byte("x")})[3:]...)
+	p.write(netpoll.AppendFrame(nil, body))
+	if m, ok := p.next(); !ok || m.Kind != wire.KindResponse || m.ID != 1 || string(m.Payload) != "x" {
+		t.Fatalf("got %v %d %q (ok %v), want the echo of request 1", m.Kind, m.ID, m.Payload, ok)
+	}
+	p.nc.Close()
+	h.stillServes(t)
+}
