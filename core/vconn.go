@@ -86,7 +86,9 @@ func (o ConnOptions) limit(s *session) int {
 // OpenConn opens a virtual connection on the session (rule 8): it sends
 // OpenConn with an id of this peer's parity and waits for the peer to
 // accept or refuse. Nothing is sent on it before acceptance. The returned
-// Conn has its own handlers, callers, ids and limits.
+// Conn has its own handlers, callers, ids and limits. A refusal is a
+// *ConnRejectedError; if ctx ends first the error matches ErrCancelled
+// (and ctx's own error), and a later acceptance is closed at once.
 func (s *session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error) {
 	if s.state.Load() != stateOpen {
 		return nil, &CallError{Kind: ErrConnectionClosed, Message: "session not open", Cause: s.Err()}
@@ -132,7 +134,8 @@ func (s *session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error)
 	if err := s.Err(); err != nil {
 		return nil, &CallError{Kind: ErrConnectionClosed, Cause: err}
 	}
-	return nil, ctx.Err()
+	// As a call's: ErrCancelled, and the context's own error beneath.
+	return nil, &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
 }
 
 // PeerMetadata returns the metadata the peer sent when the connection

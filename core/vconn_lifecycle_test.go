@@ -22,8 +22,8 @@ func TestOpenConnGivenUpThenAccepted(t *testing.T) {
 	go func() { _, err := s.OpenConn(ctx, ConnOptions{}); opened <- err }()
 	open := p.nextKind(t, wire.KindOpenConn)
 	cancel()
-	if err := <-opened; !errors.Is(err, context.Canceled) {
-		t.Fatalf("OpenConn: %v", err)
+	if err := <-opened; !errors.Is(err, ErrCancelled) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("OpenConn: %v, want ErrCancelled over context.Canceled", err)
 	}
 	p.send(t, wire.Message{Kind: wire.KindAcceptConn, Conn: open.Conn, Parity: open.Parity.Opposite()})
 	if m := p.nextKind(t, wire.KindCloseConn); m.Conn != open.Conn {
