@@ -35,11 +35,16 @@ type Gnet struct {
 	client *gnet.Client // started on the first Dial
 	events *gnetEvents  // the client's handler
 	closed bool
+	dialed connSet // what Close ends, also connections paused off the loop
 }
 
 // NewGnet returns a gnet transport. It starts nothing until the first Dial
 // or Listen.
-func NewGnet(opts GnetOptions) *Gnet { return &Gnet{opts: opts} }
+func NewGnet(opts GnetOptions) *Gnet {
+	g := &Gnet{opts: opts}
+	g.dialed.init()
+	return g
+}
 
 func (g *Gnet) gnetOptions() []gnet.Option {
 	// SO_REUSEADDR: a server restarted after a drain binds its port again
@@ -92,6 +97,9 @@ func (g *Gnet) Dial(ctx context.Context, network, addr string, h Handler) (*Conn
 	if pending.err != nil {
 		return nil, pending.err
 	}
+	if !g.dialed.add(pending.c) { // Close ran meanwhile
+		pending.c.fail(ErrTransportClosed)
+	}
 	return pending.c, nil
 }
 
@@ -102,6 +110,10 @@ func (g *Gnet) Close() error {
 	cli := g.client
 	g.closed, g.client = true, nil
 	g.mu.Unlock()
+	// Stopping the engine ends the connections on its loops; one whose
+	// reading is paused by its read budget is off them, so each is failed
+	// here too (for those on the loops it only comes first).
+	g.dialed.failAll(ErrTransportClosed)
 	if cli == nil {
 		return nil
 	}

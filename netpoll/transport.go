@@ -59,6 +59,20 @@ func (s *connSet) forget(c *Conn) {
 	s.mu.Unlock()
 }
 
+// failAll ends every connection in the set at once, and refuses new ones.
+func (s *connSet) failAll(err error) {
+	s.mu.Lock()
+	s.closed = true
+	conns := make([]*Conn, 0, len(s.m))
+	for c := range s.m {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.fail(err)
+	}
+}
+
 func (s *connSet) closeAll() {
 	s.mu.Lock()
 	s.closed = true
