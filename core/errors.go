@@ -225,10 +225,14 @@ type HandshakeError struct {
 }
 
 func (e *HandshakeError) Error() string {
+	what := "rove: handshake failed"
 	if e.Rejected {
-		return fmt.Sprintf("rove: handshake rejected by peer (%s): %s", e.Code, e.Reason)
+		what = "rove: handshake rejected by peer"
 	}
-	return fmt.Sprintf("rove: handshake failed (%s): %s", e.Code, e.Reason)
+	if e.Code == wire.CodeNone { // "(none)" would tell the reader nothing
+		return what + ": " + e.Reason
+	}
+	return fmt.Sprintf("%s (%s): %s", what, e.Code, e.Reason)
 }
 
 // Is matches ErrHandshake.

@@ -73,3 +73,19 @@ func TestSessionEndErrorText(t *testing.T) {
 		}
 	})
 }
+
+// A handshake error names its code only when there is one: "(none)" says
+// nothing to a user.
+func TestHandshakeErrorText(t *testing.T) {
+	for _, c := range []struct {
+		err  *HandshakeError
+		want string
+	}{
+		{&HandshakeError{Reason: "dial: connection refused"}, "rove: handshake failed: dial: connection refused"},
+		{&HandshakeError{Code: wire.CodeVersion, Reason: "no common version", Rejected: true}, "rove: handshake rejected by peer (version): no common version"},
+	} {
+		if got := c.err.Error(); got != c.want {
+			t.Errorf("%q, want %q", got, c.want)
+		}
+	}
+}

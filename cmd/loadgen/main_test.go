@@ -466,8 +466,24 @@ func TestReportRates(t *testing.T) {
 	if total[0] != "total" || total[6] != "2000.000" {
 		t.Fatalf("total row %v, want offered_per_s 2000.000", total)
 	}
+	if strings.Contains(stderr, "%!") {
+		t.Fatalf("a formatting mistake in the report:\n%s", stderr)
+	}
 	_, stdout, _ := runArgs("-d", "300ms", "-warmup", "100ms", "-c", "1", "-inflight", "2", "-quiet")
 	if !strings.Contains(stdout, "not corrected for coordinated omission") {
 		t.Fatalf("closed loop report:\n%s", stdout)
+	}
+}
+
+// Counts in the report have thousands separators, late sends too.
+func TestLateSendsSeparated(t *testing.T) {
+	cfg := &config{conns: 1, inflight: 1, rate: rateSpec{from: 1e6, to: 1e6}, duration: time.Second,
+		percentiles: defaultPercentiles, workload: "unary", transport: "gnet", payload: 64, drain: time.Second}
+	start := time.Now()
+	res := &result{cfg: cfg, start: start, end: start.Add(time.Second), late: 375023, corrected: newHist(), raw: newHist()}
+	var b bytes.Buffer
+	writeText(&b, res)
+	if !strings.Contains(b.String(), "375,023 sends late") {
+		t.Fatalf("report:\n%s", b.String())
 	}
 }

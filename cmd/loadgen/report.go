@@ -93,8 +93,8 @@ func writeText(w io.Writer, res *result) {
 		fmt.Fprintf(w, "  %-12s %s (%d per stream call, window %d)\n", "items/s", fmtCount(float64(res.items)/res.elapsed().Seconds()), cfg.items, cfg.window)
 	}
 	if cfg.rate.open() {
-		fmt.Fprintf(w, "  %-12s %s offered, %s achieved, %d sends late (> %s behind schedule)\n", "rate",
-			offeredSummary(res), fmtCount(float64(res.ok+res.failed)/res.elapsed().Seconds()), res.late, lateAfter)
+		fmt.Fprintf(w, "  %-12s %s offered, %s achieved, %s sends late (> %s behind schedule)\n", "rate",
+			offeredSummary(res), fmtCount(float64(res.ok+res.failed)/res.elapsed().Seconds()), fmtCount(float64(res.late)), lateAfter)
 	}
 	fmt.Fprintf(w, "  %-12s %s issued = %s ok + %s failed\n", "calls", fmtCount(float64(res.issued)), fmtCount(float64(res.ok)), fmtCount(float64(res.failed)))
 	if res.abandoned > 0 {
