@@ -7,15 +7,18 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"go.uber.org/goleak"
 
 	"github.com/rove-rpc/rove/core"
@@ -193,6 +196,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil || merged.TotalCount() != 2*rep.OK {
 		t.Fatalf("merging the log twice: %d calls, want %d (%v)", merged.TotalCount(), 2*rep.OK, err)
 	}
+	checkHlogMax(t, path("r.hlog"))
 	checkHTML(t, path("r.html"))
 	for _, p := range []string{"cpu", "heap", "allocs", "goroutine"} {
 		if st, err := os.Stat(filepath.Join(dir, "prof", p+".pprof")); err != nil || st.Size() == 0 {
@@ -485,5 +489,37 @@ func TestLateSendsSeparated(t *testing.T) {
 	writeText(&b, res)
 	if !strings.Contains(b.String(), "375,023 sends late") {
 		t.Fatalf("report:\n%s", b.String())
+	}
+}
+
+// checkHlogMax: every interval line gives its max in milliseconds, as
+// HdrHistogram's tools read it (the values are microseconds).
+func checkHlogMax(t *testing.T, file string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || line[0] == '#' || line[0] == '"' {
+			continue
+		}
+		fields := strings.Split(line, ",")
+		if strings.HasPrefix(fields[0], "Tag=") {
+			fields = fields[1:]
+		}
+		h, err := hdr.Decode([]byte(fields[3]))
+		if err != nil {
+			t.Fatalf("hlog line %q: %v", line, err)
+		}
+		got, _ := strconv.ParseFloat(fields[2], 64)
+		if want := float64(h.Max()) / 1000; math.Abs(got-want) > 0.001 {
+			t.Fatalf("interval max %v, want %v ms (the max, %d us)", got, want, h.Max())
+		}
+		lines++
+	}
+	if lines == 0 {
+		t.Fatal("no interval lines in the hlog")
 	}
 }

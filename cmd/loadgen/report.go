@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -307,6 +308,24 @@ func writeHgrm(w io.Writer, res *result) error {
 
 // writeHlog writes the intervals as an HdrHistogram log (values in µs), so
 // runs from several processes can be merged exactly (loadgen merge).
+// writeHlogInterval writes one interval line of an HdrHistogram log:
+// [Tag=t,]start,length,max,histogram, times in seconds from the base time.
+// The interval max is in milliseconds, as HdrHistogram's tools read it.
+// The library's writer assumes values in nanoseconds (it divides by 10^6);
+// ours are in microseconds, so the line is written here, max / 1000.
+func writeHlogInterval(w io.Writer, baseMs int64, start, end time.Time, tag string, h *hdr.Histogram) error {
+	payload, err := h.Encode(hdr.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return err
+	}
+	if tag != "" {
+		tag = "Tag=" + tag + ","
+	}
+	startSec := float64(start.UnixMilli()-baseMs) / 1000
+	_, err = fmt.Fprintf(w, "%s%.3f,%.3f,%.3f,%s\n", tag, startSec, end.Sub(start).Seconds(), float64(h.Max())/1000, payload)
+	return err
+}
+
 func writeHlog(w io.Writer, res *result) error {
 	lw := hdr.NewHistogramLogWriter(w)
 	start := res.start.UnixMilli()
@@ -328,11 +347,7 @@ func writeHlog(w io.Writer, res *result) error {
 			if h.tag != "" && !res.cfg.rate.open() {
 				continue
 			}
-			c := h.h.Clone()
-			c.SetStartTimeMs(iv.start.UnixMilli())
-			c.SetEndTimeMs(iv.end.UnixMilli())
-			c.SetTag(h.tag)
-			if err := lw.OutputIntervalHistogram(c); err != nil {
+			if err := writeHlogInterval(w, start, iv.start, iv.end, h.tag, h.h); err != nil {
 				return err
 			}
 		}
