@@ -306,8 +306,16 @@ func (l *load) measure(ctx context.Context, res *result, stderr io.Writer) {
 		l.closedLoop(issuing, &workers)
 	}
 
-	// Warm-up: calls flow, nothing is recorded.
+	// Warm-up: calls flow, nothing is recorded. Say so, or a long one looks
+	// like a hang.
 	enter("warmup")
+	if !l.cfg.quiet && l.cfg.warmup > 0 {
+		what := l.cfg.duration.String()
+		if l.cfg.total > 0 {
+			what = fmt.Sprintf("%s calls", fmtCount(float64(l.cfg.total)))
+		}
+		fmt.Fprintf(stderr, "warming up for %s, then measuring %s\n", l.cfg.warmup, what)
+	}
 	warm := time.NewTimer(l.cfg.warmup)
 	select {
 	case <-warm.C:

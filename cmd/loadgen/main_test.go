@@ -523,3 +523,11 @@ func checkHlogMax(t *testing.T, file string) {
 		t.Fatal("no interval lines in the hlog")
 	}
 }
+
+// The warm-up is announced, so that a long one does not look like a hang.
+func TestWarmupAnnounced(t *testing.T) {
+	code, _, stderr := runArgs("-d", "300ms", "-warmup", "100ms", "-c", "1", "-inflight", "2")
+	if code != 0 || !strings.Contains(stderr, "warming up for 100ms, then measuring 300ms") {
+		t.Fatalf("status %d, stderr:\n%s", code, stderr)
+	}
+}
