@@ -126,6 +126,11 @@ func (p *Profiler) stop() error {
 	if p.cpu != nil {
 		rpprof.StopCPUProfile()
 		errs = append(errs, p.cpu.Close())
+		if p.opts.Dir != "" && p.opts.CPUFile != "" {
+			// One CPU profile runs at a time: it went to CPUFile, and Dir,
+			// which promises cpu.pprof, gets a copy.
+			errs = append(errs, copyFile(p.opts.CPUFile, filepath.Join(p.opts.Dir, "cpu.pprof")))
+		}
 	}
 	if p.opts.MemFile != "" {
 		runtime.GC() // up-to-date heap statistics
@@ -162,4 +167,12 @@ func writeProfile(name, path string) error {
 		return fmt.Errorf("pprof: write %s profile: %w", name, err)
 	}
 	return f.Close()
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o644)
 }

@@ -80,3 +80,23 @@ func TestHTTPEndpoint(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// With both Dir and CPUFile the CPU profile goes to CPUFile and Dir gets
+// its cpu.pprof too, the same profile.
+func TestCPUFileAndDir(t *testing.T) {
+	dir := t.TempDir()
+	cpu := filepath.Join(t.TempDir(), "cpu.out")
+	p, err := Start(Options{Dir: dir, CPUFile: cpu})
+	if err != nil {
+		t.Fatal(err)
+	}
+	burn(200 * time.Millisecond)
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	a, errA := os.ReadFile(cpu)
+	b, errB := os.ReadFile(filepath.Join(dir, "cpu.pprof"))
+	if errA != nil || errB != nil || len(a) == 0 || string(a) != string(b) {
+		t.Fatalf("CPUFile %d bytes (%v), Dir's cpu.pprof %d bytes (%v), equal %v", len(a), errA, len(b), errB, string(a) == string(b))
+	}
+}

@@ -24,6 +24,7 @@ type config struct {
 	payload   int
 	timeout   time.Duration
 	drain     time.Duration
+	labels    bool
 	workload  string
 	items     int      // stream: items per call
 	window    int      // stream: channel credit window
@@ -51,6 +52,20 @@ type profFlags struct {
 	memprofile string
 	dir        string
 	http       string
+}
+
+// on describes the profiling that is on, or "".
+func (p profFlags) on() string {
+	var what []string
+	for _, f := range []struct{ v, name string }{
+		{p.cpuprofile, "cpu to " + p.cpuprofile}, {p.memprofile, "heap to " + p.memprofile},
+		{p.dir, "every profile to " + p.dir + " (mutex and block sampling on)"}, {p.http, "pprof served on " + p.http},
+	} {
+		if f.v != "" {
+			what = append(what, f.name)
+		}
+	}
+	return strings.Join(what, ", ")
 }
 
 func (p *profFlags) register(fs *flag.FlagSet) {
@@ -105,6 +120,7 @@ func parseRun(args []string, stderr io.Writer) (*config, *flag.FlagSet, error) {
 	fs.StringVar(&c.hlogOut, "hlog", "", "write an HdrHistogram interval log to `file` (merge runs from several machines with loadgen merge)")
 	fs.StringVar(&c.htmlOut, "html", "", "write a self-contained HTML report to `file`")
 	fs.BoolVar(&c.quiet, "quiet", false, "no live progress line")
+	fs.BoolVar(&c.labels, "labels", false, "embedded server: run handlers under pprof labels (service, method), to split a profile by method")
 	c.prof.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -166,6 +182,8 @@ func (c *config) validate(set map[string]bool) error {
 		return usageErr("-handler must be inline or pool, not %q", c.handler)
 	case c.target != "" && set["handler"]:
 		return usageErr("-handler configures the embedded server; with -target the remote server decides")
+	case c.target != "" && c.labels:
+		return usageErr("-labels configures the embedded server; with -target use loadgen serve -labels")
 	case c.every < 0:
 		return usageErr("-every must not be negative")
 	}

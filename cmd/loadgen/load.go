@@ -152,7 +152,7 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*result, error
 	res := &result{cfg: cfg, target: cfg.target}
 	addr := cfg.target
 	if addr == "" {
-		srv, err := startServer(cfg.transport, "127.0.0.1:0", cfg.handler == "inline", cfg.inflight)
+		srv, err := startServer(cfg.transport, "127.0.0.1:0", cfg.handler == "inline", cfg.inflight, cfg.labels)
 		if err != nil {
 			return nil, fmt.Errorf("embedded server: %w", err)
 		}

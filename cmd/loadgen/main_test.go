@@ -53,6 +53,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-workload", "stream", "-window", "0"}, "-window must be"},
 		{[]string{"-p", "101"}, "percentile"},
 		{[]string{"-target", "127.0.0.1:1", "-handler", "pool"}, "remote server decides"},
+		{[]string{"-target", "127.0.0.1:1", "-labels"}, "loadgen serve -labels"},
 		{[]string{"extra"}, "unexpected argument"},
 		{[]string{"serve", "-transport", "x"}, "gnet or net"},
 		{[]string{"merge"}, "at least one"},
@@ -165,9 +166,17 @@ func TestEndToEnd(t *testing.T) {
 	code, stdout, stderr := runArgs("-d", "1s", "-warmup", "200ms", "-c", "2", "-inflight", "16", "-quiet",
 		"-H", "tenant=a", "-p", "75",
 		"-json", path("r.json"), "-csv", path("r.csv"), "-hgrm", path("r.hgrm"), "-hlog", path("r.hlog"), "-html", path("r.html"),
-		"-pprof-dir", path("prof"))
+		"-pprof-dir", path("prof"), "-cpuprofile", path("cpu.out"), "-labels")
 	if code != 0 {
 		t.Fatalf("status %d\n%s\n%s", code, stdout, stderr)
+	}
+	// Profiling is said to be on, and both the file and the directory get
+	// the CPU profile.
+	if !strings.Contains(stdout, "profiling") || !strings.Contains(stdout, "costs throughput") {
+		t.Fatalf("the report does not say profiling was on:\n%s", stdout)
+	}
+	if st, err := os.Stat(path("cpu.out")); err != nil || st.Size() == 0 {
+		t.Fatalf("-cpuprofile: %v", err)
 	}
 	for _, want := range []string{"calls/s", "p99.9", "p75", "max", "issued"} {
 		if !strings.Contains(stdout, want) {

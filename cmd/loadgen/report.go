@@ -98,6 +98,9 @@ func writeText(w io.Writer, res *result) {
 			offeredSummary(res), fmtCount(float64(res.ok+res.failed)/res.elapsed().Seconds()), fmtCount(float64(res.late)), lateAfter)
 	}
 	fmt.Fprintf(w, "  %-12s %s issued = %s ok + %s failed\n", "calls", fmtCount(float64(res.issued)), fmtCount(float64(res.ok)), fmtCount(float64(res.failed)))
+	if on := cfg.prof.on(); on != "" {
+		fmt.Fprintf(w, "  %-12s %s: it costs throughput (a CPU profile about a fifth); compare runs without it\n", "profiling", on)
+	}
 	if res.abandoned > 0 {
 		fmt.Fprintf(w, "  %-12s %s calls still in flight %s after the window were cancelled (the measured ones count as failed)\n", "drain",
 			fmtCount(float64(res.abandoned)), cfg.drain)

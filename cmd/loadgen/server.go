@@ -70,12 +70,12 @@ type server struct {
 	stop func()
 }
 
-func startServer(transport, addr string, inline bool, maxInflight int) (*server, error) {
+func startServer(transport, addr string, inline bool, maxInflight int, labels bool) (*server, error) {
 	tr, stop := transportFor(transport)
 	srv, err := core.Serve(tr, "tcp", addr, core.Options{
 		Router:                echoRouter(inline),
 		MaxConcurrentRequests: max(maxInflight, 1024),
-		ProfileLabels:         false,
+		ProfileLabels:         labels,
 	})
 	if err != nil {
 		stop()
