@@ -540,3 +540,28 @@ func TestWarmupAnnounced(t *testing.T) {
 		t.Fatalf("status %d, stderr:\n%s", code, stderr)
 	}
 }
+
+// Calls that time out are in the percentiles at the time they took (not
+// left out, which would hide a slow server's tail), and counted as failed.
+func TestTimeoutsInPercentiles(t *testing.T) {
+	addr := hangingServer(t)
+	jsonPath := filepath.Join(t.TempDir(), "run.json")
+	code, stdout, stderr := runArgs("-target", addr, "-timeout", "200ms", "-d", "1s", "-warmup", "100ms", "-c", "1", "-inflight", "4", "-quiet", "-json", jsonPath)
+	if code != 0 {
+		t.Fatalf("status %d\n%s\n%s", code, stdout, stderr)
+	}
+	var rep struct {
+		Failed  int64            `json:"failed"`
+		Latency map[string]int64 `json:"latency_us"`
+	}
+	b, _ := os.ReadFile(jsonPath)
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed == 0 || rep.Latency["p50"] < 200_000 {
+		t.Fatalf("%d failed, p50 %d us: timeouts should be in the percentiles at 200 ms or more", rep.Failed, rep.Latency["p50"])
+	}
+	if !strings.Contains(stdout, "timed-out calls are in the percentiles") {
+		t.Fatalf("the report does not say where the timeouts are:\n%s", stdout)
+	}
+}

@@ -115,7 +115,11 @@ func writeText(w io.Writer, res *result) {
 			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
 		}
 		sort.Strings(kinds)
-		fmt.Fprintf(w, "  %-12s %s\n", "errors", strings.Join(kinds, ", "))
+		note := ""
+		if res.errKinds["timeout"] > 0 {
+			note = " (timed-out calls are in the percentiles below, at the time they took)"
+		}
+		fmt.Fprintf(w, "  %-12s %s%s\n", "errors", strings.Join(kinds, ", "), note)
 	}
 	fmt.Fprintln(w)
 	if cfg.rate.open() {
