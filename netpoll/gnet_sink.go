@@ -49,36 +49,16 @@ func (s *gnetSink) try(p []byte) (int, error) {
 	if s.closed {
 		return 0, ErrClosed
 	}
-	for {
-		n, err := syscall.Write(s.fd, p)
-		switch err {
-		case nil:
-			return n, nil
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return 0, nil
-		}
-		return 0, os.NewSyscallError("write", err)
-	}
+	n, _, err := writeFD(s.fd, p)
+	return n, err
 }
 
 func (s *gnetSink) write(p []byte) error {
-	for len(p) > 0 {
-		n, err := s.try(p)
-		if err != nil {
-			return err
-		}
-		p = p[n:]
-		if len(p) == 0 {
-			return nil
-		}
-		if err := s.waitWrite(p); err != nil {
-			return err
-		}
-		return nil
+	n, err := s.try(p)
+	if err != nil || n == len(p) {
+		return err
 	}
-	return nil
+	return s.waitWrite(p[n:])
 }
 
 // waitWrite writes p through the pollable dup, parking in Go's poller
@@ -101,17 +81,15 @@ func (s *gnetSink) waitWrite(p []byte) error {
 // writeDup is waitRC.Write's callback: false asks the poller to wait.
 func (s *gnetSink) writeDup(fd uintptr) bool {
 	for len(s.p) > 0 {
-		n, err := syscall.Write(int(fd), s.p)
-		switch err {
-		case nil:
-			s.p = s.p[n:]
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			s.waitErr = os.NewSyscallError("write", err)
+		n, again, err := writeFD(int(fd), s.p)
+		if err != nil {
+			s.waitErr = err
 			return true
 		}
+		if again {
+			return false
+		}
+		s.p = s.p[n:]
 	}
 	return true
 }

@@ -1,8 +1,8 @@
 package netpoll
 
 import (
-	"errors"
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -35,14 +35,8 @@ func newRawWriter(c any) *rawWriter {
 }
 
 func (w *rawWriter) write(fd uintptr) bool {
-	for {
-		n, err := syscall.Write(int(fd), w.p)
-		if err == syscall.EINTR {
-			continue
-		}
-		w.n, w.err = max(n, 0), err
-		return true // never park: EAGAIN is handed back to the caller
-	}
+	w.n, _, w.err = writeFD(int(fd), w.p)
+	return true // never park: a full socket is handed back to the caller
 }
 
 // try writes what the socket takes now without blocking. It returns how
@@ -55,8 +49,25 @@ func (w *rawWriter) try(p []byte) (int, error) {
 	switch {
 	case err != nil:
 		return 0, err
-	case werr == nil, errors.Is(werr, syscall.EAGAIN):
+	case werr == nil:
 		return n, nil
 	}
 	return n, &net.OpError{Op: "write", Net: "raw", Err: werr}
+}
+
+// writeFD makes one non-blocking write of p to fd, retrying on EINTR. A
+// full socket is not an error: again reports it (with n 0).
+func writeFD(fd int, p []byte) (n int, again bool, err error) {
+	for {
+		n, err := syscall.Write(fd, p)
+		switch err {
+		case nil:
+			return n, false, nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, true, nil
+		}
+		return 0, false, os.NewSyscallError("write", err)
+	}
 }
