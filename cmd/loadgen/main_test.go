@@ -565,3 +565,26 @@ func TestTimeoutsInPercentiles(t *testing.T) {
 		t.Fatalf("the report does not say where the timeouts are:\n%s", stdout)
 	}
 }
+
+// The schedule's due count inverts at: exactly the calls due by then.
+func TestScheduleDue(t *testing.T) {
+	for _, spec := range []rateSpec{{from: 1000, to: 1000}, {from: 1000, to: 5000, over: 2 * time.Second}} {
+		s := newSchedule(spec)
+		for _, d := range []time.Duration{0, time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 3 * time.Second} {
+			n := s.due(d)
+			if n > 0 && s.at(n-1) > d || s.at(n) <= d {
+				t.Fatalf("%v: due(%v) = %d, but call %d is at %v and call %d at %v", spec, d, n, n-1, s.at(n-1), n, s.at(n))
+			}
+		}
+	}
+}
+
+// An open loop that cannot keep up says how many calls were due, sent
+// and completed, and warns that the rate was not reached.
+func TestOpenLoopShortfallReported(t *testing.T) {
+	addr := hangingServer(t) // answers nothing: 2 calls in flight at most, 100k/s offered
+	code, stdout, stderr := runArgs("-target", addr, "-rate", "100k", "-d", "1s", "-warmup", "100ms", "-c", "1", "-inflight", "2", "-drain", "200ms", "-quiet")
+	if code != 0 || !strings.Contains(stdout, "due,") || !strings.Contains(stdout, "the offered rate was not reached") {
+		t.Fatalf("status %d\n%s\n%s", code, stdout, stderr)
+	}
+}

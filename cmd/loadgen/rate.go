@@ -82,6 +82,23 @@ func newSchedule(spec rateSpec) schedule {
 	return s
 }
 
+// due returns how many calls were due in the first d of the schedule.
+func (s schedule) due(d time.Duration) int64 {
+	lo, hi := int64(0), int64(1)
+	for s.at(hi) <= d { // grow until past d
+		hi *= 2
+	}
+	for lo < hi { // the first call due after d
+		mid := lo + (hi-lo)/2
+		if s.at(mid) <= d {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
 // at returns the offset from the start at which call i (0-based) is due.
 func (s schedule) at(i int64) time.Duration {
 	n := float64(i)

@@ -96,6 +96,15 @@ func writeText(w io.Writer, res *result) {
 	if cfg.rate.open() {
 		fmt.Fprintf(w, "  %-12s %s offered, %s achieved, %s sends late (> %s behind schedule)\n", "rate",
 			offeredSummary(res), fmtCount(float64(res.ok+res.failed)/res.elapsed().Seconds()), fmtCount(float64(res.late)), lateAfter)
+		due := newSchedule(cfg.rate).due(res.elapsed())
+		if cfg.total > 0 {
+			due = min(due, cfg.total)
+		}
+		fmt.Fprintf(w, "  %-12s %s due, %s sent, %s completed\n", "schedule", fmtCount(float64(due)), fmtCount(float64(res.issued)), fmtCount(float64(res.ok+res.failed)))
+		if unsent := due - res.issued; unsent > due/100 {
+			fmt.Fprintf(w, "  %-12s the offered rate was not reached: %s calls (%.1f%% of those due) were never sent, and their wait is not in the percentiles; raise -conns/-inflight or lower -rate\n",
+				"WARNING", fmtCount(float64(unsent)), 100*float64(unsent)/float64(max(due, 1)))
+		}
 	}
 	fmt.Fprintf(w, "  %-12s %s issued = %s ok + %s failed\n", "calls", fmtCount(float64(res.issued)), fmtCount(float64(res.ok)), fmtCount(float64(res.failed)))
 	if on := cfg.prof.on(); on != "" {
