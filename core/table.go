@@ -160,24 +160,26 @@ func (t *pendingTable) drain(f func(c *outCall, abandoned bool)) {
 	}
 	slots := *p
 	for i := range slots {
-		if c := slots[i].Load(); c != nil && t.claim(c) {
-			slots[i].CompareAndSwap(c, nil)
-			f(c, c.key&abandoned != 0)
+		if c := slots[i].Load(); c != nil {
+			if ok, gaveUp := t.claim(c); ok {
+				slots[i].CompareAndSwap(c, nil)
+				f(c, gaveUp)
+			}
 		}
 	}
 }
 
 // claim takes c, loaded from one of our slots, if it is still a live call
-// of this table; on success c.key records whether it was abandoned. c may
-// be stale: claimed meanwhile, freed, and live on another connection, whose
-// key has another generation.
-func (t *pendingTable) claim(c *outCall) bool {
+// of this table, and reports whether its caller had abandoned it. c may be
+// stale: claimed meanwhile, freed, and live on another connection, whose
+// key has another generation. (It writes nothing to c but its state: the
+// caller may be reading c.key in abandon at the same moment.)
+func (t *pendingTable) claim(c *outCall) (ok, gaveUp bool) {
 	st := c.state.Load()
 	if !t.owns(st) || !c.state.CompareAndSwap(st, 0) {
-		return false
+		return false, false
 	}
-	c.key = st
-	return true
+	return true, st&abandoned != 0
 }
 
 // inboundTable holds the peer's requests being served on one connection,

@@ -59,7 +59,7 @@ func TestPendingTableClaimsOnlyItsOwn(t *testing.T) {
 	if id != 1 {
 		t.Fatalf("first id %d", id)
 	}
-	if t1.claim(oc) { // ...as a stale pointer of this one sees it
+	if ok, _ := t1.claim(oc); ok { // ...as a stale pointer of this one sees it
 		t.Fatal("a table claimed another table's call")
 	}
 	id1 := t1.insert(&outCall{}) // the same id, live here too
@@ -179,5 +179,29 @@ func TestInlineRequestStaysOnItsConnection(t *testing.T) {
 	}
 	if moved > 0 {
 		t.Fatalf("a Request served calls of two connections %d times", moved)
+	}
+}
+
+// Teardown's drain may claim a call while its caller abandons it: neither
+// may write what the other reads (the race detector checks; a claim once
+// recorded its result in the call's key, which abandon reads).
+func TestDrainWhileAbandoning(t *testing.T) {
+	for range 100 {
+		var tab pendingTable
+		tab.init(8, 1)
+		oc := &outCall{}
+		tab.insert(oc)
+		start := make(chan struct{})
+		done := make(chan bool, 1)
+		go func() {
+			<-start
+			done <- tab.abandon(oc)
+		}()
+		close(start)
+		drained := 0
+		tab.drain(func(*outCall, bool) { drained++ })
+		if abandoned := <-done; drained != 1 {
+			t.Fatalf("drained %d calls (abandoned first: %v), want the one", drained, abandoned)
+		}
 	}
 }
