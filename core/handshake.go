@@ -105,8 +105,9 @@ func (s *session) handleHelloReply(m *wire.Message) bool {
 	case m.Parity != s.parity.Opposite():
 		s.fail(&HandshakeError{Code: wire.CodeParity, Reason: "peer did not take the opposite parity"})
 		return false
-	case checkPeerFrameSize(m.Settings) != "":
-		s.fail(&HandshakeError{Code: wire.CodeSettings, Reason: checkPeerFrameSize(m.Settings)})
+	}
+	if reason := checkPeerFrameSize(m.Settings); reason != "" {
+		s.fail(&HandshakeError{Code: wire.CodeSettings, Reason: reason})
 		return false
 	}
 	s.open(m)

@@ -301,7 +301,7 @@ func TestHostileIgnored(t *testing.T) {
 		{"credit past the ceiling", []wire.Message{
 			{Kind: wire.KindRequest, ID: 1, Method: mHostileBlock.ID, Channels: binds(wire.ChannelBinding{ID: 1, Dir: wire.CalleeSends, Window: 1})},
 			{Kind: wire.KindGrantCredit, ID: 1, Credit: 1 << 62}, {Kind: wire.KindGrantCredit, ID: 1, Credit: 1 << 62}}},
-		{"unknown metadata keys and settings", []wire.Message{req(1, mEcho, nil)}},
+		{"a plain request (the control case)", []wire.Message{req(1, mEcho, nil)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"os"
 	"runtime"
 	"testing"
 
@@ -20,9 +19,7 @@ func TestIdleSessionCost(t *testing.T) {
 	if race.Enabled {
 		t.Skip("the race runtime allocates; .ci/run runs this test without -race")
 	}
-	if _, err := os.ReadDir("/proc/self/fd"); err != nil {
-		t.Skip("no /proc/self/fd")
-	}
+	testwait.OpenFDs(t) // skips where descriptors cannot be counted
 	tr := netpoll.NewGnet(netpoll.GnetOptions{EventLoops: 1})
 	defer tr.Close()
 	srv, err := Serve(tr, "tcp", "127.0.0.1:0", Options{Router: echoRouter()})
@@ -45,7 +42,7 @@ func TestIdleSessionCost(t *testing.T) {
 	}
 	cl.Close()
 
-	fds := func() int { ents, _ := os.ReadDir("/proc/self/fd"); return len(ents) }
+	fds := func() int { return testwait.OpenFDs(t) }
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

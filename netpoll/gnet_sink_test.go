@@ -5,9 +5,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"os"
-	"runtime"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -18,35 +15,34 @@ import (
 	"github.com/rove-rpc/rove/internal/testwait"
 )
 
-// openFDs counts this process's open descriptors.
-func openFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd:", err)
-	}
-	return len(ents)
-}
-
 // ourGoroutines counts goroutines running netpoll's code (not gnet's
 // worker pool, whose idle workers linger after a dial).
-func ourGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
+func ourGoroutines() int { return testwait.Goroutines("rove/netpoll.(") }
+
+// dialRawPeer dials a plain TCP listener from g: a peer that reads only
+// when the test does.
+func dialRawPeer(t *testing.T, g *Gnet) (*Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "rove/netpoll.(") && !strings.Contains(g, "testing.tRunner") {
-			count++
-		}
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := g.Dial(context.Background(), "tcp", ln.Addr().String(), newRecorder())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return count
+	peer := <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { peer.Close() })
+	return c, peer
 }
 
 // frameCounter counts frames from any number of connections.
@@ -139,7 +135,7 @@ func TestGnetIdleConnCostsOneFD(t *testing.T) {
 		t.Fatal(err)
 	}
 	testwait.For(t, "the first frame", func() bool { return srv.n.Load() == 1 })
-	fds, goroutines := openFDs(t), ourGoroutines()
+	fds, goroutines := testwait.OpenFDs(t), ourGoroutines()
 
 	const n = 20
 	for i := range n {
@@ -153,7 +149,7 @@ func TestGnetIdleConnCostsOneFD(t *testing.T) {
 	if got := ourGoroutines(); got != goroutines {
 		t.Fatalf("%d idle connections: %d goroutines, were %d", n, got, goroutines)
 	}
-	if got := openFDs(t) - fds; got != 2*n { // one per side
+	if got := testwait.OpenFDs(t) - fds; got != 2*n { // one per side
 		t.Fatalf("%d connections (both ends in this process) hold %d descriptors, want %d", n, got, 2*n)
 	}
 }
@@ -163,27 +159,9 @@ func TestGnetIdleConnCostsOneFD(t *testing.T) {
 func TestGnetFullSocketWriterEnds(t *testing.T) {
 	g := NewGnet(GnetOptions{EventLoops: 1, Options: Options{MaxOutbound: 64 << 10}})
 	defer g.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := g.Dial(context.Background(), "tcp", ln.Addr().String(), newRecorder())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, peer := dialRawPeer(t, g)
 	defer c.Close()
-	peer := <-accepted
-	if peer == nil {
-		t.Fatal("accept failed")
-	}
-	defer peer.Close()
-	fds, goroutines := openFDs(t), ourGoroutines()
+	fds, goroutines := testwait.OpenFDs(t), ourGoroutines()
 
 	body := bytes.Repeat([]byte("x"), 32<<10)
 	const frames = 256 // 8 MiB: far more than the socket buffers hold
@@ -198,7 +176,7 @@ func TestGnetFullSocketWriterEnds(t *testing.T) {
 		wrote <- nil
 	}()
 	testwait.Blocked(t, "netpoll.(*outbound).write", 1) // the buffer is full
-	testwait.For(t, "the writer to wait on its dup", func() bool { return openFDs(t) == fds+1 })
+	testwait.For(t, "the writer to wait on its dup", func() bool { return testwait.OpenFDs(t) == fds+1 })
 	want := int64(frames * FrameLen(len(body)))
 	got, err := io.CopyN(io.Discard, peer, want)
 	if err != nil || got != want {
@@ -208,7 +186,7 @@ func TestGnetFullSocketWriterEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	testwait.For(t, "the writer and its dup to go", func() bool {
-		return openFDs(t) == fds && ourGoroutines() <= goroutines
+		return testwait.OpenFDs(t) == fds && ourGoroutines() <= goroutines
 	})
 }
 
@@ -217,26 +195,8 @@ func TestGnetFullSocketWriterEnds(t *testing.T) {
 func TestGnetCloseWakesWaitingWriter(t *testing.T) {
 	g := NewGnet(GnetOptions{EventLoops: 1, Options: Options{MaxOutbound: 64 << 10, CloseTimeout: 50 * time.Millisecond}})
 	defer g.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := g.Dial(context.Background(), "tcp", ln.Addr().String(), newRecorder())
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := <-accepted
-	if peer == nil {
-		t.Fatal("accept failed")
-	}
-	defer peer.Close() // never reads
-	fds, goroutines := openFDs(t), ourGoroutines()
+	c, _ := dialRawPeer(t, g) // the peer never reads
+	fds, goroutines := testwait.OpenFDs(t), ourGoroutines()
 	body := make([]byte, 32<<10)
 	wrote := make(chan error, 1)
 	go func() {
@@ -247,12 +207,12 @@ func TestGnetCloseWakesWaitingWriter(t *testing.T) {
 			}
 		}
 	}()
-	testwait.For(t, "the writer to wait on its dup", func() bool { return openFDs(t) == fds+1 })
+	testwait.For(t, "the writer to wait on its dup", func() bool { return testwait.OpenFDs(t) == fds+1 })
 	c.Close() // the drain times out; the socket is aborted
 	if err := <-wrote; err == nil {
 		t.Fatal("WriteFrame after Close succeeded")
 	}
 	testwait.For(t, "the writer and both descriptors to go", func() bool {
-		return openFDs(t) == fds-1 && ourGoroutines() <= goroutines
+		return testwait.OpenFDs(t) == fds-1 && ourGoroutines() <= goroutines
 	})
 }

@@ -4,6 +4,7 @@
 package testwait
 
 import (
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -88,4 +89,15 @@ func allStacks() []byte {
 		}
 		buf = make([]byte, 2*len(buf))
 	}
+}
+
+// OpenFDs counts this process's open file descriptors (Linux: from
+// /proc/self/fd), skipping the test where that cannot be read.
+func OpenFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	return len(ents)
 }
