@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/internal/testwait"
+	"github.com/rove-rpc/rove/netpoll"
 )
 
 // spec:2 the handshake exchanges settings and metadata, each side takes
@@ -98,6 +100,23 @@ func TestPingPong(t *testing.T) {
 	if m := p.next(t); m.Kind != wire.KindPong || m.ID != 0xfeed {
 		t.Fatalf("got %v %x", m.Kind, m.ID)
 	}
+}
+
+// spec:4 a peer that froze (it neither reads nor closes) is dropped at
+// once when keepalive declares it dead: Done does not wait for a graceful
+// close the peer will never complete. The link's CloseTimeout is an hour,
+// so only an abort ends the session within waitDone's 10 s.
+func TestKeepaliveFrozenPeerEndsSession(t *testing.T) {
+	s, p := newRawPeer(t, false, Options{KeepaliveInterval: 20 * time.Millisecond, KeepaliveTimeout: 100 * time.Millisecond,
+		Link: netpoll.Options{CloseTimeout: time.Hour}})
+	p.hello(t, wire.Settings{})
+	resume := p.pause()
+	defer resume()
+	testwait.For(t, "keepalive to give up", func() bool { return s.Err() != nil })
+	if !errors.Is(s.Err(), ErrKeepalive) {
+		t.Fatalf("session error %v", s.Err())
+	}
+	waitDone(t, s)
 }
 
 // spec:4 a peer that stops answering is declared dead: the session ends

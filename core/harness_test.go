@@ -132,7 +132,7 @@ func (p *rawPeer) HandleClose(_ *netpoll.Conn, err error) {
 }
 
 // newRawPeer joins a raw peer to a session over a pipe. initiator says
-// which side the session plays.
+// which side the session plays; opts.Link configures both ends.
 func newRawPeer(t *testing.T, sessionIsInitiator bool, opts Options) (*Session, *rawPeer) {
 	p := &rawPeer{msgs: make(chan rawMsg, 1024), eof: make(chan struct{})}
 	pool, err := newWorkers(opts.withDefaults().Workers)
@@ -141,7 +141,7 @@ func newRawPeer(t *testing.T, sessionIsInitiator bool, opts Options) (*Session, 
 	}
 	s := newSession(sessionIsInitiator, opts, pool)
 	s.ownPool = true
-	ls, lp := netpoll.Pipe(s.events(), p, netpoll.Options{})
+	ls, lp := netpoll.Pipe(s.events(), p, opts.Link)
 	s.attach(ls)
 	p.link = lp
 	t.Cleanup(func() { s.Close(); lp.Close() })

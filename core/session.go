@@ -262,6 +262,11 @@ func (s *session) fail(err error) {
 	// caller of fail: do it on a goroutine of its own.
 	go func() {
 		if link := s.link.Load(); link != nil {
+			if errors.Is(err, ErrKeepalive) {
+				// The peer is presumed gone: a graceful close would wait
+				// CloseTimeout for it to read and answer. Drop the socket.
+				link.Abort(err)
+			}
 			_ = link.Close()
 			<-link.Done()
 		}

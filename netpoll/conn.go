@@ -307,6 +307,17 @@ func (c *Conn) finish(readErr error) {
 	}()
 }
 
+// Abort ends the connection at once, for a peer that is presumed gone:
+// frames not yet written are dropped, the socket is closed, and Err
+// reports err unless an error was already set. It does not wait; Done
+// tells when the Conn's goroutines have ended. Any goroutine may call it.
+func (c *Conn) Abort(err error) {
+	if err == nil {
+		err = ErrClosed
+	}
+	c.fail(err)
+}
+
 // Close shuts the connection down gracefully: no new frames are accepted,
 // every frame already committed is written, then the write side is
 // half-closed so the peer reads end-of-stream after the last frame. Close

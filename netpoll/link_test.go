@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // spec:1 frames arrive whole, in order, without loss or duplication, over
@@ -136,6 +137,33 @@ func TestCloseDeliversEveryCommittedFrame(t *testing.T) {
 		}
 		if srv.closes != 1 || cli.closes != 1 {
 			t.Fatalf("HandleClose called %d and %d times", srv.closes, cli.closes)
+		}
+	})
+}
+
+// Abort ends a link at once, with the caller's error, even though
+// CloseTimeout is an hour and the peer never closes: its goroutines end
+// and the peer sees the link gone.
+func TestAbortEndsAtOnce(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tc transportCase) {
+		srv, cli := newRecorder(), newRecorder()
+		client, _ := tc.connect(t, Options{CloseTimeout: time.Hour}, cli, srv)
+		if err := client.WriteFrame(context.Background(), []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		srv.waitFrames(t, 1)
+		gone := errors.New("peer presumed gone")
+		client.Abort(gone)
+		client.Abort(errors.New("second")) // the first error wins
+		if err := cli.waitClose(t); !errors.Is(err, gone) {
+			t.Fatalf("client close error %v, want %v", err, gone)
+		}
+		<-client.Done()
+		if err := srv.waitClose(t); err == nil {
+			t.Fatal("the peer saw no end")
+		}
+		if err := client.WriteFrame(context.Background(), []byte{2}); !errors.Is(err, gone) && !isClosedErr(err) {
+			t.Fatalf("write after Abort: %v", err)
 		}
 	})
 }
