@@ -25,8 +25,10 @@
 //
 // Inbound frames are decoded on the link's reading goroutine (a gnet event
 // loop by default), which never blocks: a response wakes its caller, a
-// request goes to a bounded goroutine pool (or runs inline when its
-// handler was registered as non-blocking).
+// request is queued for the session's workers (or runs inline when its
+// handler was registered as non-blocking). A worker that finishes a
+// handler takes the next queued request itself, and a queued request
+// never waits behind a running handler.
 //
 // Payloads are zero-copy views into pooled read chunks. A [Request]'s
 // payload is valid until its handler returns (call Request.Retain to keep

@@ -34,9 +34,10 @@ type Options struct {
 	// visible to handlers (its cancellation is not inherited; Close
 	// cancels handlers). Default context.Background().
 	Context context.Context
-	// Workers bounds the goroutine pool that runs blocking handlers.
-	// Default 16384. Beyond it a handler gets a goroutine of its own, so a
-	// slow handler never delays another call (rule 17).
+	// Workers bounds the idle goroutines kept to run blocking handlers
+	// (each ends after 10 s without work). Default 16384. Running
+	// handlers are not bounded by it: a request never waits for a busy
+	// worker, so a slow handler never delays another call (rule 17).
 	Workers int
 	// Link configures the links of Pipe. Dial and Serve use the options of
 	// the transport they are given.

@@ -37,6 +37,7 @@ type Request struct {
 	left    atomic.Bool // out of the inbound table
 	onLoop  bool        // answered from the reading goroutine: responses must never block
 	pooled  bool        // Conn.spare's: valid only while an inline handler runs
+	next    *Request    // the workers' queue link (workers.mu)
 
 	// context
 	mu       sync.Mutex

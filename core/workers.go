@@ -2,71 +2,192 @@ package core
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/panjf2000/ants/v2"
 )
 
-// workers runs blocking handlers on a bounded ants goroutine pool, so the
-// reading goroutine hands a request over without starting a goroutine
-// (and without allocating: the pool passes the *Request through a
-// channel). When every worker is busy a handler gets a goroutine of its
-// own rather than waiting: a slow handler never delays another (rule 17).
-//
-// The pool starts with the first blocking handler: an ants pool keeps two
-// goroutines of its own, which a session that never serves a call (most
-// dialled ones) should not pay while idle.
-type workers struct {
-	size int
-	pool atomic.Pointer[ants.PoolWithFuncGeneric[*Request]]
+// workerExpiry is how long a parked worker waits for work before it ends,
+// so that a session that stops serving goes back to no goroutines.
+const workerExpiry = 10 * time.Second
 
-	mu       sync.Mutex // orders start with release
-	released bool
+// workers runs blocking handlers on goroutines that take requests from one
+// queue. The reading goroutine pushes a request and, only when no worker
+// is free to take it, wakes a parked worker or starts one; a worker that
+// finishes a handler takes the next request itself, without parking. So
+// under load a handful of workers run request after request with no
+// wake-up between them, where a pool that hands each request to a parked
+// goroutine (ants, or a goroutine per request) pays a wake-up per call.
+//
+// Rule 17 (a slow handler never delays another) holds by one invariant:
+// while the queue is not empty, at least one worker is searching (awake
+// and not running a handler), so a queued request never waits for a
+// handler to finish. A searching worker that takes a request and leaves
+// others queued first makes sure another worker searches. Workers are
+// therefore not bounded by size when handlers block; size bounds the
+// parked ones, and a parked worker ends after workerExpiry idle.
+//
+// The queue is intrusive (Request.next): pushing allocates nothing.
+// Nothing starts before the first blocking handler: a session that never
+// serves one (most dialled ones) has no worker goroutine.
+type workers struct {
+	size    int              // most parked workers kept
+	run     func(r *Request) // (*Request).run; tests replace it
+	idleFor time.Duration    // workerExpiry; tests shorten it
+
+	mu         sync.Mutex
+	head, tail *Request    // queued requests, linked through next
+	searching  int         // workers awake and not running a handler
+	parked     []*parker   // LIFO: the most recently parked first to wake
+	purge      *time.Timer // armed while workers are parked
+	released   bool
+	alive      int            // worker goroutines (tests watch it)
+	wg         sync.WaitGroup // every worker goroutine
+}
+
+// parker is one parked worker: a wake-up channel (true: look for work,
+// false: end) and when it parked.
+type parker struct {
+	wake  chan bool
+	since time.Time
 }
 
 func newWorkers(size int) (*workers, error) {
-	return &workers{size: size}, nil
+	return &workers{size: size, run: (*Request).run, idleFor: workerExpiry}, nil
 }
 
+// submit queues r for a worker. Called from the reading goroutine; never
+// blocks.
 func (w *workers) submit(r *Request) {
-	p := w.pool.Load()
-	if p == nil {
-		p = w.start()
+	w.mu.Lock()
+	if w.released { // cannot happen while handlers are counted; stay safe
+		w.mu.Unlock()
+		go w.run(r)
+		return
 	}
-	if p == nil || p.Invoke(r) != nil {
-		go r.run()
+	w.pushLocked(r)
+	w.mu.Unlock()
+}
+
+// pushLocked queues r and keeps the invariant: someone searches.
+func (w *workers) pushLocked(r *Request) {
+	if w.tail == nil {
+		w.head = r
+	} else {
+		w.tail.next = r
+	}
+	w.tail = r
+	if w.searching == 0 {
+		w.wakeLocked()
 	}
 }
 
-// start makes the pool on first use; nil once released (or if ants
-// refuses, in which case every handler gets its own goroutine).
-func (w *workers) start() *ants.PoolWithFuncGeneric[*Request] {
+// wakeLocked makes one more worker search: the most recently parked one
+// if any (its stack is warm), else a new goroutine.
+func (w *workers) wakeLocked() {
+	w.searching++
+	if n := len(w.parked); n > 0 {
+		p := w.parked[n-1]
+		w.parked[n-1] = nil
+		w.parked = w.parked[:n-1]
+		p.wake <- true // buffered: never blocks
+		return
+	}
+	w.wg.Add(1)
+	w.alive++
+	go w.loop()
+}
+
+// loop is one worker goroutine; it starts searching (counted by whoever
+// started it).
+func (w *workers) loop() {
+	defer w.wg.Done()
+	var p *parker
+	for {
+		r := w.next(&p)
+		if r == nil {
+			return
+		}
+		w.run(r)
+		w.mu.Lock()
+		w.searching++
+		w.mu.Unlock()
+	}
+}
+
+// next takes a queued request, parking while there is none; nil when
+// the worker should end. The caller is counted as searching; on return
+// with a request it is not. *p is the worker's parker, made on its first
+// park and reused.
+func (w *workers) next(p **parker) *Request {
+	w.mu.Lock()
+	for {
+		if r := w.head; r != nil {
+			w.head, r.next = r.next, nil
+			if w.head == nil {
+				w.tail = nil
+			}
+			w.searching--
+			if w.head != nil && w.searching == 0 {
+				w.wakeLocked() // others are queued: keep someone free for them
+			}
+			w.mu.Unlock()
+			return r
+		}
+		w.searching--
+		if w.released || len(w.parked) >= w.size {
+			w.alive--
+			w.mu.Unlock()
+			return nil
+		}
+		if *p == nil {
+			*p = &parker{wake: make(chan bool, 1)}
+		}
+		(*p).since = time.Now()
+		w.parked = append(w.parked, *p)
+		if w.purge == nil {
+			w.purge = time.AfterFunc(w.idleFor, w.expire)
+		} else if len(w.parked) == 1 {
+			w.purge.Reset(w.idleFor)
+		}
+		w.mu.Unlock()
+		if !<-(*p).wake {
+			return nil // expired or released; not counted as searching
+		}
+		w.mu.Lock() // the waker counted us as searching
+	}
+}
+
+// expire ends the workers parked for longer than idleFor, oldest
+// first, and re-arms for the next one. It runs on the timer's goroutine.
+func (w *workers) expire() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if p := w.pool.Load(); p != nil || w.released {
-		return p
+	now := time.Now()
+	n := 0 // parked is LIFO: the oldest are at the front
+	for n < len(w.parked) && now.Sub(w.parked[n].since) >= w.idleFor {
+		w.parked[n].wake <- false
+		w.alive--
+		n++
 	}
-	p, err := ants.NewPoolWithFuncGeneric(w.size, (*Request).run,
-		ants.WithNonblocking(true), ants.WithExpiryDuration(10*time.Second), ants.WithLogger(silentAnts{}))
-	if err != nil {
-		return nil
+	w.parked = append(w.parked[:0], w.parked[n:]...)
+	if len(w.parked) > 0 && !w.released {
+		w.purge.Reset(w.idleFor - now.Sub(w.parked[0].since))
 	}
-	w.pool.Store(p)
-	return p
 }
 
-// release stops the pool, if it started, and waits for its goroutines.
+// release ends every worker and waits for them. Called once the handlers
+// are done (the session or server has waited for them); a worker still
+// finishing a handler ends when it returns.
 func (w *workers) release() {
 	w.mu.Lock()
 	w.released = true
-	p := w.pool.Load()
-	w.mu.Unlock()
-	if p != nil {
-		_ = p.ReleaseTimeout(10 * time.Second)
+	for _, p := range w.parked {
+		p.wake <- false
+		w.alive--
 	}
+	w.parked = nil
+	if w.purge != nil {
+		w.purge.Stop()
+	}
+	w.mu.Unlock()
+	w.wg.Wait()
 }
-
-type silentAnts struct{}
-
-func (silentAnts) Printf(string, ...any) {}
