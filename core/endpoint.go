@@ -32,6 +32,27 @@ func Dial(ctx context.Context, tr netpoll.Transport, network, addr string, opts 
 	return h, nil
 }
 
+// DialConn opens a session as the initiator over nc, a connection the
+// caller made (a *tls.Conn, a connection from a custom dialer or proxy,
+// one end of net.Pipe), and completes the handshake. The session owns nc
+// from then on: closing the session closes it. opts.Link configures the
+// link; it is read by a goroutine of its own (the standard library
+// transport's model).
+func DialConn(ctx context.Context, nc net.Conn, opts Options) (*Session, error) {
+	pool, err := newWorkers(opts.withDefaults().Workers)
+	if err != nil {
+		return nil, err
+	}
+	s := newSession(true, opts, pool)
+	s.ownPool = true
+	h := s.ownerHandle()
+	s.attach(netpoll.NewConn(nc, s.events(), opts.Link))
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
 // start runs the initiator's side of the handshake.
 func (s *session) start(ctx context.Context) error {
 	if err := s.hello(ctx); err != nil {
@@ -72,6 +93,22 @@ func Serve(tr netpoll.Transport, network, addr string, opts Options) (*Server, e
 		pool.release()
 		return nil, err
 	}
+	return srv, nil
+}
+
+// ServeListener accepts sessions from ln, any net.Listener (one from
+// tls.NewListener, a unix socket, a listener handed over by a supervisor,
+// an in-memory one in tests), until Close, which also closes ln. Each
+// connection is read by a goroutine of its own with opts.Link's settings.
+// Accepted sessions go through opts.AcceptSession, then opts.OnSession,
+// as with Serve.
+func ServeListener(ln net.Listener, opts Options) (*Server, error) {
+	pool, err := newWorkers(opts.withDefaults().Workers)
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{opts: opts, workers: pool, sessions: make(map[*session]struct{}), stopped: make(chan struct{})}
+	srv.ln = netpoll.Accept(ln, opts.Link, srv.accept)
 	return srv, nil
 }
 

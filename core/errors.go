@@ -44,6 +44,10 @@ var (
 	ErrTooManyRequests = errors.New("rove: too many requests in flight")
 	// ErrHandshake: the session could not be established.
 	ErrHandshake = errors.New("rove: handshake failed")
+	// ErrRejected: the peer refused the session in the handshake (its
+	// AcceptSession hook, a version or settings it cannot use). Matched
+	// by the *HandshakeError Dial returns; not retryable as it stands.
+	ErrRejected = errors.New("rove: session rejected by peer")
 	// ErrSessionClosed is the terminal error of a session closed locally.
 	ErrSessionClosed = errors.New("rove: session closed")
 	// ErrKeepalive is the terminal error of a session whose peer stopped
@@ -235,5 +239,7 @@ func (e *HandshakeError) Error() string {
 	return fmt.Sprintf("%s (%s): %s", what, e.Code, e.Reason)
 }
 
-// Is matches ErrHandshake.
-func (e *HandshakeError) Is(target error) bool { return target == ErrHandshake }
+// Is matches ErrHandshake, and ErrRejected when the peer refused us.
+func (e *HandshakeError) Is(target error) bool {
+	return target == ErrHandshake || (target == ErrRejected && e.Rejected)
+}

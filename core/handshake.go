@@ -46,6 +46,11 @@ func (s *session) handshake(link *netpoll.Conn, m *wire.Message) bool {
 	if s.initiator {
 		return s.handleHelloReply(m)
 	}
+	if s.vetting.Load() {
+		// The initiator must wait for HelloAck before anything else.
+		s.reject(link, wire.CodeUnexpected, m.Kind.String()+" before HelloAck")
+		return false
+	}
 	if m.Kind != wire.KindHello {
 		s.reject(link, wire.CodeNone, "expected Hello, got "+m.Kind.String())
 		return false
@@ -63,22 +68,80 @@ func (s *session) handshake(link *netpoll.Conn, m *wire.Message) bool {
 		s.reject(link, wire.CodeSettings, "our HelloAck: "+err.Error())
 		return false
 	}
+	hello := helloSeen{parity: m.Parity, version: version, settings: m.Settings, meta: metadataFromWire(m.Metadata)}
+	if s.opts.AcceptSession != nil {
+		s.vet(link, hello)
+		return true
+	}
+	return s.acceptHello(link, hello)
+}
+
+// helloSeen is what the acceptor keeps of a valid Hello (copied out of the
+// frame, so it may outlive it).
+type helloSeen struct {
+	parity   wire.Parity
+	version  uint64
+	settings wire.Settings
+	meta     Metadata
+}
+
+// vet runs the AcceptSession hook on a goroutine of its own (it may
+// block), then answers HelloAck or Reject from there. Meanwhile the
+// reading goroutine refuses anything else the initiator sends.
+func (s *session) vet(link *netpoll.Conn, hello helloSeen) {
+	s.vetting.Store(true)
+	req := SessionRequest{Metadata: hello.meta, LocalAddr: link.LocalAddr(), RemoteAddr: link.RemoteAddr(), TLS: link.TLS()}
+	s.goTracked(func() {
+		ctx, cancel := context.WithTimeout(s.opts.Context, s.opts.HandshakeTimeout)
+		err := runAcceptHook(ctx, s.opts.AcceptSession, req)
+		cancel()
+		if s.Err() != nil {
+			return // timed out, or the initiator broke the rules meanwhile
+		}
+		if err != nil {
+			reason := "session refused"
+			var re *RejectError
+			if errors.As(err, &re) {
+				reason = re.Reason
+			}
+			s.reject(link, wire.CodeRefused, reason)
+			return
+		}
+		s.acceptHello(link, hello)
+	})
+}
+
+// runAcceptHook calls hook, turning a panic into a refusal.
+func runAcceptHook(ctx context.Context, hook func(context.Context, SessionRequest) error, req SessionRequest) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("AcceptSession panicked: %v", p)
+		}
+	}()
+	return hook(ctx, req)
+}
+
+// acceptHello completes the acceptor's handshake: HelloAck, and the
+// session opens. Called on the reading goroutine, or on vet's goroutine.
+func (s *session) acceptHello(link *netpoll.Conn, hello helloSeen) bool {
 	// The parity is valid (the codec checks); ours is the opposite one.
-	s.parity = m.Parity.Opposite()
+	s.parity = hello.parity.Opposite()
 	s.root.setParity(s.parity)
 	ack := &wire.Message{
-		Kind: wire.KindHelloAck, Version: version, Parity: s.parity,
+		Kind: wire.KindHelloAck, Version: hello.version, Parity: s.parity,
 		Settings: s.localSettings(), Metadata: s.opts.Metadata.toWire(),
 	}
 	buf := getBuf()
 	defer putBuf(buf)
 	*buf = wire.AppendMessage((*buf)[:0], ack)
-	if limit := min(peerMaxFrame(m.Settings), s.linkMaxFrame()); len(*buf) > limit {
+	if limit := min(peerMaxFrame(hello.settings), s.linkMaxFrame()); len(*buf) > limit {
 		// Our metadata does not fit the initiator's frames (rule 35).
 		s.reject(link, wire.CodeSettings, fmt.Sprintf("our HelloAck (%d bytes) is over your maximum frame size of %d", len(*buf), limit))
 		return false
 	}
-	s.open(m)
+	if !s.open(hello.settings, hello.meta) {
+		return false
+	}
 	err := link.QueueFrame(*buf)
 	if err != nil {
 		s.fail(&HandshakeError{Reason: "sending HelloAck: " + err.Error()})
@@ -110,23 +173,25 @@ func (s *session) handleHelloReply(m *wire.Message) bool {
 		s.fail(&HandshakeError{Code: wire.CodeSettings, Reason: reason})
 		return false
 	}
-	s.open(m)
-	return true
+	return s.open(m.Settings, metadataFromWire(m.Metadata))
 }
 
-// open records the peer's settings and starts the session.
-func (s *session) open(m *wire.Message) {
-	s.peer = m.Settings
-	s.peerMeta = metadataFromWire(m.Metadata)
-	s.maxFrame.Store(int64(min(s.linkMaxFrame(), peerMaxFrame(m.Settings))))
-	s.root.setPeerLimit(m.Settings.MaxConcurrentRequests)
+// open records the peer's settings and starts the session; false if it
+// was torn down first.
+func (s *session) open(settings wire.Settings, meta Metadata) bool {
+	s.peer = settings
+	s.peerMeta = meta
+	s.maxFrame.Store(int64(min(s.linkMaxFrame(), peerMaxFrame(settings))))
+	s.root.setPeerLimit(settings.MaxConcurrentRequests)
 	s.closeMu.Lock()
-	s.hsTimer.Stop()
-	if s.state.CompareAndSwap(stateHandshake, stateOpen) {
-		close(s.hsDone)
-		s.startKeepaliveLocked()
+	defer s.closeMu.Unlock()
+	if !s.state.CompareAndSwap(stateHandshake, stateOpen) {
+		return false
 	}
-	s.closeMu.Unlock()
+	s.hsTimer.Stop()
+	close(s.hsDone)
+	s.startKeepaliveLocked()
+	return true
 }
 
 // refuseHello answers an undecodable first frame.

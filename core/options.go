@@ -42,6 +42,15 @@ type Options struct {
 	// Link configures the links of Pipe. Dial and Serve use the options of
 	// the transport they are given.
 	Link netpoll.Options
+	// AcceptSession, on an acceptor (Serve, ServeListener), vets each
+	// session before its HelloAck: it sees the initiator's metadata, its
+	// address and its TLS state. An error refuses the session with Reject
+	// (code refused), and the initiator's Dial fails with a
+	// *HandshakeError that matches ErrRejected and is not retryable. It
+	// runs on a goroutine of its own and may block; ctx ends after
+	// HandshakeTimeout, when the session is given up anyway. nil accepts
+	// every session.
+	AcceptSession AcceptSessionFunc
 	// AcceptConn decides on the virtual connections the peer opens; nil
 	// refuses them all (rule 8).
 	AcceptConn AcceptConnFunc

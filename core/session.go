@@ -2,8 +2,10 @@ package core
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +42,7 @@ type session struct {
 	peerMeta   Metadata
 	maxFrame   atomic.Int64 // largest body we may send: the peer's limit and ours; 0 before the handshake
 
+	vetting atomic.Bool   // acceptor: AcceptSession is deciding on the Hello
 	hsDone  chan struct{} // closed when the handshake ends either way
 	hsTimer *time.Timer
 
@@ -96,6 +99,23 @@ func (s *session) LinkStats() netpoll.Stats {
 		return l.Stats()
 	}
 	return netpoll.Stats{}
+}
+
+// RemoteAddr returns the peer's address (nil before the link exists).
+func (s *session) RemoteAddr() net.Addr {
+	if l := s.link.Load(); l != nil {
+		return l.RemoteAddr()
+	}
+	return nil
+}
+
+// TLS returns the link's TLS state (the peer's verified certificates
+// under mutual TLS); nil on a link without TLS.
+func (s *session) TLS() *tls.ConnectionState {
+	if l := s.link.Load(); l != nil {
+		return l.TLS()
+	}
+	return nil
 }
 
 // Initiator reports whether this peer opened the link.

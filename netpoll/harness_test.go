@@ -2,6 +2,7 @@ package netpoll
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rove-rpc/rove/internal/leaktest"
+	"github.com/rove-rpc/rove/internal/testcert"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
@@ -181,9 +183,20 @@ func transports() []transportCase {
 		}},
 		listenCase("std-tcp", std, "tcp"),
 		listenCase("std-unix", std, "unix"),
+		listenCase("tls-tcp", tlsTransport, "tcp"),
 		listenCase("gnet-tcp", gn, "tcp"),
 		listenCase("gnet-unix", gn, "unix"),
 	}
+}
+
+// testCA signs the TLS transport's certificates in tests.
+var testCA = testcert.NewCA("netpoll test CA")
+
+// tlsTransport is TLS with one Config for both ends: the server's
+// certificate, and the CA and name to verify it.
+func tlsTransport(opts Options) (Transport, func()) {
+	cfg := &tls.Config{Certificates: []tls.Certificate{testCA.Server("server")}, RootCAs: testCA.Pool, ServerName: "localhost"}
+	return TLS{Config: cfg, Options: opts}, func() {}
 }
 
 // forEachTransport runs f as a subtest per transport.

@@ -2,9 +2,12 @@ package netpoll
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // streamBackend runs a Conn over any byte stream: a net.Conn or a pipe end.
@@ -82,17 +85,50 @@ func (s Std) Listen(network, addr string, accept AcceptFunc) (Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &stdListener{ln: ln}
+	return Accept(ln, s.Options, accept), nil
+}
+
+// NewConn runs a Conn over nc, any connected net.Conn (a *tls.Conn, a
+// unix socket, one end of net.Pipe, a connection from a custom dialer),
+// with h as its handler. One goroutine reads; Close or Abort closes nc.
+// Frames may reach h before NewConn returns. A *tls.Conn whose handshake
+// has not run yet completes it on that goroutine, before the first read.
+func NewConn(nc net.Conn, h Handler, opts Options) *Conn {
+	return newStreamConn(nc, h, opts, nc.LocalAddr(), nc.RemoteAddr())
+}
+
+// Accept serves ln, any net.Listener (tls.NewListener's, a test
+// listener, one handed over by systemd): a goroutine accepts until the
+// returned Listener is closed, which also closes ln and every connection
+// it accepted. Each connection is read by a goroutine of its own, as
+// NewConn's, and gets the handler accept returns; accept runs on the
+// accepting goroutine and must not block for long.
+func Accept(ln net.Listener, opts Options, accept AcceptFunc) Listener {
+	l := &stdListener{ln: ln, closed: make(chan struct{})}
 	l.conns.init()
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
+		var delay time.Duration
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
-				return // closed; Accept errors on a live listener are not retried
+				var te interface{ Temporary() bool }
+				if !errors.As(err, &te) || !te.Temporary() || errors.Is(err, net.ErrClosed) {
+					return // closed
+				}
+				// Out of descriptors and the like: the listener is fine,
+				// but retrying at once would spin. Back off as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(delay):
+				case <-l.closed:
+					return
+				}
+				continue
 			}
-			c := newConn(newStreamSink(nc), nil, s.Options, nc.LocalAddr(), nc.RemoteAddr())
+			delay = 0
+			c := newConn(newStreamSink(nc), nil, opts, nc.LocalAddr(), nc.RemoteAddr())
 			c.be = streamBackend{rwc: nc}
 			c.h = accept(c)
 			if !l.conns.add(c) {
@@ -105,20 +141,37 @@ func (s Std) Listen(network, addr string, accept AcceptFunc) (Listener, error) {
 			}()
 		}
 	}()
-	return l, nil
+	return l
 }
 
 type stdListener struct {
-	ln    net.Listener
-	conns connSet
-	wg    sync.WaitGroup
+	ln        net.Listener
+	conns     connSet
+	wg        sync.WaitGroup
+	closed    chan struct{} // closed by Close: ends an accept back-off
+	closeOnce sync.Once
 }
 
 func (l *stdListener) Addr() net.Addr { return l.ln.Addr() }
 
 func (l *stdListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
 	err := l.ln.Close()
 	l.wg.Wait()
 	l.conns.closeAll()
 	return err
+}
+
+// TLS returns the TLS state of a connection made over a *tls.Conn (by
+// the TLS transport, NewConn or Accept), once its handshake is done; nil
+// for any other connection.
+func (c *Conn) TLS() *tls.ConnectionState {
+	if b, ok := c.be.(streamBackend); ok {
+		if tc, ok := b.rwc.(*tls.Conn); ok {
+			if cs := tc.ConnectionState(); cs.HandshakeComplete {
+				return &cs
+			}
+		}
+	}
+	return nil
 }
