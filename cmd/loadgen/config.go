@@ -109,7 +109,7 @@ func parseRun(args []string, stderr io.Writer) (*config, *flag.FlagSet, error) {
 		c.metadata = append(c.metadata, s)
 		return nil
 	})
-	fs.StringVar(&c.transport, "transport", "gnet", "gnet (event loops) or net (standard library)")
+	fs.StringVar(&c.transport, "transport", "gnet", transportUsage)
 	fs.StringVar(&c.target, "target", "", "load a remote server at `host:port` (started with loadgen serve) instead of an embedded one")
 	fs.StringVar(&c.handler, "handler", "inline", "embedded server's echo handler: inline (on the event loop) or pool (goroutine pool)")
 	pl := fs.String("p", "", "extra percentiles to report, comma-separated (e.g. 75,99.5)")
@@ -176,8 +176,8 @@ func (c *config) validate(set map[string]bool) error {
 		return usageErr("-window must be between 1 and 65536")
 	case c.workload == "unary" && (set["items"] || set["window"]):
 		return usageErr("-items and -window apply to -workload stream or mixed")
-	case c.transport != "gnet" && c.transport != "net":
-		return usageErr("-transport must be gnet or net, not %q", c.transport)
+	case !validTransport(c.transport):
+		return usageErr("-transport must be gnet, net or tls, not %q", c.transport)
 	case c.handler != "inline" && c.handler != "pool":
 		return usageErr("-handler must be inline or pool, not %q", c.handler)
 	case c.target != "" && set["handler"]:

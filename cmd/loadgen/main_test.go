@@ -47,7 +47,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-rate", "fast"}, "-rate"},
 		{[]string{"-rate", "10k:5k"}, "want RATE or FROM:TO:OVER"},
 		{[]string{"-rate", "1k:2k:10s", "-n", "10"}, "contradict"},
-		{[]string{"-transport", "quic"}, "gnet or net"},
+		{[]string{"-transport", "quic"}, "gnet, net or tls"},
 		{[]string{"-workload", "bulk"}, "-workload must be"},
 		{[]string{"-items", "5"}, "apply to -workload stream"},
 		{[]string{"-workload", "stream", "-window", "0"}, "-window must be"},
@@ -55,7 +55,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-target", "127.0.0.1:1", "-handler", "pool"}, "remote server decides"},
 		{[]string{"-target", "127.0.0.1:1", "-labels"}, "loadgen serve -labels"},
 		{[]string{"extra"}, "unexpected argument"},
-		{[]string{"serve", "-transport", "x"}, "gnet or net"},
+		{[]string{"serve", "-transport", "x"}, "gnet, net or tls"},
 		{[]string{"merge"}, "at least one"},
 	}
 	for _, c := range cases {
@@ -255,6 +255,17 @@ func checkHTML(t *testing.T, path string) {
 	}
 	if n != 3 {
 		t.Fatalf("%d plots, want 3", n)
+	}
+}
+
+// Every transport carries a run, TLS included: the embedded server and
+// the client agree on it, and the report names it.
+func TestTransports(t *testing.T) {
+	for _, tr := range []string{"net", "tls"} {
+		code, stdout, stderr := runArgs("-transport", tr, "-n", "2000", "-c", "2", "-inflight", "8", "-warmup", "0s", "-quiet")
+		if code != 0 || !strings.Contains(stdout, "2,000 ok") || !strings.Contains(stdout, ", "+tr+"\n") {
+			t.Fatalf("-transport %s: status %d\n%s\n%s", tr, code, stdout, stderr)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/rove-rpc/rove/core"
+	"github.com/rove-rpc/rove/internal/testcert"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
@@ -57,12 +59,23 @@ func echoRouter(inline bool) *core.Router {
 
 // transportFor returns the transport named by -transport and how to stop it.
 func transportFor(name string) (netpoll.Transport, func()) {
-	if name == "net" {
+	switch name {
+	case "net":
 		return netpoll.Std{}, func() {}
+	case "tls":
+		// A throwaway certificate: loadgen measures what TLS costs, it
+		// does not authenticate anyone. The client side skips
+		// verification, the server side presents the certificate.
+		cert := testcert.NewCA("loadgen").Server("loadgen")
+		return netpoll.TLS{Config: &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}}, func() {}
 	}
 	g := netpoll.NewGnet(netpoll.GnetOptions{})
 	return g, func() { g.Close() }
 }
+
+const transportUsage = "gnet (event loops), net (standard library) or tls (standard library, TLS 1.3, a throwaway self-signed certificate the client does not verify)"
+
+func validTransport(name string) bool { return name == "gnet" || name == "net" || name == "tls" }
 
 // server is an echo server: embedded in a load run, or alone (serve).
 type server struct {
@@ -95,7 +108,7 @@ func (s *server) close() {
 func serveMain(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("loadgen serve")
 	addr := fs.String("addr", "127.0.0.1:9000", "listen on `host:port`")
-	transport := fs.String("transport", "gnet", "gnet (event loops) or net (standard library)")
+	transport := fs.String("transport", "gnet", transportUsage)
 	handler := fs.String("handler", "inline", "echo handler: inline (on the event loop) or pool (goroutine pool)")
 	labels := fs.Bool("labels", false, "run handlers under pprof labels (service, method)")
 	var prof profFlags
@@ -103,8 +116,8 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
-	if *transport != "gnet" && *transport != "net" {
-		return usage(fs, stderr, fmt.Errorf("-transport must be gnet or net, not %q", *transport))
+	if !validTransport(*transport) {
+		return usage(fs, stderr, fmt.Errorf("-transport must be gnet, net or tls, not %q", *transport))
 	}
 	if *handler != "inline" && *handler != "pool" {
 		return usage(fs, stderr, fmt.Errorf("-handler must be inline or pool, not %q", *handler))

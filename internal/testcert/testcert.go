@@ -1,5 +1,6 @@
 // Package testcert makes throwaway certificate authorities and
-// certificates for tests and examples of TLS and mutual TLS. Keys are
+// certificates for tests, examples and loadgen's TLS runs (which measure
+// TLS, not trust). Keys are
 // ECDSA P-256; everything is valid for an hour.
 package testcert
 
