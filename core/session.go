@@ -38,6 +38,7 @@ type session struct {
 
 	state      atomic.Int32
 	peerGoAway atomic.Bool
+	goAway     chan struct{} // closed when the peer's first GoAway arrives
 	peer       wire.Settings // written once, before state becomes open
 	peerMeta   Metadata
 	maxFrame   atomic.Int64 // largest body we may send: the peer's limit and ours; 0 before the handshake
@@ -67,6 +68,7 @@ func newSession(initiator bool, opts Options, pool *workers) *session {
 		opts: opts, initiator: initiator, workers: pool,
 		parity: wire.ParityEven,
 		hsDone: make(chan struct{}),
+		goAway: make(chan struct{}),
 		errSet: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
@@ -419,7 +421,9 @@ func (s *session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message)
 	case wire.KindPong:
 		// heard already recorded
 	case wire.KindGoAway:
-		s.peerGoAway.Store(true)
+		if !s.peerGoAway.Swap(true) {
+			close(s.goAway)
+		}
 	case wire.KindProtocolError:
 		s.fail(&ProtocolError{Code: m.Code, Reason: string(m.Payload), Remote: true})
 		return false

@@ -1,0 +1,139 @@
+package core
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rove-rpc/rove/internal/testwait"
+	"github.com/rove-rpc/rove/netpoll"
+)
+
+// runCounter is a service whose handler records how many times each
+// request (an 8-byte id) ran.
+type runCounter struct {
+	mu   sync.Mutex
+	runs map[uint64]int
+}
+
+func (rc *runCounter) router() *Router {
+	r := NewRouter()
+	r.Handle(mEcho, func(ctx context.Context, req *Request) error {
+		id := binary.LittleEndian.Uint64(req.Payload())
+		rc.mu.Lock()
+		rc.runs[id]++
+		rc.mu.Unlock()
+		return req.Reply(req.Payload(), nil)
+	})
+	return r
+}
+
+// A server restarted 10 times through Drain while a Client calls in a
+// loop: idempotent calls never fail; calls not marked idempotent fail, if
+// at all, only with a retryable error, and no call runs twice.
+func TestClientThroughServerRestarts(t *testing.T) {
+	rc := &runCounter{runs: map[uint64]int{}}
+	tr := netpoll.Std{}
+	serve := func(addr string) *Server {
+		t.Helper()
+		srv, err := Serve(tr, "tcp", addr, Options{Router: rc.router()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv
+	}
+	srv := serve("127.0.0.1:0")
+	addr := srv.Addr().String()
+	var states sync.Map
+	cl := NewClient(func(ctx context.Context) (*Session, error) {
+		return Dial(ctx, tr, "tcp", addr, Options{})
+	}, ClientOptions{BackoffMin: 2 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Attempts: 50,
+		OnState: func(s ClientState) { states.Store(s, true) }})
+	defer cl.Close()
+
+	var (
+		nextID           atomic.Uint64
+		stop             atomic.Bool
+		okIdem, okOther  atomic.Int64
+		failedIdempotent atomic.Value
+		badOther         atomic.Value
+		otherFailed      atomic.Int64
+		lastOther        atomic.Value
+		wg               sync.WaitGroup
+	)
+	caller := func(idempotent bool) {
+		defer wg.Done()
+		for !stop.Load() {
+			id := nextID.Add(1)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := cl.Call(ctx, mEcho, binary.LittleEndian.AppendUint64(nil, id), &ClientCallOptions{Idempotent: idempotent}, nil)
+			cancel()
+			switch {
+			case err == nil && idempotent:
+				okIdem.Add(1)
+			case err == nil:
+				okOther.Add(1)
+			case idempotent:
+				failedIdempotent.Store(err)
+			case !IsRetryable(err):
+				badOther.Store(err)
+			default:
+				otherFailed.Add(1)
+				lastOther.Store(err)
+			}
+		}
+	}
+	for i := range 6 {
+		wg.Add(1)
+		go caller(i%2 == 0)
+	}
+	for range 10 {
+		before := okIdem.Load()
+		testwait.For(t, "calls through the current server", func() bool { return okIdem.Load() > before+20 })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := srv.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		srv = serve(addr)
+	}
+	before := okIdem.Load()
+	testwait.For(t, "calls through the last server", func() bool { return okIdem.Load() > before+20 })
+	stop.Store(true)
+	wg.Wait()
+	srv.Close()
+
+	if err := failedIdempotent.Load(); err != nil {
+		t.Fatalf("an idempotent call failed: %v", err)
+	}
+	if err := badOther.Load(); err != nil {
+		t.Fatalf("a call failed with a non-retryable error: %v", err)
+	}
+	rc.mu.Lock()
+	for id, n := range rc.runs {
+		if n > 1 {
+			t.Fatalf("request %d ran %d times", id, n)
+		}
+	}
+	rc.mu.Unlock()
+	for _, s := range []ClientState{ClientReady, ClientDraining, ClientConnecting} {
+		if _, ok := states.Load(s); !ok {
+			t.Errorf("the Client was never %v", s)
+		}
+	}
+	// A call not marked idempotent can fail when it crossed the server's
+	// close on the wire (sent after the server's last handler ended): it
+	// did not run, but the Client cannot know that, so it does not retry.
+	t.Logf("idempotent ok %d, other ok %d, other failed (retryable) %d, last: %v", okIdem.Load(), okOther.Load(), otherFailed.Load(), lastOther.Load())
+	cl.Close()
+	if cl.State() != ClientClosed {
+		t.Fatalf("state %v after Close", cl.State())
+	}
+	if err := cl.Call(context.Background(), mEcho, make([]byte, 8), nil, nil); !errors.Is(err, ErrClientClosed) {
+		t.Fatalf("call after Close: %v", err)
+	}
+}
