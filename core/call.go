@@ -117,6 +117,9 @@ func (c *conn) call(ctx context.Context, method uint64, req []byte, opts *CallOp
 	if err == nil {
 		sent, err = c.callBound(ctx, method, req, opts, fn)
 	}
+	if !sent && err != nil {
+		err = unsent(err)
+	}
 	if !sent && opts != nil && len(opts.Channels) > 0 {
 		// The request never went out: its channels must not wait for ever.
 		unbind(opts.Channels, ErrSendFailed)
@@ -190,11 +193,14 @@ func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 		}
 		return false, c.finish(ctx, oc, fn)
 	}
-	if err := c.s.link.Load().WriteFrame(ctx, oc.buf); err != nil {
+	if err := c.s.link.Load().WriteFrameCommitted(ctx, oc.buf, c.s.goAwayGate()); err != nil {
 		if got, _ := c.pending.take(id); got != nil {
 			c.freeCall(oc)
 			if ctx.Err() != nil { // gave up waiting for room in the outbound buffer
 				return false, &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
+			}
+			if err == netpoll.ErrNotAdmitted {
+				return false, &CallError{Kind: ErrUnavailable, Message: "peer sent GoAway"}
 			}
 			return false, &CallError{Kind: ErrSendFailed, Cause: err}
 		}
@@ -264,6 +270,22 @@ func (c *conn) result(ctx context.Context, oc *outCall, fn func(Reply) error) er
 	}
 	return fn(Reply{Payload: m.Payload, md: m.Metadata, frame: oc.frame})
 }
+
+// goAwayGate admits a request frame only while the peer has sent no
+// GoAway, checked under the outbound buffer's lock. The reading goroutine
+// records a GoAway before it queues the Pong for the Ping that follows
+// it (Drain's barrier), so a request either leaves before that Pong (and
+// the draining peer answers it) or is refused here, provably unsent: no
+// request can slip in behind the Pong while the peer closes.
+type goAwayGate session
+
+func (s *session) goAwayGate() *goAwayGate { return (*goAwayGate)(s) }
+
+// Admit implements netpoll.Admitter.
+func (g *goAwayGate) Admit() bool { return !g.peerGoAway.Load() }
+
+// Committed implements netpoll.Committer.
+func (g *goAwayGate) Committed() {}
 
 // usable says why no new call may start, or nil.
 func (c *conn) usable() error {

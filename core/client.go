@@ -276,7 +276,8 @@ func retrySafe(err error, idempotent bool) bool {
 	if !errors.As(err, &ce) || !ce.Retryable() {
 		return false
 	}
-	notRun := ce.Kind == ErrUnavailable || ce.Kind == ErrSendFailed
+	// Unavailable: a draining peer refused it without running it.
+	notRun := ce.Unsent || ce.Kind == ErrUnavailable || ce.Kind == ErrSendFailed
 	return notRun || idempotent
 }
 

@@ -70,6 +70,24 @@ type CallError struct {
 	// Cause is the underlying error for local failures (a session's
 	// terminal error, a write error), or nil.
 	Cause error
+	// Unsent reports that the request never left this peer (the session
+	// ended or the peer sent GoAway before it was written), so it did not
+	// run: it is safe to retry whatever the method does. A retryable
+	// error without Unsent may come from a call that ran.
+	Unsent bool
+}
+
+// unsent marks err, a call's error returned before its request was
+// written, as Unsent. It copies: a session's teardown error is shared by
+// every call it fails.
+func unsent(err error) error {
+	var ce *CallError
+	if !errors.As(err, &ce) || ce.Unsent {
+		return err
+	}
+	cp := *ce
+	cp.Unsent = true
+	return &cp
 }
 
 func (e *CallError) Error() string {

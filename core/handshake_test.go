@@ -123,6 +123,7 @@ func TestKeepaliveFrozenPeerEndsSession(t *testing.T) {
 // and pending calls fail with a connection-closed error.
 func TestKeepaliveTimeout(t *testing.T) {
 	s, p := newRawPeer(t, false, Options{KeepaliveInterval: 20 * time.Millisecond, KeepaliveTimeout: 100 * time.Millisecond})
+	p.silent.Store(true)
 	p.hello(t, wire.Settings{})
 	cl := s.Caller()
 	defer cl.Close()

@@ -93,6 +93,7 @@ type rawPeer struct {
 	eof    chan struct{} // closed after the last message
 	eofErr error
 	gate   atomic.Pointer[chan struct{}] // while set, the peer reads nothing (pause)
+	silent atomic.Bool                   // do not answer Pings (a conforming peer does)
 }
 
 // pause stops the peer from reading what the session sends, so that the
@@ -121,6 +122,9 @@ func (p *rawPeer) HandleFrames(_ *netpoll.Conn, frames []netpoll.Frame) {
 		m, err := wire.ParseMessage(body)
 		if err != nil {
 			panic(err)
+		}
+		if m.Kind == wire.KindPing && !p.silent.Load() {
+			_ = p.link.QueueFrame(wire.AppendMessage(nil, &wire.Message{Kind: wire.KindPong, ID: m.ID}))
 		}
 		p.msgs <- rawMsg{m, body}
 	}

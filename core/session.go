@@ -39,9 +39,13 @@ type session struct {
 	state      atomic.Int32
 	peerGoAway atomic.Bool
 	goAway     chan struct{} // closed when the peer's first GoAway arrives
-	peer       wire.Settings // written once, before state becomes open
-	peerMeta   Metadata
-	maxFrame   atomic.Int64 // largest body we may send: the peer's limit and ours; 0 before the handshake
+
+	drainPinged atomic.Bool   // Drain sent its Ping after GoAway
+	drainAck    chan struct{} // closed when that Ping's Pong arrives
+	drainAcked  bool          // reading goroutine: drainAck is closed
+	peer        wire.Settings // written once, before state becomes open
+	peerMeta    Metadata
+	maxFrame    atomic.Int64 // largest body we may send: the peer's limit and ours; 0 before the handshake
 
 	vetting atomic.Bool   // acceptor: AcceptSession is deciding on the Hello
 	hsDone  chan struct{} // closed when the handshake ends either way
@@ -66,11 +70,12 @@ func newSession(initiator bool, opts Options, pool *workers) *session {
 	opts = opts.withDefaults()
 	s := &session{
 		opts: opts, initiator: initiator, workers: pool,
-		parity: wire.ParityEven,
-		hsDone: make(chan struct{}),
-		goAway: make(chan struct{}),
-		errSet: make(chan struct{}),
-		done:   make(chan struct{}),
+		parity:   wire.ParityEven,
+		hsDone:   make(chan struct{}),
+		goAway:   make(chan struct{}),
+		drainAck: make(chan struct{}),
+		errSet:   make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	if initiator {
 		s.parity = wire.ParityOdd
@@ -158,10 +163,28 @@ func (s *session) Close() error {
 // without waiting for handlers that ignore their context: Done tells when
 // everything has ended.
 func (s *session) Drain(ctx context.Context) error {
-	if s.state.CompareAndSwap(stateOpen, stateDraining) {
-		s.send(ctx, &wire.Message{Kind: wire.KindGoAway, Payload: []byte("draining")})
+	for {
+		if s.state.CompareAndSwap(stateOpen, stateDraining) {
+			s.send(ctx, &wire.Message{Kind: wire.KindGoAway, Payload: []byte("draining")})
+			// A Ping after the GoAway: its Pong comes after every request
+			// the peer sent before it saw the GoAway (HTTP/2 drains the
+			// same way). Marked before sending: the Pong may beat the
+			// send's return.
+			s.drainPinged.Store(true)
+			s.send(ctx, &wire.Message{Kind: wire.KindPing, ID: drainPingID})
+			break
+		}
+		// Still in the handshake: end it before HelloAck can go out (open
+		// then fails), or the peer would start calls on a session closing
+		// without a GoAway.
+		if s.state.CompareAndSwap(stateHandshake, stateClosed) || s.state.Load() != stateOpen {
+			break
+		}
 	}
-	err := s.active.waitIdle(ctx)
+	err := s.awaitGoAwaySeen(ctx)
+	if err == nil {
+		err = s.active.waitIdle(ctx)
+	}
 	s.fail(ErrSessionClosed) // cancels what remains
 	if err != nil {
 		return err
@@ -172,6 +195,29 @@ func (s *session) Drain(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// drainPingID is the id of the Ping Drain sends after its GoAway; the
+// keepalive's ids count up from 1 and never reach it.
+const drainPingID = 1 << 63
+
+// awaitGoAwaySeen waits until the peer has answered the Ping Drain sent
+// after its GoAway. By then every request the peer sent before it saw the
+// GoAway has been read, and so is running (counted by active) or was
+// answered Unavailable: closing after the handlers end loses none of
+// them. Without it, a request crossing the close on the wire would fail
+// ConnectionClosed, and the caller could not tell that it never ran.
+func (s *session) awaitGoAwaySeen(ctx context.Context) error {
+	if !s.drainPinged.Load() {
+		return nil
+	}
+	select {
+	case <-s.drainAck:
+	case <-s.errSet:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 // send writes one message from a goroutine that may block.
@@ -420,6 +466,10 @@ func (s *session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message)
 		_ = s.queue(link, &wire.Message{Kind: wire.KindPong, ID: m.ID})
 	case wire.KindPong:
 		// heard already recorded
+		if m.ID == drainPingID && s.drainPinged.Load() && !s.drainAcked {
+			s.drainAcked = true // reading goroutine only
+			close(s.drainAck)
+		}
 	case wire.KindGoAway:
 		if !s.peerGoAway.Swap(true) {
 			close(s.goAway)

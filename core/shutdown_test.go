@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rove-rpc/rove/core/wire"
 	"github.com/rove-rpc/rove/internal/testwait"
 	"github.com/rove-rpc/rove/netpoll"
 )
@@ -141,5 +142,38 @@ func TestRequestFromWithProfileLabels(t *testing.T) {
 	}
 	if _, ok := RequestFrom(context.Background()); ok {
 		t.Fatal("RequestFrom found a Request in a plain context")
+	}
+}
+
+// spec:6 Drain does not close before the peer has seen its GoAway: it
+// sends a Ping after the GoAway and waits for the Pong, so a request the
+// peer sent in between (here with no handler running, which would let a
+// Drain without the barrier close at once) is still answered Unavailable,
+// and the caller knows it did not run.
+func TestDrainWaitsUntilGoAwaySeen(t *testing.T) {
+	s, p := newRawPeer(t, false, Options{Router: echoRouter()})
+	p.silent.Store(true) // we answer the Ping by hand, late
+	p.hello(t, wire.Settings{})
+	drained := make(chan error, 1)
+	go func() { drained <- s.Drain(context.Background()) }()
+	p.nextKind(t, wire.KindGoAway)
+	ping := p.nextKind(t, wire.KindPing)
+	p.send(t, wire.Message{Kind: wire.KindRequest, ID: 5, Method: mEcho.ID})
+	if m := p.nextKind(t, wire.KindResponse); m.ID != 5 || m.Status != wire.StatusUnavailable {
+		t.Fatalf("response %d %v, want Unavailable for 5", m.ID, m.Status)
+	}
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned (%v) before the peer answered its Ping", err)
+	default:
+	}
+	p.send(t, wire.Message{Kind: wire.KindPong, ID: ping.ID})
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Drain did not end after the Pong")
 	}
 }
