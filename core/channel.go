@@ -89,7 +89,10 @@ const (
 )
 
 func newChanState(c *conn, id uint64, send bool, window uint64) *chanState {
-	st := &chanState{c: c, id: id, send: send, window: window, notify: make(chan struct{}, 1), creditWake: make(chan struct{}, 1)}
+	// A channel is a Tx or an Rx, never both: one wake-up channel serves
+	// as creditWake or notify, whichever its side uses (one allocation).
+	wake := make(chan struct{}, 1)
+	st := &chanState{c: c, id: id, send: send, window: window, notify: wake, creditWake: wake}
 	c.refs.Add(1) // a live channel holds its connection (rule 31) until forget
 	if send {
 		st.credit.Store(int64(window))
@@ -205,6 +208,10 @@ func (st *chanState) deliver(link *netpoll.Conn, f netpoll.Frame, payload []byte
 	st.received++
 	if st.head > 0 && st.head == len(st.queue) {
 		st.queue, st.head = st.queue[:0], 0
+	}
+	if st.queue == nil {
+		// Room for a short stream at once, rather than growing 1, 2, 4...
+		st.queue = make([]rxItem, 0, max(min(st.allowed, 16), 1))
 	}
 	st.queue = append(st.queue, rxItem{frame: f, payload: payload})
 	st.mu.Unlock()

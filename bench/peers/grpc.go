@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
 	"net"
 
 	"google.golang.org/grpc"
@@ -33,6 +36,70 @@ var echoDesc = grpc.ServiceDesc{
 			return &in, nil
 		},
 	}},
+	Streams: []grpc.StreamDesc{{
+		StreamName:    "Stream",
+		ServerStreams: true,
+		Handler: func(_ any, stream grpc.ServerStream) error {
+			// The request is the item count and size, as loadgen's.
+			var req []byte
+			if err := stream.RecvMsg(&req); err != nil {
+				return err
+			}
+			if len(req) != 8 {
+				return fmt.Errorf("want 8 bytes, got %d", len(req))
+			}
+			n, size := binary.LittleEndian.Uint32(req), binary.LittleEndian.Uint32(req[4:])
+			item := make([]byte, size)
+			for range n {
+				if err := stream.SendMsg(&item); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}},
+}
+
+var streamDesc = grpc.StreamDesc{StreamName: "Stream", ServerStreams: true}
+
+// dialGRPCStream makes server-streaming calls on one gRPC connection.
+func dialGRPCStream(target string) (streamer, func(), error) {
+	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(items, size int) error {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		st, err := cc.NewStream(ctx, &streamDesc, "/bench.Echo/Stream")
+		if err != nil {
+			return err
+		}
+		req := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(items)), uint32(size))
+		if err := st.SendMsg(&req); err != nil {
+			return err
+		}
+		if err := st.CloseSend(); err != nil {
+			return err
+		}
+		var item []byte
+		got := 0
+		for {
+			err := st.RecvMsg(&item)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			got++
+		}
+		if got != items {
+			return fmt.Errorf("got %d of %d items", got, items)
+		}
+		return nil
+	}, func() { cc.Close() }, nil
 }
 
 func serveGRPC(addr string) (func(), error) {

@@ -50,6 +50,8 @@ func main() {
 	warmup := fs.Duration("warmup", time.Second, "warm-up")
 	kinds := fs.String("kinds", "rove,grpc,raw", "idle: the systems to measure, in order")
 	n := fs.Int("n", 10000, "idle: connections per system")
+	workload := fs.String("workload", "unary", "load: unary (64 B echo) or stream (server streaming: -items items of -payload bytes per call; grpc and rove)")
+	items := fs.Int("items", 16, "load -workload stream: items per call")
 	fs.Parse(os.Args[2:])
 
 	switch os.Args[1] {
@@ -75,7 +77,7 @@ func main() {
 		cancel()
 		stop()
 	case "load":
-		res, err := load(*kind, *target, *conns, *inflight, *payload, *warmup, *dur)
+		res, err := load(*kind, *target, *workload, *items, *conns, *inflight, *payload, *warmup, *dur)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -104,6 +106,20 @@ func serve(kind, addr string, coalesce bool) (func(), error) {
 // caller makes one echo call; each connection gives one per worker.
 type caller func(payload []byte) error
 
+// streamer makes one server-streaming call of items items of size bytes
+// and returns once every item has arrived.
+type streamer func(items, size int) error
+
+func dialStream(kind, target string) (streamer, func(), error) {
+	switch kind {
+	case "grpc":
+		return dialGRPCStream(target)
+	case "rove":
+		return dialRoveStream(target)
+	}
+	return nil, nil, fmt.Errorf("kind %q has no stream workload", kind)
+}
+
 func dial(kind, target string, inflight int) (caller, func(), error) {
 	switch kind {
 	case "grpc":
@@ -120,9 +136,11 @@ func dial(kind, target string, inflight int) (caller, func(), error) {
 
 type result struct {
 	Kind        string  `json:"kind"`
+	Workload    string  `json:"workload"`
 	Conns       int     `json:"conns"`
 	Inflight    int     `json:"inflight"`
 	CallsPerSec float64 `json:"calls_per_s"`
+	ItemsPerSec float64 `json:"items_per_s,omitempty"`
 	Errors      int64   `json:"errors"`
 	P50us       int64   `json:"p50_us"`
 	P90us       int64   `json:"p90_us"`
@@ -132,10 +150,22 @@ type result struct {
 }
 
 // load runs the closed loop: conns x inflight workers, one call each.
-func load(kind, target string, conns, inflight, size int, warmup, dur time.Duration) (*result, error) {
+func load(kind, target, workload string, items, conns, inflight, size int, warmup, dur time.Duration) (*result, error) {
 	var callers []caller
 	for range conns {
-		c, closeFn, err := dial(kind, target, inflight)
+		var c caller
+		var closeFn func()
+		var err error
+		switch workload {
+		case "unary":
+			c, closeFn, err = dial(kind, target, inflight)
+		case "stream":
+			var st streamer
+			st, closeFn, err = dialStream(kind, target)
+			c = func([]byte) error { return st(items, size) }
+		default:
+			err = fmt.Errorf("unknown workload %q", workload)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -178,10 +208,14 @@ func load(kind, target string, conns, inflight, size int, warmup, dur time.Durat
 	elapsed := time.Since(start)
 	stop.Store(true)
 	wg.Wait()
-	return &result{
-		Kind: kind, Conns: conns, Inflight: inflight,
+	res := &result{
+		Kind: kind, Workload: workload, Conns: conns, Inflight: inflight,
 		CallsPerSec: float64(ok.Load()) / elapsed.Seconds(), Errors: failed.Load(),
 		P50us: h.ValueAtQuantile(50), P90us: h.ValueAtQuantile(90), P99us: h.ValueAtQuantile(99),
 		P999us: h.ValueAtQuantile(99.9), MaxUs: h.Max(),
-	}, nil
+	}
+	if workload == "stream" {
+		res.ItemsPerSec = res.CallsPerSec * float64(items)
+	}
+	return res, nil
 }

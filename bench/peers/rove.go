@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 
 	"github.com/rove-rpc/rove/core"
 	"github.com/rove-rpc/rove/netpoll"
@@ -9,13 +11,36 @@ import (
 
 // Rove served and dialled on gnet, with the inline echo loadgen uses.
 
-var roveEcho = core.NewMethod("bench", "echo")
+var (
+	roveEcho   = core.NewMethod("bench", "echo")
+	roveStream = core.NewMethod("bench", "stream")
+)
 
 func serveRove(addr string) (func(), error) {
 	tr := netpoll.NewGnet(netpoll.GnetOptions{})
 	r := core.NewRouter()
 	r.HandleInline(roveEcho, func(_ context.Context, req *core.Request) error {
 		return req.Reply(req.Payload(), nil)
+	})
+	// Streaming waits for credit: a handler that may block.
+	r.Handle(roveStream, func(ctx context.Context, req *core.Request) error {
+		p := req.Payload()
+		if len(p) != 8 {
+			return &core.InvalidPayloadError{Err: fmt.Errorf("want 8 bytes, got %d", len(p))}
+		}
+		n, size := binary.LittleEndian.Uint32(p), binary.LittleEndian.Uint32(p[4:])
+		tx, err := req.Tx(0)
+		if err != nil {
+			return &core.InvalidPayloadError{Err: err}
+		}
+		defer tx.Close()
+		item := make([]byte, size)
+		for range n {
+			if err := tx.Send(ctx, item); err != nil {
+				return err
+			}
+		}
+		return req.Reply(nil, nil)
 	})
 	srv, err := core.Serve(tr, "tcp", addr, core.Options{Router: r})
 	if err != nil {
@@ -36,6 +61,40 @@ func dialRove(target string) (caller, func(), error) {
 	cl := s.Caller()
 	return func(payload []byte) error {
 			return cl.Call(context.Background(), roveEcho, payload, nil, func(core.Reply) error { return nil })
+		}, func() {
+			cl.Close()
+			s.Close()
+		}, nil
+}
+
+// dialRoveStream makes streaming calls on one Rove session: the request
+// binds one channel (core.DefaultWindow) the server sends the items on.
+func dialRoveStream(target string) (streamer, func(), error) {
+	s, err := core.Dial(context.Background(), roveClients, "tcp", target, core.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	cl := s.Caller()
+	return func(items, size int) error {
+			ctx := context.Background()
+			rx := cl.Conn().NewRx(core.DefaultWindow)
+			defer rx.Close()
+			req := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(items)), uint32(size))
+			done := make(chan error, 1)
+			go func() { done <- cl.Call(ctx, roveStream, req, &core.CallOptions{Channels: []core.Channel{rx}}, nil) }()
+			var err error
+			for range items {
+				var it core.Item
+				if it, err = rx.Recv(ctx); err != nil {
+					break
+				}
+				it.Release()
+			}
+			rx.Close()
+			if cerr := <-done; err == nil {
+				err = cerr
+			}
+			return err
 		}, func() {
 			cl.Close()
 			s.Close()
