@@ -94,7 +94,7 @@ type CallOptions struct {
 // deadline on ctx travels with the request, so the handler's context
 // carries it too (rules 19, 20). opts may be nil.
 func (cl *Caller) Call(ctx context.Context, m Method, req []byte, opts *CallOptions, fn func(Reply) error) error {
-	return cl.c.call(ctx, m.ID, req, opts, fn)
+	return cl.c.invoke(ctx, m, req, opts, fn)
 }
 
 func (c *conn) call(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error) error {

@@ -265,7 +265,7 @@ func (c *Client) try(ctx context.Context, s *Session, m Method, req []byte, opts
 		ctx, cancel = context.WithTimeout(ctx, c.opts.PerTry)
 		defer cancel()
 	}
-	return s.root.call(ctx, m.ID, req, opts, fn)
+	return s.root.invoke(ctx, m, req, opts, fn)
 }
 
 // retrySafe says whether a failed call may be tried again: it did not

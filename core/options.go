@@ -79,6 +79,12 @@ type Options struct {
 	// Advertised in the handshake. What is held can exceed it by one read
 	// of the link and one partial frame. Default 64 MiB.
 	ByteBudget int
+	// ServerInterceptors wrap every handler this session serves (root and
+	// virtual connections), the first outermost; CallInterceptors wrap
+	// every call it makes. A Server's sessions share its Options, and so
+	// its interceptors. See ServerInterceptor and CallInterceptor.
+	ServerInterceptors []ServerInterceptor
+	CallInterceptors   []CallInterceptor
 	// ProfileLabels runs every handler under pprof labels service=<name>
 	// and method=<name>, so a CPU profile can be split per method (go tool
 	// pprof -tagfocus). It costs an allocation or two per call.

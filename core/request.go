@@ -312,11 +312,15 @@ func (r *Request) run() {
 				err = fmt.Errorf("handler panicked: %v", p)
 			}
 		}()
-		if r.conn.s.opts.ProfileLabels {
+		ics := r.conn.s.opts.ServerInterceptors
+		switch {
+		case r.conn.s.opts.ProfileLabels:
 			// Label the handler's samples in CPU profiles (it allocates:
 			// only when asked for).
-			pprof.Do(r, r.route.labels, func(ctx context.Context) { err = r.route.h(ctx, r) })
-		} else {
+			pprof.Do(r, r.route.labels, func(ctx context.Context) { err = r.serveIntercepted(ctx, ics, r.route.h) })
+		case len(ics) > 0:
+			err = r.serveIntercepted(r, ics, r.route.h)
+		default:
 			err = r.route.h(r, r)
 		}
 		panicked = false
