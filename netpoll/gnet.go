@@ -89,16 +89,13 @@ func (g *Gnet) Dial(ctx context.Context, network, addr string, h Handler) (*Conn
 	if err != nil {
 		return nil, err
 	}
-	pending := &gnetDial{h: h}
+	pending := &gnetDial{h: h, set: &g.dialed}
 	// EnrollContext dups the socket, closes nc, and returns after OnOpen ran.
 	if _, err := cli.EnrollContext(nc, pending); err != nil {
 		return nil, err
 	}
 	if pending.err != nil {
 		return nil, pending.err
-	}
-	if !g.dialed.add(pending.c) { // Close ran meanwhile
-		pending.c.fail(ErrTransportClosed)
 	}
 	return pending.c, nil
 }
@@ -180,9 +177,11 @@ func (l *gnetListener) Close() error {
 	return nil
 }
 
-// gnetDial carries a Dial's handler into OnOpen and the Conn back out.
+// gnetDial carries a Dial's handler and its transport's set of dialled
+// connections into OnOpen, and the Conn back out.
 type gnetDial struct {
 	h   Handler
+	set *connSet
 	c   *Conn
 	err error
 }
@@ -216,6 +215,11 @@ func (e *gnetEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if pending != nil {
 		c.h = pending.h
 		pending.c = c
+		// Tracked here, on the loop, before the connection can end: its
+		// end reads onDone, which add sets.
+		if !pending.set.add(c) { // Close ran meanwhile
+			c.fail(ErrTransportClosed)
+		}
 	} else {
 		c.h = e.accept(c)
 		if !e.conns.add(c) {
