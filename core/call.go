@@ -250,9 +250,12 @@ func (c *conn) result(ctx context.Context, oc *outCall, fn func(Reply) error) er
 	m := &oc.msg
 	if m.Status != wire.StatusOK {
 		ce := &CallError{Kind: statusError(m.Status), Metadata: metadataFromWire(m.Metadata)}
-		if m.Status == wire.StatusUserError {
+		switch m.Status {
+		case wire.StatusUserError:
 			ce.Payload = append([]byte(nil), m.Payload...)
-		} else {
+		case wire.StatusError:
+			ce.Cause = errorFromPayload(m.Payload) // its text is the error's
+		default:
 			ce.Message = string(m.Payload)
 		}
 		if m.Status == wire.StatusCancelled {

@@ -18,6 +18,10 @@ var (
 	// ErrUser: the handler returned its own error; CallError.Payload holds
 	// its encoded value.
 	ErrUser = errors.New("rove: handler error")
+	// ErrApplication: the handler failed the call with an *Error (a
+	// canonical code, a message, details); errors.As gives the *Error,
+	// CodeOf its code.
+	ErrApplication = errors.New("rove: application error")
 	// ErrUnknownMethod: the peer has no handler for the method.
 	ErrUnknownMethod = errors.New("rove: unknown method")
 	// ErrInvalidPayload: the handler could not decode the arguments.
@@ -194,6 +198,8 @@ func statusError(s wire.Status) error {
 		return ErrCancelled
 	case wire.StatusUnavailable:
 		return ErrUnavailable
+	case wire.StatusError:
+		return ErrApplication
 	}
 	return ErrInternal
 }

@@ -83,7 +83,8 @@ func appendCut(dst []byte, m *wire.Message, limit int) []byte {
 // without corrupting it, so the caller gets an Internal error saying why;
 // an error's reason text is cut to fit.
 func appendFittingResponse(dst []byte, m *wire.Message, limit int) []byte {
-	if m.Status == wire.StatusOK || m.Status == wire.StatusUserError {
+	if m.Status == wire.StatusOK || m.Status == wire.StatusUserError || m.Status == wire.StatusError {
+		// Values whose bytes a cut would corrupt: say what happened instead.
 		size := len(wire.AppendMessage(dst, m)) - len(dst)
 		m = &wire.Message{Kind: wire.KindResponse, Conn: m.Conn, ID: m.ID, Status: wire.StatusInternal,
 			Payload: fmt.Appendf(nil, "the response (%d bytes) is over the caller's maximum frame size of %d", size, limit)}

@@ -341,6 +341,7 @@ func (r *Request) run() {
 func (r *Request) outcome(err error, panicked bool) (wire.Status, []byte) {
 	var ue *UserError
 	var ipe *InvalidPayloadError
+	var ae *Error
 	switch {
 	case r.Err() != nil && !panicked:
 		return wire.StatusCancelled, nil
@@ -348,6 +349,8 @@ func (r *Request) outcome(err error, panicked bool) (wire.Status, []byte) {
 		return wire.StatusInternal, []byte(err.Error())
 	case err == nil:
 		return wire.StatusInternal, []byte("handler returned without replying")
+	case errors.As(err, &ae):
+		return wire.StatusError, appendErrorPayload(nil, ae)
 	case errors.As(err, &ue):
 		return wire.StatusUserError, ue.Payload
 	case errors.As(err, &ipe):

@@ -86,3 +86,26 @@ func TestWriteSeedCorpus(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseErrorPayload: no input panics; what parses re-encodes to a
+// payload that parses to the same error, and encoding is then stable (an
+// overlong varint, which Go's decoder accepts, re-encodes shorter).
+func FuzzParseErrorPayload(f *testing.F) {
+	f.Add(AppendErrorPayload(nil, ErrorPayload{Code: 5, Message: []byte("no such key"), Details: []byte(`{"key":"a"}`)}))
+	f.Add(AppendErrorPayload(nil, ErrorPayload{Code: 16}))
+	f.Add([]byte{0x05, 0x20, 'x'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := ParseErrorPayload(b)
+		if err != nil {
+			return
+		}
+		enc := AppendErrorPayload(nil, e)
+		e2, err := ParseErrorPayload(enc)
+		if err != nil || e2.Code != e.Code || !bytes.Equal(e2.Message, e.Message) || !bytes.Equal(e2.Details, e.Details) {
+			t.Fatalf("round trip: %x -> %+v -> %x -> %+v, %v", b, e, enc, e2, err)
+		}
+		if enc2 := AppendErrorPayload(nil, e2); !bytes.Equal(enc, enc2) {
+			t.Fatalf("encoding not stable: %x vs %x", enc, enc2)
+		}
+	})
+}

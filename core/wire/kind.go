@@ -82,11 +82,12 @@ const (
 	StatusCancelled      Status = 4 // cancelled (by the caller, a deadline, or teardown)
 	StatusInternal       Status = 5 // the handler panicked or returned without replying
 	StatusUnavailable    Status = 6 // the callee is draining (GoAway) and took no action; safe to retry
-	statusCount                 = 7
+	StatusError          Status = 7 // Payload is an error payload: code, message, details (see AppendErrorPayload)
+	statusCount                 = 8
 )
 
 var statusNames = [statusCount]string{
-	"OK", "UserError", "UnknownMethod", "InvalidPayload", "Cancelled", "Internal", "Unavailable",
+	"OK", "UserError", "UnknownMethod", "InvalidPayload", "Cancelled", "Internal", "Unavailable", "Error",
 }
 
 // String returns the status name.
