@@ -256,7 +256,7 @@ func TestChannelItemsBeforeRegistration(t *testing.T) {
 	r := NewRouter()
 	r.Handle(mSum, func(ctx context.Context, req *Request) error {
 		// Take the Rx only once all 8 items and the Close are queued.
-		st := req.channels[0]
+		st := req.channels[0].st
 		if !testwait.Until(func() bool {
 			st.mu.Lock()
 			defer st.mu.Unlock()

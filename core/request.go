@@ -30,8 +30,8 @@ type Request struct {
 	payload  []byte
 	md       wire.Metadata
 	retains  atomic.Int32 // extra frame references taken by Retain
-	channels []*chanState // bound by the request, in order
-	taken    []bool       // channels the handler took a handle for
+	channels []boundChannel // bound by the request, in order
+	replyMD  Metadata       // set by SetReplyMetadata: sent with the response of a typed handler
 
 	replied atomic.Bool
 	left    atomic.Bool // out of the inbound table
@@ -53,6 +53,22 @@ type Request struct {
 	// Request that was never on it.
 	watched      atomic.Bool
 	wprev, wnext *Request
+}
+
+// SetReplyMetadata sets the metadata a typed handler's response carries
+// (TypedMethod.Handle replies for it); a raw handler passes metadata to
+// Reply instead. Call it from the handler, before it returns.
+func (r *Request) SetReplyMetadata(md Metadata) {
+	r.mu.Lock()
+	r.replyMD = md
+	r.mu.Unlock()
+}
+
+// boundChannel is one channel a request binds, and whether the handler
+// took a handle for it (under Request.mu).
+type boundChannel struct {
+	st    *chanState
+	taken bool
 }
 
 // Method returns the called method's id.
@@ -235,7 +251,10 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		if !ok {
 			return false
 		}
-		r.channels, r.taken, r.pooled = states, make([]bool, len(states)), false
+		r.channels, r.pooled = make([]boundChannel, len(states)), false
+		for i, st := range states {
+			r.channels[i].st = st
+		}
 	}
 	if s.state.Load() == stateDraining {
 		r.refuse(wire.StatusUnavailable, []byte("draining: the call was not run"))
@@ -292,7 +311,7 @@ func (r *Request) recycle() {
 	}
 	c := r.conn
 	r.deadline = time.Time{}
-	r.conn, r.route, r.frame, r.payload, r.md, r.channels, r.taken = nil, nil, netpoll.Frame{}, nil, wire.Metadata{}, nil, nil
+	r.conn, r.route, r.frame, r.payload, r.md, r.channels, r.replyMD = nil, nil, netpoll.Frame{}, nil, wire.Metadata{}, nil, nil
 	r.replied.Store(false)
 	r.left.Store(false)
 	r.mu.Lock()

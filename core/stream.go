@@ -377,15 +377,21 @@ func (st *chanState) resetRx() {
 	signal(st.notify)
 }
 
-// Channels returns the bindings of the request's channels, in order.
-func (r *Request) Channels() []wire.ChannelBinding {
-	out := make([]wire.ChannelBinding, len(r.channels))
-	for i, st := range r.channels {
-		dir := wire.CallerSends
-		if st.send {
-			dir = wire.CalleeSends
-		}
-		out[i] = wire.ChannelBinding{ID: st.id, Dir: dir, Window: st.window}
+// ChannelInfo describes one channel a request binds.
+type ChannelInfo struct {
+	ID uint64
+	// CalleeSends: the handler sends on it (take it with Tx); otherwise
+	// the caller sends and the handler receives (Rx).
+	CalleeSends bool
+	// Window is the credit the receiver granted up front.
+	Window uint64
+}
+
+// Channels describes the request's channels, in order.
+func (r *Request) Channels() []ChannelInfo {
+	out := make([]ChannelInfo, len(r.channels))
+	for i, b := range r.channels {
+		out[i] = ChannelInfo{ID: b.st.id, CalleeSends: b.st.send, Window: b.st.window}
 	}
 	return out
 }
@@ -419,24 +425,25 @@ func (r *Request) channel(i int, send bool) (*chanState, error) {
 	if i < 0 || i >= len(r.channels) {
 		return nil, fmt.Errorf("rove: request binds %d channels, not %d", len(r.channels), i+1)
 	}
-	if r.channels[i].send != send {
+	b := &r.channels[i]
+	if b.st.send != send {
 		return nil, fmt.Errorf("rove: channel %d of the request flows the other way", i)
 	}
-	if r.taken[i] {
+	if b.taken {
 		return nil, fmt.Errorf("rove: channel %d already taken", i)
 	}
-	r.taken[i] = true
-	return r.channels[i], nil
+	b.taken = true
+	return b.st, nil
 }
 
 // releaseUntakenChannels ends the channels a finished handler never took.
 func (r *Request) releaseUntakenChannels() {
 	r.mu.Lock()
 	var left []*chanState
-	for i, st := range r.channels {
-		if !r.taken[i] {
-			r.taken[i] = true
-			left = append(left, st)
+	for i := range r.channels {
+		if b := &r.channels[i]; !b.taken {
+			b.taken = true
+			left = append(left, b.st)
 		}
 	}
 	r.mu.Unlock()

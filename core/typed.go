@@ -85,10 +85,15 @@ type typedCall[Req, Resp any] struct {
 	resp   Resp
 	codec  Codec
 	buf    []byte
+	wantMD bool     // CallWith: keep the response metadata
+	md     Metadata // the response metadata, when wanted
 	decode func(Reply) error // bound once to this typedCall
 }
 
 func (tc *typedCall[Req, Resp]) decodeReply(r Reply) error {
+	if tc.wantMD {
+		tc.md = r.Metadata()
+	}
 	if err := tc.codec.Unmarshal(r.Payload, &tc.resp); err != nil {
 		return &CallError{Kind: ErrInvalidPayload, Message: "decoding the response", Cause: err}
 	}
@@ -113,29 +118,44 @@ func typedPool[Req, Resp any]() *sync.Pool {
 
 // Call calls the method with req and decodes the result. Errors are as
 // for Caller.Call; a response that does not decode is ErrInvalidPayload.
+// A deadline comes with ctx; CallWith takes options.
 func (tm TypedMethod[Req, Resp]) Call(ctx context.Context, cl *Caller, req Req) (Resp, error) {
+	resp, _, err := tm.call(ctx, cl, req, nil, false)
+	return resp, err
+}
+
+// CallWith is Call with options (request metadata, FailFast, channels
+// bound to the call) that also returns the response's metadata.
+func (tm TypedMethod[Req, Resp]) CallWith(ctx context.Context, cl *Caller, req Req, opts *CallOptions) (Resp, Metadata, error) {
+	return tm.call(ctx, cl, req, opts, true)
+}
+
+func (tm TypedMethod[Req, Resp]) call(ctx context.Context, cl *Caller, req Req, opts *CallOptions, wantMD bool) (Resp, Metadata, error) {
 	pool := typedPool[Req, Resp]()
 	tc := pool.Get().(*typedCall[Req, Resp])
 	defer func() {
 		var zeroReq Req
 		var zeroResp Resp
-		tc.req, tc.resp, tc.codec = zeroReq, zeroResp, nil
+		tc.req, tc.resp, tc.codec, tc.md, tc.wantMD = zeroReq, zeroResp, nil, nil, false
 		pool.Put(tc)
 	}()
-	tc.req, tc.codec = req, tm.codec()
+	tc.req, tc.codec, tc.wantMD = req, tm.codec(), wantMD
 	b, err := tc.codec.AppendMarshal(tc.buf[:0], &tc.req)
 	tc.buf = b
 	if err != nil {
 		var zero Resp
-		return zero, &CallError{Kind: ErrSendFailed, Message: "encoding the request", Cause: fmt.Errorf("%w: %w", ErrEncoding, err)}
+		return zero, nil, &CallError{Kind: ErrSendFailed, Message: "encoding the request", Cause: fmt.Errorf("%w: %w", ErrEncoding, err)}
 	}
-	err = cl.Call(ctx, tm.Method, b, nil, tc.decode)
-	return tc.resp, err
+	err = cl.Call(ctx, tm.Method, b, opts, tc.decode)
+	return tc.resp, tc.md, err
 }
 
 // Handle registers fn as the method's handler on r. A request that does
 // not decode is answered InvalidPayload without calling fn. fn's error is
-// sent as for HandlerFunc; use ErrorValue to send a typed error value.
+// sent as for HandlerFunc: an *Error (Errorf) carries a canonical code,
+// ErrorValue a typed error value. fn reaches the call's *Request through
+// RequestFrom(ctx): its metadata, its channels, and SetReplyMetadata for
+// the response's.
 func (tm TypedMethod[Req, Resp]) Handle(r *Router, fn func(ctx context.Context, req Req) (Resp, error)) {
 	codec := tm.codec()
 	pool := typedPool[Req, Resp]()
@@ -160,7 +180,10 @@ func (tm TypedMethod[Req, Resp]) Handle(r *Router, fn func(ctx context.Context, 
 		if err != nil {
 			return err
 		}
-		return req.Reply(b, nil)
+		req.mu.Lock()
+		md := req.replyMD
+		req.mu.Unlock()
+		return req.Reply(b, md)
 	})
 }
 

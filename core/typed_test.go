@@ -95,3 +95,36 @@ func TestCallAllocs(t *testing.T) {
 		}
 	})
 }
+
+// Typed calls take options and return the response metadata; typed
+// handlers read the request's metadata and set the response's through
+// RequestFrom.
+func TestTypedMetadataBothWays(t *testing.T) {
+	type in struct{ N int }
+	type out struct{ Tenant string }
+	m := NewTypedMethod[in, out]("test", "whoami")
+	r := NewRouter()
+	m.Handle(r, func(ctx context.Context, req in) (out, error) {
+		rq, ok := RequestFrom(ctx)
+		if !ok {
+			return out{}, errors.New("no request in ctx")
+		}
+		tenant, _ := rq.Metadata().Get("tenant")
+		rq.SetReplyMetadata(Metadata{}.Add("served-by", StringValue("node-7"), 0))
+		return out{Tenant: tenant.Str()}, nil
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	resp, md, err := m.CallWith(context.Background(), cl, in{N: 1}, &CallOptions{Metadata: Metadata{}.Add("tenant", StringValue("acme"), 0)})
+	if err != nil || resp.Tenant != "acme" {
+		t.Fatalf("CallWith: %+v %v", resp, err)
+	}
+	if v, ok := md.Get("served-by"); !ok || v.Str() != "node-7" {
+		t.Fatalf("response metadata %v", md)
+	}
+	// The plain Call still works, without metadata.
+	if resp, err := m.Call(context.Background(), cl, in{}); err != nil || resp.Tenant != "" {
+		t.Fatalf("Call: %+v %v", resp, err)
+	}
+}
