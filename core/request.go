@@ -29,7 +29,7 @@ type Request struct {
 	frame    netpoll.Frame
 	payload  []byte
 	md       wire.Metadata
-	retains  atomic.Int32 // extra frame references taken by Retain
+	retains  atomic.Int32   // extra frame references taken by Retain
 	channels []boundChannel // bound by the request, in order
 	replyMD  Metadata       // set by SetReplyMetadata: sent with the response of a typed handler
 

@@ -85,8 +85,8 @@ type typedCall[Req, Resp any] struct {
 	resp   Resp
 	codec  Codec
 	buf    []byte
-	wantMD bool     // CallWith: keep the response metadata
-	md     Metadata // the response metadata, when wanted
+	wantMD bool              // CallWith: keep the response metadata
+	md     Metadata          // the response metadata, when wanted
 	decode func(Reply) error // bound once to this typedCall
 }
 
