@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/internal/testcert"
 	"github.com/rove-rpc/rove/internal/testwait"
 	"github.com/rove-rpc/rove/netpoll"
@@ -35,7 +35,7 @@ func TestAcceptSessionByMetadata(t *testing.T) {
 				t.Fatal("session established without the token")
 			}
 			var he *HandshakeError
-			if !errors.Is(err, ErrRejected) || IsRetryable(err) || !errors.As(err, &he) || he.Code != wire.CodeRefused || he.Reason != "bad token" {
+			if !errors.Is(err, ErrRejected) || IsRetryable(err) || !errors.As(err, &he) || he.Code != ReasonCode(wire.CodeRefused) || he.Reason != "bad token" {
 				t.Fatalf("Dial: %v", err)
 			}
 			if s != nil {

@@ -7,7 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
@@ -227,7 +227,7 @@ func (e *InvalidPayloadError) Unwrap() error { return e.Err }
 // by the peer (Remote false: we detected it and told the peer) or reported
 // by the peer (Remote true: it sent us ProtocolError).
 type ProtocolError struct {
-	Code   wire.Code
+	Code   ReasonCode
 	Reason string
 	Remote bool
 }
@@ -246,7 +246,7 @@ func (e *ProtocolError) Is(target error) bool { return target == ErrProtocol }
 // HandshakeError says why a session could not be established.
 type HandshakeError struct {
 	// Code is the peer's Reject code, or the reason we refused.
-	Code   wire.Code
+	Code   ReasonCode
 	Reason string
 	// Rejected is true when the peer refused us with Reject.
 	Rejected bool
@@ -257,7 +257,7 @@ func (e *HandshakeError) Error() string {
 	if e.Rejected {
 		what = "rove: handshake rejected by peer"
 	}
-	if e.Code == wire.CodeNone { // "(none)" would tell the reader nothing
+	if e.Code == ReasonNone { // "(none)" would tell the reader nothing
 		return what + ": " + e.Reason
 	}
 	return fmt.Sprintf("%s (%s): %s", what, e.Code, e.Reason)

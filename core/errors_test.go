@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
@@ -82,10 +82,39 @@ func TestHandshakeErrorText(t *testing.T) {
 		want string
 	}{
 		{&HandshakeError{Reason: "dial: connection refused"}, "rove: handshake failed: dial: connection refused"},
-		{&HandshakeError{Code: wire.CodeVersion, Reason: "no common version", Rejected: true}, "rove: handshake rejected by peer (version): no common version"},
+		{&HandshakeError{Code: ReasonVersion, Reason: "no common version", Rejected: true}, "rove: handshake rejected by peer (version): no common version"},
 	} {
 		if got := c.err.Error(); got != c.want {
 			t.Errorf("%q, want %q", got, c.want)
 		}
+	}
+}
+
+// core's own names for wire values carry the wire's numbers: core/internal/wire
+// stays internal, and the two cannot drift apart.
+func TestCoreTypesMatchTheWire(t *testing.T) {
+	reasons := map[ReasonCode]wire.Code{
+		ReasonNone: wire.CodeNone, ReasonVersion: wire.CodeVersion, ReasonParity: wire.CodeParity,
+		ReasonRefused: wire.CodeRefused, ReasonSettings: wire.CodeSettings, ReasonMalformed: wire.CodeMalformed,
+		ReasonFrameTooLarge: wire.CodeFrameTooLarge, ReasonUnexpected: wire.CodeUnexpected,
+		ReasonWrongParity: wire.CodeWrongParity, ReasonIDInUse: wire.CodeIDInUse, ReasonUnknownConn: wire.CodeUnknownConn,
+		ReasonUnknownChannel: wire.CodeUnknownChannel, ReasonCreditExceeded: wire.CodeCreditExceeded,
+		ReasonTooManyRequests: wire.CodeTooManyRequests, ReasonRootClose: wire.CodeRootClose,
+		ReasonKeepalive: wire.CodeKeepalive, ReasonTooManyChannels: wire.CodeTooManyChannels,
+		ReasonMetadataTooLarge: wire.CodeMetadataTooLarge,
+	}
+	for r, w := range reasons {
+		if uint64(r) != uint64(w) || r.String() != w.String() {
+			t.Errorf("%v is %d, the wire's %v %d", r, r, w, w)
+		}
+	}
+	if ParityOdd != Parity(wire.ParityOdd) || ParityEven != Parity(wire.ParityEven) || ParityOdd.String() != wire.ParityOdd.String() {
+		t.Error("parities")
+	}
+	if Sensitive != MetaFlags(wire.FlagSensitive) || NoPropagate != MetaFlags(wire.FlagNoPropagate) {
+		t.Error("metadata flags")
+	}
+	if StringType != ValueType(wire.ValueString) || BytesType != ValueType(wire.ValueBytes) || U64Type != ValueType(wire.ValueU64) {
+		t.Error("value types")
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
@@ -43,7 +43,7 @@ func TestHelloUnderFrameSizeFloorRejected(t *testing.T) {
 	}
 	waitDone(t, s)
 	var he *HandshakeError
-	if !errors.As(s.Err(), &he) || he.Code != wire.CodeSettings {
+	if !errors.As(s.Err(), &he) || he.Code != ReasonCode(wire.CodeSettings) {
 		t.Fatalf("session ended with %v", s.Err())
 	}
 
@@ -74,7 +74,7 @@ func TestHelloAckUnderFrameSizeFloorRefused(t *testing.T) {
 	}
 	p.send(t, wire.Message{Kind: wire.KindHelloAck, Version: 1, Parity: wire.ParityEven, Settings: wire.Settings{MaxFrameSize: 100}})
 	var he *HandshakeError
-	if err := <-errc; !errors.As(err, &he) || he.Code != wire.CodeSettings {
+	if err := <-errc; !errors.As(err, &he) || he.Code != ReasonCode(wire.CodeSettings) {
 		t.Fatalf("start: %v", err)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
@@ -157,20 +157,20 @@ func (s *session) acceptHello(link *netpoll.Conn, hello helloSeen) bool {
 func (s *session) handleHelloReply(m *wire.Message) bool {
 	switch {
 	case m.Kind == wire.KindReject:
-		s.fail(&HandshakeError{Code: m.Code, Reason: string(m.Payload), Rejected: true})
+		s.fail(&HandshakeError{Code: ReasonCode(m.Code), Reason: string(m.Payload), Rejected: true})
 		return false
 	case m.Kind != wire.KindHelloAck:
-		s.fail(&HandshakeError{Code: wire.CodeUnexpected, Reason: "expected HelloAck, got " + m.Kind.String()})
+		s.fail(&HandshakeError{Code: ReasonUnexpected, Reason: "expected HelloAck, got " + m.Kind.String()})
 		return false
 	case m.Version < wire.MinVersion || m.Version > wire.MaxVersion:
-		s.fail(&HandshakeError{Code: wire.CodeVersion, Reason: "peer chose a version we did not offer"})
+		s.fail(&HandshakeError{Code: ReasonVersion, Reason: "peer chose a version we did not offer"})
 		return false
 	case m.Parity != s.parity.Opposite():
-		s.fail(&HandshakeError{Code: wire.CodeParity, Reason: "peer did not take the opposite parity"})
+		s.fail(&HandshakeError{Code: ReasonParity, Reason: "peer did not take the opposite parity"})
 		return false
 	}
 	if reason := checkPeerFrameSize(m.Settings); reason != "" {
-		s.fail(&HandshakeError{Code: wire.CodeSettings, Reason: reason})
+		s.fail(&HandshakeError{Code: ReasonSettings, Reason: reason})
 		return false
 	}
 	return s.open(m.Settings, metadataFromWire(m.Metadata))
@@ -197,7 +197,7 @@ func (s *session) open(settings wire.Settings, meta Metadata) bool {
 // refuseHello answers an undecodable first frame.
 func (s *session) refuseHello(link *netpoll.Conn, err error) {
 	if s.initiator {
-		s.fail(&HandshakeError{Code: wire.CodeMalformed, Reason: err.Error()})
+		s.fail(&HandshakeError{Code: ReasonMalformed, Reason: err.Error()})
 		return
 	}
 	code := wire.CodeMalformed
@@ -210,7 +210,7 @@ func (s *session) refuseHello(link *netpoll.Conn, err error) {
 // reject refuses the initiator and ends the session.
 func (s *session) reject(link *netpoll.Conn, code wire.Code, reason string) {
 	_ = s.queue(link, &wire.Message{Kind: wire.KindReject, Code: code, Payload: []byte(reason)})
-	s.fail(&HandshakeError{Code: code, Reason: reason})
+	s.fail(&HandshakeError{Code: ReasonCode(code), Reason: reason})
 }
 
 // waitHandshake blocks until the handshake ends, ctx ends, or it times out.

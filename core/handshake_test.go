@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/internal/testwait"
 	"github.com/rove-rpc/rove/netpoll"
 )
@@ -77,7 +77,7 @@ func TestInitiatorSeesReject(t *testing.T) {
 	p.send(t, wire.Message{Kind: wire.KindReject, Code: wire.CodeVersion, Payload: []byte("we speak 9 only")})
 	err := <-errc
 	var he *HandshakeError
-	if !errors.Is(err, ErrHandshake) || !errors.As(err, &he) || !he.Rejected || he.Code != wire.CodeVersion || he.Reason != "we speak 9 only" {
+	if !errors.Is(err, ErrHandshake) || !errors.As(err, &he) || !he.Rejected || he.Code != ReasonCode(wire.CodeVersion) || he.Reason != "we speak 9 only" {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/internal/testwait"
 	"github.com/rove-rpc/rove/netpoll"
 )
@@ -125,7 +125,7 @@ func TestPeerThatStopsReadingIsBounded(t *testing.T) {
 	}
 	waitDone(t, s)
 	var pe *ProtocolError
-	if !errors.As(s.Err(), &pe) || pe.Code != wire.CodeTooManyRequests {
+	if !errors.As(s.Err(), &pe) || pe.Code != ReasonCode(wire.CodeTooManyRequests) {
 		t.Fatalf("session ended with %v, want a too-many-requests violation", s.Err())
 	}
 }

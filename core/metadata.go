@@ -6,20 +6,30 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 )
 
 // MetaFlags are per-entry metadata flags (spec rule 23). Bits Rove does not
 // define are preserved when metadata is forwarded.
-type MetaFlags = wire.MetaFlags
+type MetaFlags uint64
 
 // Metadata flags.
 const (
 	// Sensitive values are never logged, printed or put in error text:
 	// String shows them as "<redacted>".
-	Sensitive = wire.FlagSensitive
+	Sensitive MetaFlags = 1 << 0
 	// NoPropagate entries are dropped by Forward.
-	NoPropagate = wire.FlagNoPropagate
+	NoPropagate MetaFlags = 1 << 1
+)
+
+// ValueType is the type of a metadata value.
+type ValueType uint8
+
+// Metadata value types, numbered as on the wire.
+const (
+	StringType ValueType = 0 // UTF-8 text
+	BytesType  ValueType = 1 // opaque bytes
+	U64Type    ValueType = 2 // an unsigned 64-bit integer
 )
 
 // MetaValue is a metadata value: a string, bytes or an unsigned integer.
@@ -39,8 +49,8 @@ func BytesValue(b []byte) MetaValue { return MetaValue{typ: wire.ValueBytes, b: 
 // U64Value makes an unsigned integer value.
 func U64Value(u uint64) MetaValue { return MetaValue{typ: wire.ValueU64, u: u} }
 
-// Type returns the value's wire type.
-func (v MetaValue) Type() wire.ValueType { return v.typ }
+// Type returns the value's type.
+func (v MetaValue) Type() ValueType { return ValueType(v.typ) }
 
 // Str returns a string value ("" for other types).
 func (v MetaValue) Str() string { return v.s }
@@ -129,7 +139,7 @@ func (m Metadata) GoString() string { return "core.Metadata" + m.String() }
 // appendWire appends the entries in wire form.
 func (m Metadata) appendWire(raw []byte) []byte {
 	for _, e := range m {
-		we := wire.Entry{Key: []byte(e.Key), Type: e.Value.typ, Flags: e.Flags, U64: e.Value.u}
+		we := wire.Entry{Key: []byte(e.Key), Type: e.Value.typ, Flags: wire.MetaFlags(e.Flags), U64: e.Value.u}
 		switch e.Value.typ {
 		case wire.ValueString:
 			we.Value = []byte(e.Value.s)
@@ -166,7 +176,7 @@ func metadataFromWire(w wire.Metadata) Metadata {
 		case wire.ValueBytes:
 			v.b = append([]byte(nil), e.Value...)
 		}
-		out = append(out, MetaEntry{Key: string(e.Key), Value: v, Flags: e.Flags})
+		out = append(out, MetaEntry{Key: string(e.Key), Value: v, Flags: MetaFlags(e.Flags)})
 	}
 	return out
 }

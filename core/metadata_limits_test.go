@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 )
 
 // manyEntries encodes n empty entries (4 bytes each).

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/internal/testwait"
 )
 

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
@@ -84,7 +84,7 @@ func newSession(initiator bool, opts Options, pool *workers) *session {
 	s.root = newConn(s, 0, s.parity, opts.Router, opts.MaxConcurrentRequests)
 	s.closeMu.Lock() // the timer may fire before the assignment is done
 	s.hsTimer = time.AfterFunc(opts.HandshakeTimeout, func() {
-		s.fail(&HandshakeError{Code: wire.CodeNone, Reason: "timed out after " + opts.HandshakeTimeout.String()})
+		s.fail(&HandshakeError{Code: ReasonNone, Reason: "timed out after " + opts.HandshakeTimeout.String()})
 	})
 	s.closeMu.Unlock()
 	return s
@@ -282,7 +282,7 @@ func (s *session) violation(link *netpoll.Conn, code wire.Code, reason string) {
 	if s.Err() == nil {
 		_ = s.queue(link, &wire.Message{Kind: wire.KindProtocolError, Code: code, Payload: []byte(reason)})
 	}
-	s.fail(&ProtocolError{Code: code, Reason: reason})
+	s.fail(&ProtocolError{Code: ReasonCode(code), Reason: reason})
 }
 
 // fail tears the session down with err; the first error wins (rule 33).
@@ -475,7 +475,7 @@ func (s *session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message)
 			close(s.goAway)
 		}
 	case wire.KindProtocolError:
-		s.fail(&ProtocolError{Code: m.Code, Reason: string(m.Payload), Remote: true})
+		s.fail(&ProtocolError{Code: ReasonCode(m.Code), Reason: string(m.Payload), Remote: true})
 		return false
 	case wire.KindOpenConn, wire.KindAcceptConn, wire.KindRejectConn, wire.KindCloseConn:
 		return s.dispatchConn(link, m)

@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
@@ -47,7 +47,7 @@ func (it Item) Release() { it.frame.Release() }
 
 // NewTx makes a channel this peer will send on, to bind to a call
 // (CallOptions.Channels): the callee receives. window is the receiver's
-// initial credit (0 to wire.MaxWindow; DefaultWindow is a good start).
+// initial credit (0 to 65536, more is clamped; DefaultWindow is a good start).
 // Sends wait until the call's request has gone out.
 func (c *conn) NewTx(window int) *RawTx {
 	st := newChanState(c, c.chans.alloc(c.parity), true, clampWindow(window))

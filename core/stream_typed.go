@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 )
 
 // Tx is a typed sending end: items are encoded with a Codec (SonicCodec

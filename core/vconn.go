@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
@@ -30,7 +30,7 @@ type ConnOptions struct {
 	// Parity, for OpenConn only: this side's parity for request and
 	// channel ids on the connection. 0: the session's. (An acceptor always
 	// takes the opposite of the opener's.)
-	Parity wire.Parity
+	Parity Parity
 	// Relay turns the connection into a relay: every call and channel
 	// message that arrives on it is forwarded to Relay (a virtual
 	// connection, usually of another session) with only the connection id
@@ -48,7 +48,7 @@ type ConnRequest struct {
 	ID       uint64
 	Metadata Metadata
 	// Parity is the opener's parity for ids on the connection.
-	Parity wire.Parity
+	Parity Parity
 	// PeerLimit is the opener's MaxConcurrentRequests (0: none given).
 	PeerLimit uint64
 	// Conn is the connection being decided on. Until accepted it can only
@@ -64,7 +64,7 @@ type AcceptConnFunc func(ctx context.Context, req ConnRequest) (ConnOptions, err
 
 // ConnRejectedError is OpenConn's error when the peer refused.
 type ConnRejectedError struct {
-	Code     wire.Code
+	Code     ReasonCode
 	Reason   string
 	Metadata Metadata
 }
@@ -101,8 +101,8 @@ func (s *session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error)
 	}
 	id := s.parity.First() + 2*(s.nextConn.Add(1)-1)
 	parity := s.parity
-	if opts.Parity.Valid() {
-		parity = opts.Parity
+	if p := wire.Parity(opts.Parity); p.Valid() {
+		parity = p
 	}
 	c := newConn(s, id, parity, opts.Router, opts.limit(s))
 	c.relay, c.relayHold = opts.Relay.inner(), opts.Relay
@@ -194,7 +194,7 @@ func (s *session) dispatchConn(link *netpoll.Conn, m *wire.Message) bool {
 		}
 		if m.Kind == wire.KindRejectConn {
 			s.forget(c)
-			c.opened <- &ConnRejectedError{Code: m.Code, Reason: string(m.Payload), Metadata: metadataFromWire(m.Metadata)}
+			c.opened <- &ConnRejectedError{Code: ReasonCode(m.Code), Reason: string(m.Payload), Metadata: metadataFromWire(m.Metadata)}
 			return true
 		}
 		if m.Parity != c.parity.Opposite() {
@@ -261,7 +261,7 @@ func (s *session) peerOpens(link *netpoll.Conn, existing *conn, m *wire.Message)
 	c := newConn(s, m.Conn, m.Parity.Opposite(), nil, 0)
 	c.state.Store(connAccepting)
 	s.vconns.Store(m.Conn, c)
-	req := ConnRequest{ID: m.Conn, Metadata: metadataFromWire(m.Metadata), Parity: m.Parity, PeerLimit: m.Settings.MaxConcurrentRequests, Conn: c.pub}
+	req := ConnRequest{ID: m.Conn, Metadata: metadataFromWire(m.Metadata), Parity: Parity(m.Parity), PeerLimit: m.Settings.MaxConcurrentRequests, Conn: c.pub}
 	peerLimit := m.Settings.MaxConcurrentRequests
 	s.active.add() // the acceptor is waited for like a handler
 	go s.accept(c, req, peerLimit)

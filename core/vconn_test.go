@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/internal/testwait"
 )
 
@@ -64,14 +64,14 @@ func TestVirtualConnRefused(t *testing.T) {
 	client, server := transports()[0].pair(t, Options{}, Options{AcceptConn: acceptWith(nil, nil), MaxVirtualConns: 1})
 	_, err := client.OpenConn(context.Background(), ConnOptions{Metadata: Metadata{}.Add("deny", StringValue("no"), 0)})
 	var rej *ConnRejectedError
-	if !errors.As(err, &rej) || rej.Code != wire.CodeRefused || rej.Reason != "denied: no" {
+	if !errors.As(err, &rej) || rej.Code != ReasonCode(wire.CodeRefused) || rej.Reason != "denied: no" {
 		t.Fatalf("acceptor refusal: %v", err)
 	}
 	c, err := client.OpenConn(context.Background(), ConnOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.OpenConn(context.Background(), ConnOptions{}); !errors.As(err, &rej) || rej.Code != wire.CodeRefused {
+	if _, err := client.OpenConn(context.Background(), ConnOptions{}); !errors.As(err, &rej) || rej.Code != ReasonCode(wire.CodeRefused) {
 		t.Fatalf("over the peer's limit: %v", err)
 	}
 	c.Close()

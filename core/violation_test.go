@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/rove-rpc/rove/core/wire"
+	"github.com/rove-rpc/rove/core/internal/wire"
 )
 
 // spec:5 every protocol violation by the peer gets a ProtocolError with a
@@ -72,7 +72,7 @@ func TestViolationsTearDown(t *testing.T) {
 			}
 			waitDone(t, s)
 			var pe *ProtocolError
-			if !errors.As(s.Err(), &pe) || pe.Code != c.code || pe.Remote {
+			if !errors.As(s.Err(), &pe) || pe.Code != ReasonCode(c.code) || pe.Remote {
 				t.Fatalf("session error %v", s.Err())
 			}
 		})
@@ -86,7 +86,7 @@ func TestRemoteProtocolError(t *testing.T) {
 	p.send(t, wire.Message{Kind: wire.KindProtocolError, Code: wire.CodeCreditExceeded, Payload: []byte("you sent too much")})
 	waitDone(t, s)
 	var pe *ProtocolError
-	if !errors.As(s.Err(), &pe) || !pe.Remote || pe.Code != wire.CodeCreditExceeded || !errors.Is(s.Err(), ErrProtocol) {
+	if !errors.As(s.Err(), &pe) || !pe.Remote || pe.Code != ReasonCode(wire.CodeCreditExceeded) || !errors.Is(s.Err(), ErrProtocol) {
 		t.Fatalf("got %v", s.Err())
 	}
 }
