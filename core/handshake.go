@@ -184,13 +184,15 @@ func (s *session) open(settings wire.Settings, meta Metadata) bool {
 	s.maxFrame.Store(int64(min(s.linkMaxFrame(), peerMaxFrame(settings))))
 	s.root.setPeerLimit(settings.MaxConcurrentRequests)
 	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
 	if !s.state.CompareAndSwap(stateHandshake, stateOpen) {
+		s.closeMu.Unlock()
 		return false
 	}
 	s.hsTimer.Stop()
 	close(s.hsDone)
 	s.startKeepaliveLocked()
+	s.closeMu.Unlock()
+	s.reportOpen()
 	return true
 }
 

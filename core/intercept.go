@@ -41,6 +41,9 @@ func (r *Request) serveIntercepted(ctx context.Context, ics []ServerInterceptor,
 
 // invoke makes a call on c under the session's call interceptors.
 func (c *conn) invoke(ctx context.Context, m Method, req []byte, opts *CallOptions, fn func(Reply) error) error {
+	if st := c.s.opts.Stats; st != nil {
+		return c.invokeMeasured(ctx, st, m, req, opts, fn)
+	}
 	ics := c.s.opts.CallInterceptors
 	if len(ics) == 0 {
 		return c.call(ctx, m.ID, req, opts, fn)

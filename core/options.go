@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/rove-rpc/rove/netpoll"
@@ -85,6 +86,14 @@ type Options struct {
 	// its interceptors. See ServerInterceptor and CallInterceptor.
 	ServerInterceptors []ServerInterceptor
 	CallInterceptors   []CallInterceptor
+	// Logger, if set, is told of lifecycle events: sessions opening
+	// (Debug) and ending (Info, Warn for a protocol violation, Debug for
+	// a local Close) with their cause, and handler panics (Error). Calls
+	// are not logged: use an interceptor. nil: the library says nothing.
+	Logger *slog.Logger
+	// Stats, if set, is told of every call served or made and of the
+	// session's start and end (see StatsHandler). nil: nothing is measured.
+	Stats StatsHandler
 	// ProfileLabels runs every handler under pprof labels service=<name>
 	// and method=<name>, so a CPU profile can be split per method (go tool
 	// pprof -tagfocus). It costs an allocation or two per call.

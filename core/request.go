@@ -30,14 +30,17 @@ type Request struct {
 	payload  []byte
 	md       wire.Metadata
 	retains  atomic.Int32   // extra frame references taken by Retain
+	respLen  int32          // the response payload's size, for Options.Stats (set by respond)
 	channels []boundChannel // bound by the request, in order
 	replyMD  Metadata       // set by SetReplyMetadata: sent with the response of a typed handler
 
-	replied atomic.Bool
-	left    atomic.Bool // out of the inbound table
-	onLoop  bool        // answered from the reading goroutine: responses must never block
-	pooled  bool        // Conn.spare's: valid only while an inline handler runs
-	next    *Request    // the workers' queue link (workers.mu)
+	replied    atomic.Bool
+	left       atomic.Bool // out of the inbound table
+	onLoop     bool        // answered from the reading goroutine: responses must never block
+	pooled     bool        // Conn.spare's: valid only while an inline handler runs
+	respSent   bool        // respond queued a response (for Options.Stats)
+	respStatus wire.Status // its status
+	next       *Request    // the workers' queue link (workers.mu)
 
 	// context
 	mu       sync.Mutex
@@ -169,6 +172,11 @@ func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error
 	if limit := r.conn.s.sendMax(); len(*buf) > limit {
 		*buf = appendFittingResponse((*buf)[:0], &msg, limit)
 	}
+	if r.conn.s.opts.Stats != nil {
+		r.mu.Lock() // a handler's goroutine may reply while run reports
+		r.respLen, r.respStatus, r.respSent = int32(len(payload)), status, true
+		r.mu.Unlock()
+	}
 	link := r.conn.s.link.Load()
 	commit := (*leaveOnCommit)(r)
 	var err error
@@ -293,6 +301,9 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 func (r *Request) refuse(status wire.Status, reason []byte) {
 	r.releaseUntakenChannels()
 	r.finish(status, reason, true)
+	if st := r.conn.s.opts.Stats; st != nil {
+		r.reportServed(st, time.Now(), nil)
+	}
 }
 
 // recycle keeps an inline handler's Request for the connection's next
@@ -314,6 +325,7 @@ func (r *Request) recycle() {
 	r.conn, r.route, r.frame, r.payload, r.md, r.channels, r.replyMD = nil, nil, netpoll.Frame{}, nil, wire.Metadata{}, nil, nil
 	r.replied.Store(false)
 	r.left.Store(false)
+	r.respLen, r.respStatus, r.respSent = 0, 0, false
 	r.mu.Lock()
 	r.doneCh, r.err = nil, nil
 	r.mu.Unlock()
@@ -324,6 +336,11 @@ func (r *Request) recycle() {
 func (r *Request) run() {
 	defer r.conn.s.active.done()
 	var err error
+	var start time.Time
+	stats := r.conn.s.opts.Stats
+	if stats != nil {
+		start = time.Now()
+	}
 	panicked := true
 	func() {
 		defer func() {
@@ -344,16 +361,24 @@ func (r *Request) run() {
 		}
 		panicked = false
 	}()
+	if panicked {
+		if lg := r.conn.s.opts.Logger; lg != nil {
+			lg.Error("rove: handler panicked", "method", r.Method(), "error", err)
+		}
+	}
 	r.releaseUntakenChannels()
 	if r.replied.Load() || r.Cause() == ErrConnectionClosed {
 		// Answered already, or torn down: the caller learns from the link
 		// ending (ConnectionClosed, retryable), not from a Cancelled that
 		// would say the call was given up.
 		r.finish(0, nil, false)
-		return
+	} else {
+		status, payload := r.outcome(err, panicked)
+		r.finish(status, payload, true)
 	}
-	status, payload := r.outcome(err, panicked)
-	r.finish(status, payload, true)
+	if stats != nil {
+		r.reportServed(stats, start, err)
+	}
 }
 
 // outcome maps how the handler ended to a response.

@@ -343,6 +343,7 @@ func (s *session) fail(err error) {
 		if s.ownPool {
 			s.workers.release()
 		}
+		s.reportEnd()
 		if s.onEnd != nil {
 			s.onEnd(s)
 		}
