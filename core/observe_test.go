@@ -20,13 +20,21 @@ type recordingStats struct {
 	endInfos []SessionInfo
 }
 
-func (r *recordingStats) SessionStart(i SessionInfo) { r.mu.Lock(); r.starts = append(r.starts, i); r.mu.Unlock() }
+func (r *recordingStats) SessionStart(i SessionInfo) {
+	r.mu.Lock()
+	r.starts = append(r.starts, i)
+	r.mu.Unlock()
+}
 func (r *recordingStats) SessionEnd(i SessionInfo, err error) {
 	r.mu.Lock()
 	r.ends, r.endInfos = append(r.ends, err), append(r.endInfos, i)
 	r.mu.Unlock()
 }
-func (r *recordingStats) CallEnd(c CallStats) { r.mu.Lock(); r.calls = append(r.calls, c); r.mu.Unlock() }
+func (r *recordingStats) CallEnd(c CallStats) {
+	r.mu.Lock()
+	r.calls = append(r.calls, c)
+	r.mu.Unlock()
+}
 
 func (r *recordingStats) snapshot() ([]CallStats, int, []error) {
 	r.mu.Lock()
@@ -139,5 +147,9 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string            { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
