@@ -73,6 +73,29 @@ type chanState struct {
 	peerDone bool          // Rx: the sender closed. Tx: the receiver reset
 	ourDone  bool          // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
 	err      error         // the connection ended
+	doneCh   chan struct{} // Tx.Done: made on first use, closed once peerDone or err
+	doneShut bool          // doneCh is closed
+}
+
+// done returns a channel closed once the receiver has reset the channel
+// or its connection ended (for a Tx: no Send can succeed after).
+func (st *chanState) done() <-chan struct{} {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.doneCh == nil {
+		st.doneCh = make(chan struct{})
+		if st.peerDone || st.err != nil {
+			st.shutDoneLocked()
+		}
+	}
+	return st.doneCh
+}
+
+func (st *chanState) shutDoneLocked() {
+	if st.doneCh != nil && !st.doneShut {
+		st.doneShut = true
+		close(st.doneCh)
+	}
 }
 
 type rxItem struct {
@@ -241,6 +264,7 @@ func (st *chanState) peerReset(link *netpoll.Conn) {
 	st.mu.Lock()
 	already := st.ourDone
 	st.peerDone, st.ourDone = true, true
+	st.shutDoneLocked()
 	st.mu.Unlock()
 	st.forget()
 	signal(st.creditWake)
@@ -261,6 +285,7 @@ func (st *chanState) end(err error) {
 	if st.err == nil {
 		st.err = err
 	}
+	st.shutDoneLocked()
 	st.mu.Unlock()
 	st.dropQueue()
 	signal(st.notify)

@@ -257,3 +257,52 @@ func TestFailedGrantIsSentAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// spec:25 Tx.Done tells a sender that waits on something else that the
+// receiver has reset the channel (or the connection ended): a handler
+// streaming events as they happen stops at once, not at its next Send.
+func TestTxDoneOnReset(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		watch := NewMethod("test", "watch")
+		stopped := make(chan error, 1)
+		r := NewRouter()
+		r.Handle(watch, func(ctx context.Context, req *Request) error {
+			tx, err := req.Tx(0)
+			if err != nil {
+				return err
+			}
+			defer tx.Close()
+			if err := req.Reply(nil, nil); err != nil {
+				return err
+			}
+			if err := tx.Send(ctx, []byte("first")); err != nil {
+				return err
+			}
+			select {
+			case <-tx.Done(): // no more events would come for an hour
+				stopped <- tx.Send(ctx, []byte("late"))
+			case <-time.After(time.Hour):
+			}
+			return nil
+		})
+		client, _ := tr.pair(t, Options{}, Options{Router: r})
+		cl := client.Caller()
+		defer cl.Close()
+		rx := cl.Conn().NewRx(4)
+		if err := cl.Call(context.Background(), watch, nil, &CallOptions{Channels: []Channel{rx}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if it, err := rx.Recv(context.Background()); err != nil || string(it.Payload) != "first" {
+			t.Fatalf("first item: %v", err)
+		}
+		rx.Reset()
+		select {
+		case err := <-stopped:
+			if err == nil {
+				t.Fatal("a Send after Done succeeded")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the handler never saw the reset")
+		}
+	})
+}

@@ -1,8 +1,11 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"runtime/pprof"
+	"slices"
+	"strings"
 
 	"github.com/puzpuzpuz/xsync/v3"
 )
@@ -54,6 +57,26 @@ func (r *Router) Handle(m Method, h HandlerFunc) { r.routes.Store(m.ID, newRoute
 // not hand them to other goroutines; Request.Retain still keeps the payload.
 func (r *Router) HandleInline(m Method, h HandlerFunc) {
 	r.routes.Store(m.ID, newRoute(m, h, true))
+}
+
+// Methods returns the methods registered, sorted by service and name
+// (a method registered by id alone has empty names).
+func (r *Router) Methods() []Method {
+	var out []Method
+	r.routes.Range(func(_ uint64, rt *route) bool {
+		out = append(out, rt.method)
+		return true
+	})
+	slices.SortFunc(out, func(a, b Method) int {
+		if c := strings.Compare(a.Service, b.Service); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out
 }
 
 func (r *Router) lookup(id uint64) *route {

@@ -193,6 +193,11 @@ func (st *chanState) txErr() error {
 // Credit returns the items the channel may send now without waiting.
 func (tx *RawTx) Credit() int64 { return tx.st.credit.Load() }
 
+// Done is closed once the receiver has reset the channel (it wants no
+// more items) or the connection has ended: a sender that waits for
+// something else to send can wait on it too, and stop.
+func (tx *RawTx) Done() <-chan struct{} { return tx.st.done() }
+
 // Close ends the channel: the receiver gets every item sent before, then
 // the end (rule 25). Idempotent.
 func (tx *RawTx) Close() error {

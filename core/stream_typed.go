@@ -68,6 +68,10 @@ func (t *Tx[T]) Send(ctx context.Context, v T) error {
 	return err
 }
 
+// Done is closed once the receiver has reset the channel or the
+// connection has ended (see RawTx.Done).
+func (t *Tx[T]) Done() <-chan struct{} { return t.raw.Done() }
+
 // Close ends the channel (see RawTx.Close).
 func (t *Tx[T]) Close() error { return t.raw.Close() }
 
