@@ -1,0 +1,161 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+type rangeReq struct{ From, To int }
+type num struct{ N int }
+type total struct{ Sum, Count int }
+
+// A server-streaming method: items in order, then io.EOF; a handler's
+// error (with its code) after the items it sent; Close stops a handler
+// that waits for more to send.
+func TestServerStreamMethod(t *testing.T) {
+	count := NewServerStream[rangeReq, num]("test", "count")
+	stopped := make(chan struct{})
+	r := NewRouter()
+	count.Handle(r, func(ctx context.Context, req rangeReq, out *Tx[num]) error {
+		for i := req.From; i < req.To; i++ {
+			if err := out.Send(ctx, num{i}); err != nil {
+				return err
+			}
+		}
+		switch {
+		case req.To < 0:
+			return Errorf(InvalidArgument, "to %d", req.To)
+		case req.To == 100: // a watch that never ends on its own
+			<-out.Done()
+			close(stopped)
+		}
+		return nil
+	})
+	eachTransport(t, func(t *testing.T, tr transport) {
+		client, _ := tr.pair(t, Options{}, Options{Router: r})
+		cl := client.Caller()
+		defer cl.Close()
+		ctx := context.Background()
+
+		s, err := count.Call(ctx, cl, rangeReq{From: 3, To: 7}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for {
+			v, err := s.Recv(ctx)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, v.N)
+		}
+		if len(got) != 4 || got[0] != 3 || got[3] != 6 {
+			t.Fatalf("items %v", got)
+		}
+
+		s, _ = count.Call(ctx, cl, rangeReq{From: 0, To: -1}, nil)
+		if _, err := s.Recv(ctx); CodeOf(err) != InvalidArgument {
+			t.Fatalf("error outcome: %v", err)
+		}
+	})
+	// Close ends a stream the handler would keep open.
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	s, _ := count.Call(context.Background(), cl, rangeReq{From: 99, To: 100}, nil)
+	if v, err := s.Recv(context.Background()); err != nil || v.N != 99 {
+		t.Fatalf("%v %v", v, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler never learned the caller stopped")
+	}
+}
+
+// A client-streaming method sums what the caller sends.
+func TestClientStreamMethod(t *testing.T) {
+	sum := NewClientStream[num, total]("test", "sum")
+	r := NewRouter()
+	sum.Handle(r, func(ctx context.Context, in *Rx[num]) (total, error) {
+		var t total
+		for {
+			v, err := in.Recv(ctx)
+			if errors.Is(err, io.EOF) {
+				return t, nil
+			}
+			if err != nil {
+				return t, err
+			}
+			if v.N < 0 {
+				return t, Errorf(OutOfRange, "negative %d", v.N)
+			}
+			t.Sum, t.Count = t.Sum+v.N, t.Count+1
+		}
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	ctx := context.Background()
+	s := sum.Call(ctx, cl, nil)
+	for i := 1; i <= 100; i++ {
+		if err := s.Send(ctx, num{i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.CloseAndRecv(); err != nil || got != (total{Sum: 5050, Count: 100}) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	s = sum.Call(ctx, cl, nil)
+	_ = s.Send(ctx, num{-1})
+	if _, err := s.CloseAndRecv(); CodeOf(err) != OutOfRange {
+		t.Fatalf("error outcome: %v", err)
+	}
+}
+
+// A bidirectional method answers each item as it comes.
+func TestBidiStreamMethod(t *testing.T) {
+	shout := NewBidiStream[string, string]("test", "shout")
+	r := NewRouter()
+	shout.Handle(r, func(ctx context.Context, in *Rx[string], out *Tx[string]) error {
+		for {
+			v, err := in.Recv(ctx)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := out.Send(ctx, strings.ToUpper(v)); err != nil {
+				return err
+			}
+		}
+	})
+	client, _ := transports()[1].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	ctx := context.Background()
+	s := shout.Call(ctx, cl, &CallOptions{Metadata: Metadata{}.Add("k", StringValue("v"), 0)})
+	for _, w := range []string{"a", "bc", "def"} {
+		if err := s.Send(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Recv(ctx); err != nil || got != strings.ToUpper(w) {
+			t.Fatalf("%q %v", got, err)
+		}
+	}
+	s.CloseSend()
+	if _, err := s.Recv(ctx); !errors.Is(err, io.EOF) {
+		t.Fatalf("end: %v", err)
+	}
+}
