@@ -55,6 +55,20 @@ func (v MetaValue) Type() ValueType { return ValueType(v.typ) }
 // Str returns a string value ("" for other types).
 func (v MetaValue) Str() string { return v.s }
 
+// String returns the value as text: a string value as it is, a bytes
+// value as the bytes, an integer in decimal. (It does not know whether its
+// entry is Sensitive: print Metadata, which redacts, not its values.)
+func (v MetaValue) String() string {
+	switch v.typ {
+	case wire.ValueString:
+		return v.s
+	case wire.ValueBytes:
+		return string(v.b)
+	default:
+		return strconv.FormatUint(v.u, 10)
+	}
+}
+
 // Bytes returns a bytes value (nil for other types).
 func (v MetaValue) Bytes() []byte { return v.b }
 

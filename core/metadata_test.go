@@ -64,3 +64,15 @@ func TestMetadataSensitiveAndForward(t *testing.T) {
 		t.Fatalf("unknown flag bits lost: %b", fw[2].Flags)
 	}
 }
+
+// MetaValue.String gives any value as text.
+func TestMetaValueString(t *testing.T) {
+	for _, c := range []struct {
+		v    MetaValue
+		want string
+	}{{StringValue("abc"), "abc"}, {BytesValue([]byte("xy")), "xy"}, {U64Value(42), "42"}} {
+		if got := c.v.String(); got != c.want {
+			t.Errorf("%v: %q, want %q", c.v.Type(), got, c.want)
+		}
+	}
+}
