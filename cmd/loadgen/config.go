@@ -29,6 +29,10 @@ type config struct {
 	items     int      // stream: items per call
 	window    int      // stream: channel credit window
 	metadata  []string // key=value
+	method    string   // -method: load a service's method instead of loadgen's echo
+	data      string   // -data: JSON request (or @file), {{counter}} templated
+	dataFile  string   // -data-file: raw request bytes
+	dataLines string   // -data-lines: JSON requests, one per line, in turn
 	transport string
 	target    string // empty: embedded server
 	handler   string // embedded server: inline or pool
@@ -109,6 +113,10 @@ func parseRun(args []string, stderr io.Writer) (*config, *flag.FlagSet, error) {
 		c.metadata = append(c.metadata, s)
 		return nil
 	})
+	fs.StringVar(&c.method, "method", "", "load this `service/Method` of the -target (as core.NewMethod names it) instead of loadgen's echo; success is an OK response")
+	fs.StringVar(&c.data, "data", "", "the request as `JSON` (typed methods take JSON) or @file; {{counter}} in it becomes the call's number")
+	fs.StringVar(&c.dataFile, "data-file", "", "the request as the raw bytes of `file` (a raw method)")
+	fs.StringVar(&c.dataLines, "data-lines", "", "requests from `file`, one JSON value per line, used in turn")
 	fs.StringVar(&c.transport, "transport", "gnet", transportUsage)
 	fs.StringVar(&c.target, "target", "", "load a remote server at `host:port` (started with loadgen serve) instead of an embedded one")
 	fs.StringVar(&c.handler, "handler", "inline", "embedded server's echo handler: inline (on the event loop) or pool (goroutine pool)")
@@ -186,6 +194,19 @@ func (c *config) validate(set map[string]bool) error {
 		return usageErr("-labels configures the embedded server; with -target use loadgen serve -labels")
 	case c.every < 0:
 		return usageErr("-every must not be negative")
+	case c.method != "" && c.target == "":
+		return usageErr("-method loads a service of yours: give its address with -target (the embedded server serves only loadgen's echo)")
+	case c.method != "" && c.workload != "unary":
+		return usageErr("-method makes unary calls: -workload stream and mixed stream from loadgen's own server")
+	case btoi(c.data != "")+btoi(c.dataFile != "")+btoi(c.dataLines != "") > 1:
+		return usageErr("-data, -data-file and -data-lines contradict each other: give one")
+	case set["payload"] && (c.data != "" || c.dataFile != "" || c.dataLines != ""):
+		return usageErr("-payload and -data* contradict each other: the request is one or the other")
+	}
+	if c.method != "" {
+		if _, err := parseMethod(c.method); err != nil {
+			return usageErr("-method: %v", err)
+		}
 	}
 	if c.rate.ramp() {
 		c.duration = c.rate.over
@@ -243,4 +264,11 @@ Flags:
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

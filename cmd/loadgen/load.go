@@ -122,7 +122,8 @@ type load struct {
 	callers  []*core.Caller
 	sessions []*core.Session
 	rec      *recorder
-	payload  []byte
+	reqs     *requests
+	method   core.Method // mEcho, or -method
 	md       core.Metadata
 	issued   atomic.Int64  // measured sends
 	items    atomic.Int64  // stream items received (measured or not)
@@ -162,8 +163,11 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*result, error
 	}
 
 	l := newLoad(cfg)
-	for i := range l.payload {
-		l.payload[i] = byte(i)
+	if l.reqs, err = newRequests(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.method != "" {
+		l.method, _ = parseMethod(cfg.method) // validated with the flags
 	}
 	for _, kv := range cfg.metadata {
 		k, v, _ := strings.Cut(kv, "=")
@@ -190,7 +194,8 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*result, error
 }
 
 func newLoad(cfg *config) *load {
-	l := &load{cfg: cfg, rec: newRecorder(16), payload: make([]byte, cfg.payload), sched: newSchedule(cfg.rate), spent: make(chan struct{})}
+	l := &load{cfg: cfg, rec: newRecorder(16), method: mEcho, sched: newSchedule(cfg.rate), spent: make(chan struct{})}
+	l.reqs = &requests{fixed: make([]byte, cfg.payload)}
 	l.calls, l.abandon = context.WithCancel(context.Background())
 	return l
 }
@@ -293,7 +298,7 @@ func (l *load) echo(w int) error {
 	if len(l.md) > 0 {
 		opts = &core.CallOptions{Metadata: l.md}
 	}
-	return l.callers[w%len(l.callers)].Call(ctx, mEcho, l.payload, opts, nil)
+	return l.callers[w%len(l.callers)].Call(ctx, l.method, l.reqs.next(), opts, nil)
 }
 
 // measure runs the warm-up and the measured phase, collecting intervals.
@@ -551,5 +556,6 @@ func errKind(err error) string {
 			return k.name
 		}
 	}
-	return "other"
+	// An application error: its canonical code (NotFound, ...).
+	return core.CodeOf(err).String()
 }

@@ -71,6 +71,20 @@ func (c *config) describe() string {
 		model = fmt.Sprintf("open loop: %s on %d conns (at most %d in flight each)", c.rate, c.conns, c.inflight)
 	}
 	what := fmt.Sprintf("%d B echo", c.payload)
+	switch {
+	case c.method != "":
+		what = "calls of " + c.method
+	case c.data != "" || c.dataFile != "" || c.dataLines != "":
+		what = "echo"
+	}
+	switch {
+	case c.dataLines != "":
+		what += " (requests from " + c.dataLines + ")"
+	case c.dataFile != "":
+		what += " (request from " + c.dataFile + ")"
+	case c.data != "":
+		what += " (request -data)"
+	}
 	switch c.workload {
 	case "stream":
 		what = fmt.Sprintf("streams of %d x %d B items (window %d)", c.items, c.payload, c.window)
