@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"errors"
@@ -33,6 +33,7 @@ type config struct {
 	data      string   // -data: JSON request (or @file), {{counter}} templated
 	dataFile  string   // -data-file: raw request bytes
 	dataLines string   // -data-lines: JSON requests, one per line, in turn
+	custom    *Test    // Run: a Test makes the calls (no server, no sessions)
 	transport string
 	target    string // empty: embedded server
 	handler   string // embedded server: inline or pool

@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"encoding/csv"
@@ -72,6 +72,8 @@ func (c *config) describe() string {
 	}
 	what := fmt.Sprintf("%d B echo", c.payload)
 	switch {
+	case c.custom != nil:
+		what = describeCustom(c.custom)
 	case c.method != "":
 		what = "calls of " + c.method
 	case c.data != "" || c.dataFile != "" || c.dataLines != "":
@@ -90,6 +92,9 @@ func (c *config) describe() string {
 		what = fmt.Sprintf("streams of %d x %d B items (window %d)", c.items, c.payload, c.window)
 	case "mixed":
 		what = fmt.Sprintf("%d B echo and streams of %d items (window %d)", c.payload, c.items, c.window)
+	}
+	if c.custom != nil {
+		return fmt.Sprintf("%s, %s", what, model)
 	}
 	return fmt.Sprintf("%s %s, %s, %s", c.workload, what, model, c.transport)
 }

@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"context"
@@ -151,6 +151,17 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*result, error
 	defer prof.Stop()
 
 	res := &result{cfg: cfg, target: cfg.target}
+	if cfg.custom != nil {
+		l := newLoad(cfg)
+		l.callFn = func(w int) error {
+			ctx, cancel := l.callCtx()
+			defer cancel()
+			return cfg.custom.Call(ctx, w)
+		}
+		res.target = "loadtest.Test (its Call makes the requests)"
+		l.measure(ctx, res, stderr)
+		return res, nil
+	}
 	addr := cfg.target
 	if addr == "" {
 		srv, err := startServer(cfg.transport, "127.0.0.1:0", cfg.handler == "inline", cfg.inflight, cfg.labels)

@@ -1,0 +1,54 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rove-rpc/rove/core"
+)
+
+// A load test written as code runs under loadgen's load model and
+// outputs: every call is counted, failures by their kind.
+func TestRunGoTest(t *testing.T) {
+	var calls atomic.Int64
+	test := Test{Name: "a fake service", Call: func(ctx context.Context, worker int) error {
+		n := calls.Add(1)
+		if n%10 == 0 {
+			return core.Errorf(core.ResourceExhausted, "every tenth")
+		}
+		return nil
+	}}
+	out := filepath.Join(t.TempDir(), "r.json")
+	var stdout, stderr bytes.Buffer
+	code := Run(test, []string{"-n", "1000", "-c", "2", "-inflight", "4", "-warmup", "0s", "-quiet", "-json", out}, &stdout, &stderr)
+	if code != 0 || !strings.Contains(stdout.String(), "calls of a fake service, closed loop: 2 conns x 4 in flight") {
+		t.Fatalf("%d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	var rep jsonReport
+	b, _ := os.ReadFile(out)
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK+rep.Failed != 1000 || rep.Errors["ResourceExhausted"] != rep.Failed || rep.Failed < 90 {
+		t.Fatalf("ok %d failed %d errors %v", rep.OK, rep.Failed, rep.Errors)
+	}
+}
+
+func TestRunGoTestRefusesWorkloadFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	call := func(context.Context, int) error { return errors.New("unused") }
+	if code := Run(Test{Call: call}, []string{"-target", "x:1"}, &bytes.Buffer{}, &stderr); code != 2 || !strings.Contains(stderr.String(), "a Test makes its own calls") {
+		t.Fatalf("%d %s", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := Run(Test{}, nil, &bytes.Buffer{}, &stderr); code != 2 || !strings.Contains(stderr.String(), "no Call") {
+		t.Fatalf("%d %s", code, stderr.String())
+	}
+}
