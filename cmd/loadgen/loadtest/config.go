@@ -102,7 +102,7 @@ func parseRun(args []string, stderr io.Writer) (*config, *flag.FlagSet, error) {
 	fs.Int64Var(&c.total, "n", 0, "stop after this many measured calls instead of a duration")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up before measuring (excluded from results)")
 	fs.IntVar(&c.payload, "payload", 64, "request payload `bytes` (echoed back)")
-	fs.DurationVar(&c.timeout, "timeout", 0, "per-call timeout, sent with each call as its deadline (0: none; a deadline costs a timer per call on both sides)")
+	fs.DurationVar(&c.timeout, "timeout", 0, "per-call timeout, sent with each call as its deadline, counted from when the call was due (0: none; a deadline costs a timer per call on both sides)")
 	fs.DurationVar(&c.drain, "drain", 5*time.Second, "after the measured window (or Ctrl-C), how long calls in flight get to come back before they are cancelled and counted as failed: no run outlasts -d by more")
 	fs.StringVar(&c.workload, "workload", "unary", "unary (echo calls), stream (each call streams -items items back on a channel), or mixed (half each)")
 	fs.IntVar(&c.items, "items", 16, "stream: items per call")

@@ -130,7 +130,7 @@ type load struct {
 	answered atomic.Int64  // measured calls ended (with -n)
 	spent    chan struct{} // closed when -n calls have ended
 	sched    schedule
-	callFn   func(w int) error // tests: replaces the echo call
+	callFn   func(w int, intended time.Time) error // a Test's Call, or tests': replaces the echo call
 	// calls is every call's parent context, cancelled when the drain after
 	// the measured window runs out: no call outlives the run.
 	calls      context.Context
@@ -153,8 +153,8 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*result, error
 	res := &result{cfg: cfg, target: cfg.target}
 	if cfg.custom != nil {
 		l := newLoad(cfg)
-		l.callFn = func(w int) error {
-			ctx, cancel := l.callCtx()
+		l.callFn = func(w int, intended time.Time) error {
+			ctx, cancel := l.callCtx(intended)
 			defer cancel()
 			return cfg.custom.Call(ctx, w)
 		}
@@ -230,21 +230,21 @@ func (l *load) close() {
 
 // call makes one operation for worker w: an echo, a stream (mixed: odd
 // workers stream), or the test's stand-in.
-func (l *load) call(w int) error {
+func (l *load) call(w int, intended time.Time) error {
 	switch {
 	case l.callFn != nil:
-		return l.callFn(w)
+		return l.callFn(w, intended)
 	case l.cfg.workload == "stream", l.cfg.workload == "mixed" && w%2 == 1:
-		return l.stream(w)
+		return l.stream(w, intended)
 	}
-	return l.echo(w)
+	return l.echo(w, intended)
 }
 
 // stream makes one streaming call: the server sends -items items of
 // -payload bytes on a channel of -window credits; the operation ends when
 // every item and the response have arrived.
-func (l *load) stream(w int) error {
-	ctx, cancel := l.callCtx()
+func (l *load) stream(w int, intended time.Time) error {
+	ctx, cancel := l.callCtx(intended)
 	defer cancel()
 	cl := l.callers[w%len(l.callers)]
 	rx := cl.Conn().NewRx(l.cfg.window)
@@ -276,9 +276,13 @@ func (l *load) stream(w int) error {
 
 // callCtx is the context of one operation: the run's (cancelled if the
 // drain runs out), with -timeout a deadline that travels with the call.
-func (l *load) callCtx() (context.Context, context.CancelFunc) {
+// The deadline counts from when the call was due (in an open loop, the
+// schedule's time, not the moment a free worker sent it): a call that
+// waited its whole timeout in the queue fails as timed out at once, as
+// a real client with a deadline would.
+func (l *load) callCtx(intended time.Time) (context.Context, context.CancelFunc) {
 	if l.cfg.timeout > 0 {
-		return context.WithTimeout(l.calls, l.cfg.timeout)
+		return context.WithDeadline(l.calls, intended.Add(l.cfg.timeout))
 	}
 	return l.calls, func() {}
 }
@@ -302,8 +306,8 @@ func (l *load) drain(workers *sync.WaitGroup) {
 }
 
 // echo makes one echo call on worker w's connection.
-func (l *load) echo(w int) error {
-	ctx, cancel := l.callCtx()
+func (l *load) echo(w int, intended time.Time) error {
+	ctx, cancel := l.callCtx(intended)
 	defer cancel()
 	var opts *core.CallOptions
 	if len(l.md) > 0 {
@@ -457,7 +461,7 @@ func (l *load) closedLoop(issuing context.Context, wg *sync.WaitGroup) {
 					return
 				}
 				sent := time.Now()
-				err := l.call(w)
+				err := l.call(w, sent)
 				l.countAbandoned(err)
 				if measured {
 					l.recordEnd(w, sent, sent, err)
@@ -481,7 +485,7 @@ func (l *load) openLoop(issuing context.Context, wg *sync.WaitGroup) {
 				if sent.Sub(j.intended) > lateAfter && j.measured {
 					l.rec.late.Add(1)
 				}
-				err := l.call(w)
+				err := l.call(w, j.intended)
 				l.countAbandoned(err)
 				if j.measured {
 					l.recordEnd(w, j.intended, sent, err)

@@ -125,7 +125,7 @@ func TestOpenLoopCorrectsCoordinatedOmission(t *testing.T) {
 	l.rec = newRecorder(4)
 	var stallMu sync.Mutex
 	var stallEnd time.Time // set by the first call after 1 s of measuring
-	l.callFn = func(int) error {
+	l.callFn = func(int, time.Time) error {
 		if ms := l.measureStart.Load(); ms != nil {
 			now := time.Now()
 			stallMu.Lock()

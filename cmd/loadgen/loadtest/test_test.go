@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rove-rpc/rove/core"
 )
@@ -50,5 +51,34 @@ func TestRunGoTestRefusesWorkloadFlags(t *testing.T) {
 	stderr.Reset()
 	if code := Run(Test{}, nil, &bytes.Buffer{}, &stderr); code != 2 || !strings.Contains(stderr.String(), "no Call") {
 		t.Fatalf("%d %s", code, stderr.String())
+	}
+}
+
+// In an open loop, -timeout counts from when a call was due, not from
+// when a free worker sent it: with one worker and calls slower than the
+// rate, the backlog's calls start already past their deadline and fail as
+// timeouts at once, as they would for a client with a deadline.
+func TestOpenLoopDeadlineFromIntendedTime(t *testing.T) {
+	var expiredAtStart, calls atomic.Int64
+	test := Test{Name: "slow", Call: func(ctx context.Context, worker int) error {
+		calls.Add(1)
+		if ctx.Err() != nil {
+			expiredAtStart.Add(1)
+			return ctx.Err()
+		}
+		select { // a slow call: 20 ms, where the schedule allows 2
+		case <-time.After(20 * time.Millisecond):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+	var stdout, stderr bytes.Buffer
+	code := Run(test, []string{"-rate", "500", "-d", "1s", "-warmup", "0s", "-c", "1", "-inflight", "1", "-timeout", "50ms", "-quiet"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("%d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	if expiredAtStart.Load() == 0 {
+		t.Fatalf("none of %d calls started past its deadline: the deadline counts from the send\n%s", calls.Load(), stdout.String())
 	}
 }
