@@ -1,21 +1,23 @@
-// Command peers runs the peers Rove is compared with, under the same load
-// model as cmd/loadgen (closed loop: -conns x -inflight calls in flight,
-// 64 B echo), in separate server and load processes:
+// Command bench compares Rove with its peers. Run with no subcommand, it
+// is the harness: each system's server in a process of its own, loaded
+// by one client loop, systems interleaved run by run, and the tables
+// written into BENCHMARKS.md between its markers:
 //
-//	peers serve -kind grpc -addr 127.0.0.1:9200 &
-//	peers load  -kind grpc -target 127.0.0.1:9200 -d 5s
+//	go run ./bench            # 3 runs of every scenario (about 7 minutes)
+//	go run ./bench -quick     # a one-minute smoke run, tables on stdout (CI)
 //
-// Kinds: grpc (gRPC-Go, raw-bytes codec), netrpc (net/rpc, gob), raw (a
-// length-prefixed echo on gnet: the server writes once per frame, or once
-// per read batch with -coalesce), rove (Rove on gnet, inline echo). It
-// prints one JSON line per load run.
+// The subcommands run one piece by hand (the same loop and servers):
 //
-//	peers idle -kinds rove,grpc,raw -n 10000
+//	bench serve -kind grpc -addr 127.0.0.1:9200 &
+//	bench load  -kind grpc -target 127.0.0.1:9200 -d 5s
+//	bench idle  -kinds rove,grpc,raw -n 10000
 //
-// measures what idle connections cost: each system's server runs in a
-// process of its own, this one opens -n connections to it, and the table
-// gives heap, RSS, goroutines and descriptors per connection on the
-// server, and the time to connect (dial and handshake) per connection.
+// Kinds: rove (Rove on gnet, inline echo), rove-std (on the standard
+// library transport), grpc (gRPC-Go, raw-bytes codec), netrpc (net/rpc,
+// gob), raw (a length-prefixed echo on gnet: the server writes once per
+// frame, or once per read batch with -coalesce). idle measures what idle
+// connections cost: heap, RSS, goroutines and descriptors per connection
+// on the server, and the time to dial and handshake.
 package main
 
 import (
@@ -25,6 +27,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,9 +37,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: peers serve|load [flags]")
-		os.Exit(2)
+	if len(os.Args) < 2 || strings.HasPrefix(os.Args[1], "-") {
+		os.Exit(harnessMain(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	kind := fs.String("kind", "grpc", "grpc, netrpc, raw or rove")
@@ -98,7 +100,9 @@ func serve(kind, addr string, coalesce bool) (func(), error) {
 	case "raw":
 		return serveRaw(addr, coalesce)
 	case "rove":
-		return serveRove(addr)
+		return serveRove(addr, false)
+	case "rove-std":
+		return serveRove(addr, true)
 	}
 	return nil, fmt.Errorf("unknown kind %q", kind)
 }
@@ -129,7 +133,9 @@ func dial(kind, target string, inflight int) (caller, func(), error) {
 	case "raw":
 		return dialRaw(target, inflight)
 	case "rove":
-		return dialRove(target)
+		return dialRove(target, false)
+	case "rove-std":
+		return dialRove(target, true)
 	}
 	return nil, nil, fmt.Errorf("unknown kind %q", kind)
 }

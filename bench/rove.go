@@ -16,8 +16,13 @@ var (
 	roveStream = core.NewMethod("bench", "stream")
 )
 
-func serveRove(addr string) (func(), error) {
-	tr := netpoll.NewGnet(netpoll.GnetOptions{})
+func serveRove(addr string, std bool) (func(), error) {
+	var tr netpoll.Transport = netpoll.Std{}
+	stop := func() {}
+	if !std {
+		g := netpoll.NewGnet(netpoll.GnetOptions{})
+		tr, stop = g, func() { g.Close() }
+	}
 	r := core.NewRouter()
 	r.HandleInline(roveEcho, func(_ context.Context, req *core.Request) error {
 		return req.Reply(req.Payload(), nil)
@@ -44,17 +49,21 @@ func serveRove(addr string) (func(), error) {
 	})
 	srv, err := core.Serve(tr, "tcp", addr, core.Options{Router: r})
 	if err != nil {
-		tr.Close()
+		stop()
 		return nil, err
 	}
-	return func() { srv.Close(); tr.Close() }, nil
+	return func() { srv.Close(); stop() }, nil
 }
 
 // roveClients share one gnet transport, as an application would.
 var roveClients = netpoll.NewGnet(netpoll.GnetOptions{})
 
-func dialRove(target string) (caller, func(), error) {
-	s, err := core.Dial(context.Background(), roveClients, "tcp", target, core.Options{})
+func dialRove(target string, std bool) (caller, func(), error) {
+	var tr netpoll.Transport = roveClients
+	if std {
+		tr = netpoll.Std{}
+	}
+	s, err := core.Dial(context.Background(), tr, "tcp", target, core.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
