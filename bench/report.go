@@ -61,7 +61,7 @@ func renderTables(f harnessFlags, scenarios []scenario, systems []system, result
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "%s\n\nMeasured %s on %s (%s/%s, %d CPUs, %s): %d run(s) per system and scenario, %v measured after %v warm-up, systems interleaved run by run. ",
 		beginMarker, time.Now().UTC().Format("2006-01-02"), host, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), f.runs, f.dur, f.warmup)
-	b.WriteString("Every server runs in a process of its own; one client loop (conns x in-flight workers, one call each at a time, latencies recorded per connection in lock-free buckets) loads them all. CPU per call is the process's user + system time over the measured window divided by the calls (the client's includes the loop). Reproduce with `go run ./bench` (`-quick` for a one-minute smoke run).\n")
+	b.WriteString("Every server runs in a process of its own; one client loop (conns x in-flight workers, one call each at a time, each worker recording into a histogram of its own, merged at the end) loads them all. CPU per call is the process's user + system time over the measured window divided by the calls (the client's includes the loop). Reproduce with `go run ./bench` (`-quick` for a one-minute smoke run).\n")
 	for _, sc := range scenarios {
 		fmt.Fprintf(&b, "\n#### %s: %s\n\n", sc.name, sc.description)
 		b.WriteString("| system | calls/s (median) | range | p50 | p99 | p99.9 | client CPU/call | server CPU/call |\n|---|---|---|---|---|---|---|---|\n")
