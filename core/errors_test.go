@@ -118,3 +118,21 @@ func TestCoreTypesMatchTheWire(t *testing.T) {
 		t.Error("value types")
 	}
 }
+
+// ParseMethod reads service/name and service.name (split at the last dot).
+func TestParseMethod(t *testing.T) {
+	for in, want := range map[string]Method{
+		"kv/Get":               NewMethod("kv", "Get"),
+		"kv.v1.Get":            NewMethod("kv.v1", "Get"),
+		"rove.health.v1/Check": NewMethod("rove.health.v1", "Check"),
+	} {
+		if got, err := ParseMethod(in); err != nil || got != want {
+			t.Errorf("%q: %+v %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"nodot", "/Get", "kv/", "a/b/c", "kv."} {
+		if _, err := ParseMethod(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

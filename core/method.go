@@ -3,6 +3,8 @@ package core
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
+	"strings"
 )
 
 // Method names one remote procedure. Its 64-bit ID is derived from the
@@ -32,3 +34,21 @@ func MethodID(service, name string) uint64 {
 
 // String returns "service.name".
 func (m Method) String() string { return m.Service + "." + m.Name }
+
+// ParseMethod reads a method's names as tools write them: service/name,
+// or service.name split at the last dot (service names may hold dots:
+// rove.health.v1/Check).
+func ParseMethod(s string) (Method, error) {
+	svc, name, ok := strings.Cut(s, "/")
+	if !ok {
+		i := strings.LastIndexByte(s, '.')
+		if i < 0 {
+			return Method{}, fmt.Errorf("rove: method %q: want SERVICE/METHOD", s)
+		}
+		svc, name = s[:i], s[i+1:]
+	}
+	if svc == "" || name == "" || strings.Contains(name, "/") {
+		return Method{}, fmt.Errorf("rove: method %q: want SERVICE/METHOD", s)
+	}
+	return NewMethod(svc, name), nil
+}

@@ -205,23 +205,6 @@ func list(ctx context.Context, c *common, addr, service string, stdout, stderr i
 	return 0
 }
 
-// parseMethod takes service/method, or service.method split at the last
-// dot (service names may hold dots: rove.health.v1/Check).
-func parseMethod(s string) (core.Method, error) {
-	svc, name, ok := strings.Cut(s, "/")
-	if !ok {
-		i := strings.LastIndexByte(s, '.')
-		if i < 0 {
-			return core.Method{}, fmt.Errorf("method %q: want SERVICE/METHOD", s)
-		}
-		svc, name = s[:i], s[i+1:]
-	}
-	if svc == "" || name == "" || strings.Contains(name, "/") {
-		return core.Method{}, fmt.Errorf("method %q: want SERVICE/METHOD", s)
-	}
-	return core.NewMethod(svc, name), nil
-}
-
 // requestBody reads the JSON input: literal, @file or - for stdin; empty
 // means {}.
 func requestBody(input string, stdin io.Reader) ([]byte, error) {
@@ -248,7 +231,7 @@ func requestBody(input string, stdin io.Reader) ([]byte, error) {
 }
 
 func call(ctx context.Context, c *common, addr, method, input string, stdin io.Reader, stdout, stderr io.Writer) int {
-	m, err := parseMethod(method)
+	m, err := core.ParseMethod(method)
 	if err != nil {
 		return usage(stderr, err.Error())
 	}

@@ -205,7 +205,7 @@ func (c *config) validate(set map[string]bool) error {
 		return usageErr("-payload and -data* contradict each other: the request is one or the other")
 	}
 	if c.method != "" {
-		if _, err := parseMethod(c.method); err != nil {
+		if _, err := core.ParseMethod(c.method); err != nil {
 			return usageErr("-method: %v", err)
 		}
 	}

@@ -178,7 +178,7 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*result, error
 		return nil, err
 	}
 	if cfg.method != "" {
-		l.method, _ = parseMethod(cfg.method) // validated with the flags
+		l.method, _ = core.ParseMethod(cfg.method) // validated with the flags
 	}
 	for _, kv := range cfg.metadata {
 		k, v, _ := strings.Cut(kv, "=")

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-
-	"github.com/rove-rpc/rove/core"
 )
 
 // counterTag in -data is replaced by the call's sequence number (from 0).
@@ -108,21 +106,4 @@ func (q *requests) next() []byte {
 		return b
 	}
 	return q.fixed
-}
-
-// parseMethod takes service/method (or service.method, split at the last
-// dot) for -method.
-func parseMethod(s string) (core.Method, error) {
-	svc, name, ok := strings.Cut(s, "/")
-	if !ok {
-		i := strings.LastIndexByte(s, '.')
-		if i < 0 {
-			return core.Method{}, fmt.Errorf("want SERVICE/METHOD, got %q", s)
-		}
-		svc, name = s[:i], s[i+1:]
-	}
-	if svc == "" || name == "" || strings.Contains(name, "/") {
-		return core.Method{}, fmt.Errorf("want SERVICE/METHOD, got %q", s)
-	}
-	return core.NewMethod(svc, name), nil
 }
