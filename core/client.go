@@ -89,16 +89,17 @@ type Client struct {
 	dial func(ctx context.Context) (*Session, error)
 	opts ClientOptions
 
-	mu      sync.Mutex
-	cur     *Session      // the session new calls go to; nil while connecting
-	ready   chan struct{} // closed when cur is set; replaced when it is cleared
-	gone    chan struct{} // closed when cur is cleared; replaced when it is set
-	state   ClientState
-	waiters sync.WaitGroup // goroutines closing drained sessions
-	closed  bool
-	cancel  context.CancelFunc
-	ctx     context.Context
-	stopped chan struct{} // closed when the goroutine has ended
+	mu       sync.Mutex
+	cur      *Session      // the session new calls go to; nil while connecting
+	ready    chan struct{} // closed when cur is set; replaced when it is cleared
+	gone     chan struct{} // closed when cur is cleared; replaced when it is set
+	state    ClientState
+	waiters  sync.WaitGroup        // goroutines closing drained sessions
+	draining map[*Session]struct{} // sessions that got GoAway and still finish calls (under mu)
+	closed   bool
+	cancel   context.CancelFunc
+	ctx      context.Context
+	stopped  chan struct{} // closed when the goroutine has ended
 }
 
 // NewClient starts a Client that makes its sessions with dial, typically
@@ -106,7 +107,7 @@ type Client struct {
 // Options. The first dial starts at once; calls wait for a session.
 func NewClient(dial func(ctx context.Context) (*Session, error), opts ClientOptions) *Client {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Client{dial: dial, opts: opts.withDefaults(), ready: make(chan struct{}),
+	c := &Client{dial: dial, opts: opts.withDefaults(), ready: make(chan struct{}), draining: map[*Session]struct{}{},
 		ctx: ctx, cancel: cancel, stopped: make(chan struct{})}
 	go c.run()
 	return c
@@ -135,8 +136,13 @@ func (c *Client) setState(s ClientState) {
 // server sends GoAway, and dials again, until Close.
 func (c *Client) run() {
 	defer close(c.stopped)
-	var old []*Session // sessions that got GoAway and still finish calls
 	defer func() {
+		c.mu.Lock()
+		old := make([]*Session, 0, len(c.draining))
+		for s := range c.draining {
+			old = append(old, s)
+		}
+		c.mu.Unlock()
 		for _, s := range old {
 			s.Close()
 		}
@@ -157,8 +163,16 @@ func (c *Client) run() {
 		case <-s.goAway:
 			// Keep the old session until the server ends it: its calls
 			// in flight finish there. New calls wait for the next one.
-			old = append(old, s)
-			c.waiters.Go(func() { <-s.Done(); s.Close() })
+			c.mu.Lock()
+			c.draining[s] = struct{}{}
+			c.mu.Unlock()
+			c.waiters.Go(func() {
+				<-s.Done()
+				s.Close()
+				c.mu.Lock()
+				delete(c.draining, s)
+				c.mu.Unlock()
+			})
 			c.setState(ClientDraining)
 		case <-c.ctx.Done():
 		}

@@ -103,6 +103,13 @@ func TestClientThroughServerRestarts(t *testing.T) {
 	}
 	before := okIdem.Load()
 	testwait.For(t, "calls through the last server", func() bool { return okIdem.Load() > before+20 })
+	// Drained sessions are let go once they end: a long-lived Client
+	// through many restarts holds none of them.
+	testwait.For(t, "drained sessions to be let go", func() bool {
+		cl.mu.Lock()
+		defer cl.mu.Unlock()
+		return len(cl.draining) == 0
+	})
 	stop.Store(true)
 	wg.Wait()
 	srv.Close()

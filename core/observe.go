@@ -68,6 +68,7 @@ func (s *session) sessionInfo() SessionInfo {
 
 // reportOpen tells the logger and the stats handler that s is open.
 func (s *session) reportOpen() {
+	s.opened.Store(true)
 	if lg := s.opts.Logger; lg != nil {
 		lg.Debug("rove: session open", "initiator", s.initiator, "remote", s.RemoteAddr())
 	}
@@ -89,7 +90,9 @@ func (s *session) reportEnd() {
 		}
 		lg.Log(context.Background(), level, "rove: session ended", "initiator", s.initiator, "remote", s.RemoteAddr(), "cause", err)
 	}
-	if st := s.opts.Stats; st != nil && s.state.Load() != stateHandshake {
+	// Only a session SessionStart saw ends: a failed handshake is
+	// neither (its Dial or accept fails), so starts and ends pair up.
+	if st := s.opts.Stats; st != nil && s.opened.Load() {
 		st.SessionEnd(s.sessionInfo(), err)
 	}
 }

@@ -153,3 +153,36 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// A session whose handshake fails is reported neither started nor ended:
+// starts and ends pair up (a gauge of open sessions stays true).
+func TestStatsFailedHandshakeNotReported(t *testing.T) {
+	st := &recordingStats{}
+	_, err := pairErrOpts(t, Options{Metadata: Metadata{}.Add("token", StringValue("bad"), 0)},
+		Options{Stats: st, AcceptSession: requireToken})
+	if !errors.Is(err, ErrRejected) {
+		t.Fatalf("dial: %v", err)
+	}
+	_, starts, ends := st.snapshot()
+	if starts != 0 || len(ends) != 0 {
+		t.Fatalf("%d starts, %d ends for a refused session", starts, len(ends))
+	}
+}
+
+// pairErrOpts is pairErr over the pipe listener, waiting for the server's
+// sessions to end before returning.
+func pairErrOpts(t *testing.T, co, so Options) (*Session, error) {
+	t.Helper()
+	ln := newPipeListener()
+	srv, _ := ServeListener(ln, so)
+	nc, err := ln.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := DialConn(context.Background(), nc, co)
+	if c != nil {
+		c.Close()
+	}
+	srv.Close() // waits for every session it accepted
+	return c, err
+}

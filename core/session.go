@@ -38,6 +38,7 @@ type session struct {
 
 	state      atomic.Int32
 	peerGoAway atomic.Bool
+	opened     atomic.Bool   // the handshake completed (reportOpen ran)
 	goAway     chan struct{} // closed when the peer's first GoAway arrives
 
 	drainPinged atomic.Bool   // Drain sent its Ping after GoAway
