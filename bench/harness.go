@@ -32,6 +32,8 @@ var allSystems = []system{
 	{name: "Rove (gnet)", kind: "rove"},
 	{name: "Rove (std net)", kind: "rove-std"},
 	{name: "gRPC-Go", kind: "grpc"},
+	{name: "connect-go (h2c)", kind: "connect"},
+	{name: "drpc (a connection per call in flight)", kind: "drpc"},
 	{name: "net/rpc", kind: "netrpc"},
 	{name: "raw gnet echo, write per frame", kind: "raw"},
 	{name: "raw gnet echo, coalesced", kind: "raw", coalesce: true},
@@ -85,7 +87,7 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.warmup, "warmup", time.Second, "warm-up per run")
 	fs.BoolVar(&f.quick, "quick", false, "a smoke run of about a minute (CI): 1 run, 500 ms each, the tables on stdout")
 	fs.StringVar(&f.out, "out", "BENCHMARKS.md", "the file whose generated section is replaced (- for stdout)")
-	fs.StringVar(&f.systems, "systems", "", "comma-separated kinds to run (rove,rove-std,grpc,netrpc,raw,raw-coalesced); default all")
+	fs.StringVar(&f.systems, "systems", "", "comma-separated kinds to run (rove,rove-std,grpc,connect,drpc,netrpc,raw,raw-coalesced); default all")
 	fs.StringVar(&f.scenarios, "scenarios", "", "comma-separated scenarios (ping-pong,1x64,4x256,4x64-4KiB); default all")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -13,8 +13,9 @@
 //	bench idle  -kinds rove,grpc,raw -n 10000
 //
 // Kinds: rove (Rove on gnet, inline echo), rove-std (on the standard
-// library transport), grpc (gRPC-Go, raw-bytes codec), netrpc (net/rpc,
-// gob), raw (a length-prefixed echo on gnet: the server writes once per
+// library transport), grpc (gRPC-Go, raw-bytes codec), connect
+// (connect-go over HTTP/2 in clear text, raw-bytes codec), drpc (storj's
+// drpc, a connection per call in flight), netrpc (net/rpc, gob), raw (a length-prefixed echo on gnet: the server writes once per
 // frame, or once per read batch with -coalesce). idle measures what idle
 // connections cost: heap, RSS, goroutines and descriptors per connection
 // on the server, and the time to dial and handshake.
@@ -99,6 +100,10 @@ func serve(kind, addr string, coalesce bool) (func(), error) {
 		return serveNetRPC(addr)
 	case "raw":
 		return serveRaw(addr, coalesce)
+	case "drpc":
+		return serveDRPC(addr)
+	case "connect":
+		return serveConnect(addr)
 	case "rove":
 		return serveRove(addr, false)
 	case "rove-std":
@@ -132,6 +137,10 @@ func dial(kind, target string, inflight int) (caller, func(), error) {
 		return dialNetRPC(target)
 	case "raw":
 		return dialRaw(target, inflight)
+	case "drpc":
+		return dialDRPC(target, inflight)
+	case "connect":
+		return dialConnect(target)
 	case "rove":
 		return dialRove(target, false)
 	case "rove-std":

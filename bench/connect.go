@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+)
+
+// connect-go (connectrpc.com/connect) over HTTP/2 in clear text, with a
+// raw-bytes codec, as gRPC's peer here.
+
+type connectRaw struct{}
+
+func (connectRaw) Name() string { return "raw" }
+func (connectRaw) Marshal(v any) ([]byte, error) {
+	return *(v.(*[]byte)), nil
+}
+func (connectRaw) Unmarshal(b []byte, v any) error {
+	p := v.(*[]byte)
+	*p = append((*p)[:0], b...)
+	return nil
+}
+
+const connectEchoPath = "/bench.Echo/Echo"
+
+func serveConnect(addr string) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(connectEchoPath, connect.NewUnaryHandler(connectEchoPath,
+		func(_ context.Context, req *connect.Request[[]byte]) (*connect.Response[[]byte], error) {
+			return connect.NewResponse(req.Msg), nil
+		}, connect.WithCodec(connectRaw{})))
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: mux, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
+}
+
+func dialConnect(target string) (caller, func(), error) {
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &protocols, TLSClientConfig: &tls.Config{}, MaxIdleConnsPerHost: 1}
+	hc := &http.Client{Transport: tr}
+	cl := connect.NewClient[[]byte, []byte](hc, "http://"+target+connectEchoPath, connect.WithCodec(connectRaw{}))
+	return func(payload []byte) error {
+		resp, err := cl.CallUnary(context.Background(), connect.NewRequest(&payload))
+		if err == nil && resp.Msg == nil {
+			err = errors.New("connect: empty response")
+		}
+		return err
+	}, func() { tr.CloseIdleConnections() }, nil
+}
