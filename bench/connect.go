@@ -17,8 +17,16 @@ import (
 type connectRaw struct{}
 
 func (connectRaw) Name() string { return "raw" }
+
+// Marshal copies: connect recycles the buffers a codec returns, so handing
+// it the caller's slice would let it write over the caller's payload.
 func (connectRaw) Marshal(v any) ([]byte, error) {
-	return *(v.(*[]byte)), nil
+	return append([]byte(nil), *(v.(*[]byte))...), nil
+}
+
+// MarshalAppend appends into connect's own buffer (no allocation).
+func (connectRaw) MarshalAppend(dst []byte, v any) ([]byte, error) {
+	return append(dst, *(v.(*[]byte))...), nil
 }
 func (connectRaw) Unmarshal(b []byte, v any) error {
 	p := v.(*[]byte)

@@ -64,7 +64,7 @@ func renderTables(f harnessFlags, scenarios []scenario, systems []system, result
 	b.WriteString("Every server runs in a process of its own; one client loop (conns x in-flight workers, one call each at a time, each worker recording into a histogram of its own, merged at the end) loads them all. CPU per call is the process's user + system time over the measured window divided by the calls (the client's includes the loop). Reproduce with `go run ./bench` (`-quick` for a one-minute smoke run).\n")
 	for _, sc := range scenarios {
 		fmt.Fprintf(&b, "\n#### %s: %s\n\n", sc.name, sc.description)
-		b.WriteString("| system | calls/s (median) | range | p50 | p99 | p99.9 | client CPU/call | server CPU/call |\n|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| system | calls/s (median) | range | p50 | p99 | p99.9 | client CPU/call | server CPU/call | failed calls |\n|---|---|---|---|---|---|---|---|---|\n")
 		var calibCPU time.Duration
 		for _, sys := range systems {
 			runs := results[sc.name][sys.name]
@@ -81,11 +81,15 @@ func renderTables(f harnessFlags, scenarios []scenario, systems []system, result
 				srvCPU = "-"
 				calibCPU = time.Duration(median(durs(runs, func(s sample) time.Duration { return s.clientCPU })))
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s-%s | %s | %s | %s | %s | %s |\n", sys.name, fmtRate(median(rates)), fmtRate(lo), fmtRate(hi),
+			var failed int64
+			for _, r := range runs {
+				failed += r.errors
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s-%s | %s | %s | %s | %s | %s | %d |\n", sys.name, fmtRate(median(rates)), fmtRate(lo), fmtRate(hi),
 				fmtDur(median(durs(runs, func(s sample) time.Duration { return s.p50 }))),
 				fmtDur(median(durs(runs, func(s sample) time.Duration { return s.p99 }))),
 				fmtDur(median(durs(runs, func(s sample) time.Duration { return s.p999 }))),
-				fmtDur(median(durs(runs, func(s sample) time.Duration { return s.clientCPU }))), srvCPU)
+				fmtDur(median(durs(runs, func(s sample) time.Duration { return s.clientCPU }))), srvCPU, failed)
 		}
 		if calibCPU > 0 {
 			fmt.Fprintf(&b, "\nThe calibration row is the client loop and its recording alone: %v of CPU per call, so at 1M calls/s they take %.1f%% of this machine's %d CPUs.\n",
