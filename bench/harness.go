@@ -45,19 +45,29 @@ var calibration = system{name: "calibration (in-process, no I/O)"}
 
 // scenario is one load shape.
 type scenario struct {
-	name              string
-	conns, inflight   int
-	payload           int
-	skipCalibration   bool
-	description, unit string
+	name            string
+	conns, inflight int
+	payload         int
+	items           int // > 0: server streaming, items of payload bytes per call
+	description     string
 }
+
+// streams reports whether the scenario streams.
+func (sc scenario) streams() bool { return sc.items > 0 }
 
 var allScenarios = []scenario{
 	{name: "ping-pong", conns: 1, inflight: 1, payload: 64, description: "1 connection, 1 call in flight, 64 B"},
 	{name: "1x64", conns: 1, inflight: 64, payload: 64, description: "1 connection x 64 in flight, 64 B"},
 	{name: "4x256", conns: 4, inflight: 256, payload: 64, description: "4 connections x 256 in flight, 64 B"},
 	{name: "4x64-4KiB", conns: 4, inflight: 64, payload: 4096, description: "4 connections x 64 in flight, 4 KiB payloads"},
+	{name: "stream-1", conns: 1, inflight: 1, payload: 64, items: 10000,
+		description: "one server stream at a time, each of 10,000 items of 64 B, default options (items/s)"},
+	{name: "stream-1024", conns: 4, inflight: 256, payload: 64, items: 16,
+		description: "1024 concurrent server streams of 16 items of 64 B (items/s)"},
 }
+
+// streamingKinds are the systems with server streams in this harness.
+var streamingKinds = map[string]bool{"rove": true, "rove-std": true, "grpc": true}
 
 // sample is one measured run of one system in one scenario.
 type sample struct {
@@ -75,6 +85,7 @@ type harnessFlags struct {
 	out       string
 	systems   string
 	scenarios string
+	open      bool
 }
 
 // harnessMain is `go run ./bench` (no subcommand).
@@ -88,7 +99,8 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.quick, "quick", false, "a smoke run of about a minute (CI): 1 run, 500 ms each, the tables on stdout")
 	fs.StringVar(&f.out, "out", "BENCHMARKS.md", "the file whose generated section is replaced (- for stdout)")
 	fs.StringVar(&f.systems, "systems", "", "comma-separated kinds to run (rove,rove-std,grpc,connect,drpc,netrpc,raw,raw-coalesced); default all")
-	fs.StringVar(&f.scenarios, "scenarios", "", "comma-separated scenarios (ping-pong,1x64,4x256,4x64-4KiB); default all")
+	fs.StringVar(&f.scenarios, "scenarios", "", "comma-separated scenarios (ping-pong,1x64,4x256,4x64-4KiB,stream-1,stream-1024); default all")
+	fs.BoolVar(&f.open, "open", true, "also measure open-loop latency at 25, 50 and 80% of each system's 4x256 maximum")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -103,13 +115,14 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 2
 	}
-	results := map[string]map[string][]sample{} // scenario -> system -> runs
+	results := map[string]map[string][]sample{}   // scenario -> system -> runs
+	open := map[string]map[float64][]openSample{} // system -> fraction -> runs
 	for run := 0; run < f.runs; run++ {
 		for _, sc := range scenarios {
 			order := rotate(append([]system{calibration}, systems...), run)
 			for _, sys := range order {
-				if sys.kind == "" && sc.skipCalibration {
-					continue
+				if sc.streams() && !streamingKinds[sys.kind] {
+					continue // no streams (the calibration's loop cost is the unary rows')
 				}
 				fmt.Fprintf(stderr, "run %d/%d  %-10s %s ... ", run+1, f.runs, sc.name, sys.name)
 				s, err := measureOnce(sys, sc, f.warmup, f.dur)
@@ -124,8 +137,35 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 				results[sc.name][sys.name] = append(results[sc.name][sys.name], s)
 			}
 		}
+		if !f.open {
+			continue
+		}
+		// Open loop at fractions of each system's own maximum so far.
+		for _, sys := range rotate(systems, run) {
+			var rates []float64
+			for _, s := range results["4x256"][sys.name] {
+				rates = append(rates, s.callsPerSec)
+			}
+			if len(rates) == 0 {
+				continue // no 4x256 measure to take fractions of
+			}
+			peak := median(rates)
+			for _, frac := range openFractions {
+				fmt.Fprintf(stderr, "run %d/%d  open %2.0f%%   %s ... ", run+1, f.runs, frac*100, sys.name)
+				o, err := measureOpen(sys, frac*peak, f.warmup, f.dur)
+				if err != nil {
+					fmt.Fprintln(stderr, "failed:", err)
+					continue
+				}
+				fmt.Fprintf(stderr, "%.0f of %.0f calls/s, p99 %v (uncorrected %v)\n", o.achieved, o.offered, o.p99, o.rawP99)
+				if open[sys.name] == nil {
+					open[sys.name] = map[float64][]openSample{}
+				}
+				open[sys.name][frac] = append(open[sys.name][frac], o)
+			}
+		}
 	}
-	section := renderTables(f, scenarios, append([]system{calibration}, systems...), results)
+	section := renderTables(f, scenarios, append([]system{calibration}, systems...), results) + renderOpen(f, systems, open) + "\n" + endMarker + "\n"
 	if f.out == "-" {
 		fmt.Fprint(stdout, section)
 		return 0
@@ -195,8 +235,37 @@ func measureOnce(sys system, sc scenario, warmup, dur time.Duration) (sample, er
 	}
 	defer srv.stop()
 	return loadLoop(func(inflight int) (caller, func(), error) {
+		if sc.streams() {
+			st, closeFn, err := dialStream(sys.kind, srv.addr)
+			if err != nil {
+				return nil, nil, err
+			}
+			return func([]byte) error { return st(sc.items, sc.payload) }, closeFn, nil
+		}
 		return dial(sys.kind, srv.addr, inflight)
 	}, sc, warmup, dur, srv)
+}
+
+// measureOpen runs sys's server and offers it rate calls/s (4
+// connections, up to 256 in flight on each).
+func measureOpen(sys system, rate float64, warmup, dur time.Duration) (openSample, error) {
+	srv, err := startServer(sys)
+	if err != nil {
+		return openSample{}, err
+	}
+	defer srv.stop()
+	const conns, inflight = 4, 256
+	calls := make([]caller, conns)
+	for i := range calls {
+		c, closeFn, err := dial(sys.kind, srv.addr, inflight)
+		if err != nil {
+			return openSample{}, err
+		}
+		defer closeFn()
+		calls[i] = c
+	}
+	payload := make([]byte, 64)
+	return openLoop(func(w int) error { return calls[w%conns](payload) }, conns*inflight, rate, warmup, dur), nil
 }
 
 // serverProc is a system's server in a child process.

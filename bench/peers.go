@@ -124,7 +124,9 @@ func dialStream(kind, target string) (streamer, func(), error) {
 	case "grpc":
 		return dialGRPCStream(target)
 	case "rove":
-		return dialRoveStream(target)
+		return dialRoveStream(target, false)
+	case "rove-std":
+		return dialRoveStream(target, true)
 	}
 	return nil, nil, fmt.Errorf("kind %q has no stream workload", kind)
 }

@@ -64,7 +64,12 @@ func renderTables(f harnessFlags, scenarios []scenario, systems []system, result
 	b.WriteString("Every server runs in a process of its own; one client loop (conns x in-flight workers, one call each at a time, each worker recording into a histogram of its own, merged at the end) loads them all. CPU per call is the process's user + system time over the measured window divided by the calls (the client's includes the loop). Reproduce with `go run ./bench` (`-quick` for a one-minute smoke run).\n")
 	for _, sc := range scenarios {
 		fmt.Fprintf(&b, "\n#### %s: %s\n\n", sc.name, sc.description)
-		b.WriteString("| system | calls/s (median) | range | p50 | p99 | p99.9 | client CPU/call | server CPU/call | failed calls |\n|---|---|---|---|---|---|---|---|---|\n")
+		unit, per := "calls/s", 1.0
+		if sc.streams() {
+			unit, per = "items/s", float64(sc.items)
+			b.WriteString("Latency and CPU are per stream call (all its items).\n\n")
+		}
+		fmt.Fprintf(&b, "| system | %s (median) | range | p50 | p99 | p99.9 | client CPU/call | server CPU/call | failed calls |\n|---|---|---|---|---|---|---|---|---|\n", unit)
 		var calibCPU time.Duration
 		for _, sys := range systems {
 			runs := results[sc.name][sys.name]
@@ -73,7 +78,7 @@ func renderTables(f harnessFlags, scenarios []scenario, systems []system, result
 			}
 			rates := make([]float64, len(runs))
 			for i, r := range runs {
-				rates[i] = r.callsPerSec
+				rates[i] = r.callsPerSec * per
 			}
 			lo, hi := slices.Min(rates), slices.Max(rates)
 			srvCPU := fmtDur(median(durs(runs, func(s sample) time.Duration { return s.srvCPU })))
@@ -96,7 +101,46 @@ func renderTables(f harnessFlags, scenarios []scenario, systems []system, result
 				calibCPU, 100*float64(calibCPU)*1e6/1e9/float64(runtime.NumCPU()), runtime.NumCPU())
 		}
 	}
-	b.WriteString("\n" + endMarker + "\n")
+	return b.String()
+}
+
+// renderOpen makes the open-loop table: per system and offered rate, the
+// latency from when each call was due (corrected for coordinated
+// omission), and the uncorrected p99 beside it.
+func renderOpen(f harnessFlags, systems []system, open map[string]map[float64][]openSample) string {
+	if len(open) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n#### open loop: latency at 25, 50 and 80% of each system's 4x256 maximum\n\n")
+	b.WriteString("4 connections, up to 256 in flight each, 64 B; calls are due at a fixed rate whatever the server does, and latency counts from when each was due (corrected for coordinated omission); the uncorrected p99 (from the send) is beside it. Medians over the runs.\n\n")
+	b.WriteString("| system | offered | achieved | p50 | p99 | p99.9 | p99 uncorrected | failed calls |\n|---|---|---|---|---|---|---|---|\n")
+	for _, sys := range systems {
+		for _, frac := range openFractions {
+			runs := open[sys.name][frac]
+			if len(runs) == 0 {
+				continue
+			}
+			get := func(g func(openSample) float64) float64 {
+				xs := make([]float64, len(runs))
+				for i, r := range runs {
+					xs[i] = g(r)
+				}
+				return median(xs)
+			}
+			var failed int64
+			for _, r := range runs {
+				failed += r.errors
+			}
+			fmt.Fprintf(&b, "| %s | %s (%.0f%%) | %s | %s | %s | %s | %s | %d |\n", sys.name,
+				fmtRate(get(func(o openSample) float64 { return o.offered })), frac*100,
+				fmtRate(get(func(o openSample) float64 { return o.achieved })),
+				fmtDur(get(func(o openSample) float64 { return float64(o.p50) })),
+				fmtDur(get(func(o openSample) float64 { return float64(o.p99) })),
+				fmtDur(get(func(o openSample) float64 { return float64(o.p999) })),
+				fmtDur(get(func(o openSample) float64 { return float64(o.rawP99) })), failed)
+		}
+	}
 	return b.String()
 }
 

@@ -78,8 +78,12 @@ func dialRove(target string, std bool) (caller, func(), error) {
 
 // dialRoveStream makes streaming calls on one Rove session: the request
 // binds one channel (core.DefaultWindow) the server sends the items on.
-func dialRoveStream(target string) (streamer, func(), error) {
-	s, err := core.Dial(context.Background(), roveClients, "tcp", target, core.Options{})
+func dialRoveStream(target string, std bool) (streamer, func(), error) {
+	var tr netpoll.Transport = roveClients
+	if std {
+		tr = netpoll.Std{}
+	}
+	s, err := core.Dial(context.Background(), tr, "tcp", target, core.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
