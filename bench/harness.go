@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,11 +166,17 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	section := renderTables(f, scenarios, append([]system{calibration}, systems...), results) + renderOpen(f, systems, open) + "\n" + endMarker + "\n"
+	section := renderTables(f, scenarios, append([]system{calibration}, systems...), results) + renderOpen(f, systems, open)
 	if f.out == "-" {
-		fmt.Fprint(stdout, section)
+		fmt.Fprint(stdout, section+"\n"+endMarker+"\n")
 		return 0
 	}
+	plots, err := plotFiles(filepath.Join(filepath.Dir(f.out), "docs", "bench"), "docs/bench", scenarios, systems, results, open)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench: plots:", err)
+		return 1
+	}
+	section += plots + "\n" + endMarker + "\n"
 	if err := replaceSection(f.out, section); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
