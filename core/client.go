@@ -180,10 +180,11 @@ func (c *Client) run() {
 		c.cur, c.ready = nil, make(chan struct{})
 		close(c.gone)
 		c.mu.Unlock()
-		if c.ctx.Err() == nil && !s.peerGoAway.Load() {
+		switch {
+		case c.ctx.Err() != nil:
+			s.Close() // Close won the race with anything else: no session outlives it
+		case !s.peerGoAway.Load():
 			c.setState(ClientConnecting)
-		}
-		if !s.peerGoAway.Load() {
 			s.Close()
 		}
 	}
