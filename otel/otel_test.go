@@ -15,6 +15,7 @@ import (
 
 	"github.com/rove-rpc/rove/core"
 	"github.com/rove-rpc/rove/internal/leaktest"
+	"github.com/rove-rpc/rove/internal/testwait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
@@ -96,11 +97,33 @@ func TestMetrics(t *testing.T) {
 	for _, key := range []string{"a", "b", "missing"} {
 		_ = cl.Call(context.Background(), get, []byte(key), nil, nil)
 	}
+	// The server reports a call just after it has sent the response, so
+	// the caller may see its outcome first: wait for the server's three.
+	var counts map[string]uint64 // instrument + code -> calls
+	testwait.For(t, "the server's reports of its three calls", func() bool {
+		counts = collect(t, reader)
+		return counts["rpc.server.call.duration OK"]+counts["rpc.server.call.duration NotFound"] == 3
+	})
+	want := map[string]uint64{
+		"rpc.server.call.duration OK": 2, "rpc.server.call.duration NotFound": 1,
+		"rpc.client.call.duration OK": 2, "rpc.client.call.duration NotFound": 1,
+	}
+	for k, n := range want {
+		if counts[k] != n {
+			t.Errorf("%s: %d, want %d (all: %v)", k, counts[k], n, counts)
+		}
+	}
+}
+
+// collect reads the call-duration histograms' counts by instrument and
+// status code, checking every data point's method attribute.
+func collect(t *testing.T, reader *sdkmetric.ManualReader) map[string]uint64 {
+	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	counts := map[string]uint64{} // instrument + code -> calls
+	counts := map[string]uint64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			h, ok := m.Data.(metricdata.Histogram[float64])
@@ -117,13 +140,5 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]uint64{
-		"rpc.server.call.duration OK": 2, "rpc.server.call.duration NotFound": 1,
-		"rpc.client.call.duration OK": 2, "rpc.client.call.duration NotFound": 1,
-	}
-	for k, n := range want {
-		if counts[k] != n {
-			t.Errorf("%s: %d, want %d (all: %v)", k, counts[k], n, counts)
-		}
-	}
+	return counts
 }
