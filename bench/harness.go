@@ -87,6 +87,7 @@ type harnessFlags struct {
 	systems   string
 	scenarios string
 	open      bool
+	idle      int
 }
 
 // harnessMain is `go run ./bench` (no subcommand).
@@ -102,6 +103,7 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.systems, "systems", "", "comma-separated kinds to run (rove,rove-std,grpc,connect,drpc,netrpc,raw,raw-coalesced); default all")
 	fs.StringVar(&f.scenarios, "scenarios", "", "comma-separated scenarios (ping-pong,1x64,4x256,4x64-4KiB,stream-1,stream-1024); default all")
 	fs.BoolVar(&f.open, "open", true, "also measure open-loop latency at 25, 50 and 80% of each system's 4x256 maximum")
+	fs.IntVar(&f.idle, "idle", 10000, "also hold this many idle connections to each of rove, grpc and raw, and report what each costs (0: skip)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -109,7 +111,7 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if f.quick {
-		f.runs, f.dur, f.warmup, f.out = 1, 500*time.Millisecond, 200*time.Millisecond, "-"
+		f.runs, f.dur, f.warmup, f.out, f.idle = 1, 500*time.Millisecond, 200*time.Millisecond, "-", 200
 	}
 	systems, scenarios, err := pick(f)
 	if err != nil {
@@ -167,6 +169,23 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	section := renderTables(f, scenarios, append([]system{calibration}, systems...), results) + renderOpen(f, systems, open)
+	if f.idle > 0 {
+		raiseFileLimit()
+		var idles []idleResult
+		for _, kind := range idleKinds {
+			fmt.Fprintf(stderr, "idle  %d connections to %s ... ", f.idle, kind)
+			r, err := idleOne(kind, f.idle)
+			if err != nil {
+				fmt.Fprintln(stderr, "failed:", err)
+				continue
+			}
+			fmt.Fprintf(stderr, "%.1f KiB heap, %.2f goroutines, %.2f fds per connection\n", r.heap/1024, r.goroutines, r.fds)
+			idles = append(idles, r)
+		}
+		if len(idles) > 0 {
+			section += fmt.Sprintf("\n#### idle connections and dialling\n\n%d connections held open to each server (a process of its own, measured after a warm connection and two GCs); dial + handshake is the mean time per connection, one after another.\n\n", f.idle) + idleTable(idles)
+		}
+	}
 	if f.out == "-" {
 		fmt.Fprint(stdout, section+"\n"+endMarker+"\n")
 		return 0

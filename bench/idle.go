@@ -139,13 +139,23 @@ func idle(kinds string, n int) error {
 		}
 		results = append(results, r)
 	}
-	fmt.Printf("| system | connections | heap / conn | RSS / conn | goroutines / conn | fds / conn | dial + handshake |\n")
-	fmt.Printf("|---|---|---|---|---|---|---|\n")
+	fmt.Print(idleTable(results))
+	return nil
+}
+
+// idleKinds are the systems idle knows how to hold connections to.
+var idleKinds = []string{"rove", "grpc", "raw"}
+
+// idleTable renders idle results as a Markdown table.
+func idleTable(results []idleResult) string {
+	var b strings.Builder
+	b.WriteString("| system | connections | heap / conn | RSS / conn | goroutines / conn | fds / conn | dial + handshake |\n")
+	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
-		fmt.Printf("| %s | %d | %.1f KiB | %.1f KiB | %.2f | %.2f | %.2f ms |\n",
+		fmt.Fprintf(&b, "| %s | %d | %.1f KiB | %.1f KiB | %.2f | %.2f | %.2f ms |\n",
 			r.kind, r.n, r.heap/1024, r.rss/1024, r.goroutines, r.fds, float64(r.dial)/float64(time.Millisecond))
 	}
-	return nil
+	return b.String()
 }
 
 func idleOne(kind string, n int) (idleResult, error) {
