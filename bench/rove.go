@@ -58,7 +58,9 @@ func serveRove(addr string, std bool) (func(), error) {
 // roveClients share one gnet transport, as an application would.
 var roveClients = netpoll.NewGnet(netpoll.GnetOptions{})
 
-func dialRove(target string, std bool) (caller, func(), error) {
+// dialRoveCaller opens a session to target (on the shared gnet
+// transport, or std net) and returns a Caller and how to close both.
+func dialRoveCaller(target string, std bool) (*core.Caller, func(), error) {
 	var tr netpoll.Transport = roveClients
 	if std {
 		tr = netpoll.Std{}
@@ -68,48 +70,45 @@ func dialRove(target string, std bool) (caller, func(), error) {
 		return nil, nil, err
 	}
 	cl := s.Caller()
+	return cl, func() { cl.Close(); s.Close() }, nil
+}
+
+func dialRove(target string, std bool) (caller, func(), error) {
+	cl, closeFn, err := dialRoveCaller(target, std)
+	if err != nil {
+		return nil, nil, err
+	}
 	return func(payload []byte) error {
-			return cl.Call(context.Background(), roveEcho, payload, nil, func(core.Reply) error { return nil })
-		}, func() {
-			cl.Close()
-			s.Close()
-		}, nil
+		return cl.Call(context.Background(), roveEcho, payload, nil, func(core.Reply) error { return nil })
+	}, closeFn, nil
 }
 
 // dialRoveStream makes streaming calls on one Rove session: the request
 // binds one channel (core.DefaultWindow) the server sends the items on.
 func dialRoveStream(target string, std bool) (streamer, func(), error) {
-	var tr netpoll.Transport = roveClients
-	if std {
-		tr = netpoll.Std{}
-	}
-	s, err := core.Dial(context.Background(), tr, "tcp", target, core.Options{})
+	cl, closeFn, err := dialRoveCaller(target, std)
 	if err != nil {
 		return nil, nil, err
 	}
-	cl := s.Caller()
 	return func(items, size int) error {
-			ctx := context.Background()
-			rx := cl.Conn().NewRx(core.DefaultWindow)
-			defer rx.Close()
-			req := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(items)), uint32(size))
-			done := make(chan error, 1)
-			go func() { done <- cl.Call(ctx, roveStream, req, &core.CallOptions{Channels: []core.Channel{rx}}, nil) }()
-			var err error
-			for range items {
-				var it core.Item
-				if it, err = rx.Recv(ctx); err != nil {
-					break
-				}
-				it.Release()
+		ctx := context.Background()
+		rx := cl.Conn().NewRx(core.DefaultWindow)
+		defer rx.Close()
+		req := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(items)), uint32(size))
+		done := make(chan error, 1)
+		go func() { done <- cl.Call(ctx, roveStream, req, &core.CallOptions{Channels: []core.Channel{rx}}, nil) }()
+		var err error
+		for range items {
+			var it core.Item
+			if it, err = rx.Recv(ctx); err != nil {
+				break
 			}
-			rx.Close()
-			if cerr := <-done; err == nil {
-				err = cerr
-			}
-			return err
-		}, func() {
-			cl.Close()
-			s.Close()
-		}, nil
+			it.Release()
+		}
+		rx.Close()
+		if cerr := <-done; err == nil {
+			err = cerr
+		}
+		return err
+	}, closeFn, nil
 }

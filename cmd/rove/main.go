@@ -107,13 +107,19 @@ func (c *common) transport(addr string) (netpoll.Transport, error) {
 	return netpoll.TLS{Config: cfg}, nil
 }
 
-// dial opens a session to addr.
-func (c *common) dial(ctx context.Context, addr string) (*core.Session, error) {
+// caller opens a session to addr and returns a Caller on it, and how to
+// close both.
+func (c *common) caller(ctx context.Context, addr string) (*core.Caller, func(), error) {
 	tr, err := c.transport(addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return core.Dial(ctx, tr, "tcp", addr, core.Options{KeepaliveInterval: -1})
+	s, err := core.Dial(ctx, tr, "tcp", addr, core.Options{KeepaliveInterval: -1})
+	if err != nil {
+		return nil, nil, err
+	}
+	cl := s.Caller()
+	return cl, func() { cl.Close(); s.Close() }, nil
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -185,13 +191,11 @@ func fail(stderr io.Writer, what string, err error) int {
 }
 
 func list(ctx context.Context, c *common, addr, service string, stdout, stderr io.Writer) int {
-	s, err := c.dial(ctx, addr)
+	cl, closeFn, err := c.caller(ctx, addr)
 	if err != nil {
 		return fail(stderr, "connect", err)
 	}
-	defer s.Close()
-	cl := s.Caller()
-	defer cl.Close()
+	defer closeFn()
 	methods, err := reflection.List(ctx, cl, service)
 	if err != nil {
 		if errors.Is(err, core.ErrUnknownMethod) {
@@ -243,13 +247,11 @@ func call(ctx context.Context, c *common, addr, method, input string, stdin io.R
 	if err != nil {
 		return usage(stderr, err.Error())
 	}
-	s, err := c.dial(ctx, addr)
+	cl, closeFn, err := c.caller(ctx, addr)
 	if err != nil {
 		return fail(stderr, "connect", err)
 	}
-	defer s.Close()
-	cl := s.Caller()
-	defer cl.Close()
+	defer closeFn()
 	start := time.Now()
 	var out []byte
 	var respMD core.Metadata
@@ -275,13 +277,11 @@ func call(ctx context.Context, c *common, addr, method, input string, stdin io.R
 }
 
 func check(ctx context.Context, c *common, addr, service string, stdout, stderr io.Writer) int {
-	s, err := c.dial(ctx, addr)
+	cl, closeFn, err := c.caller(ctx, addr)
 	if err != nil {
 		return fail(stderr, "connect", err)
 	}
-	defer s.Close()
-	cl := s.Caller()
-	defer cl.Close()
+	defer closeFn()
 	st, err := health.CheckStatus(ctx, cl, service)
 	if err != nil {
 		return fail(stderr, "health", err)
