@@ -59,28 +59,29 @@ func (s *connSet) forget(c *Conn) {
 	s.mu.Unlock()
 }
 
-// failAll ends every connection in the set at once, and refuses new ones.
-func (s *connSet) failAll(err error) {
+// shut refuses new connections and returns those in the set now.
+func (s *connSet) shut() []*Conn {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closed = true
 	conns := make([]*Conn, 0, len(s.m))
 	for c := range s.m {
 		conns = append(conns, c)
 	}
-	s.mu.Unlock()
-	for _, c := range conns {
+	return conns
+}
+
+// failAll ends every connection in the set at once, and refuses new ones.
+func (s *connSet) failAll(err error) {
+	for _, c := range s.shut() {
 		c.fail(err)
 	}
 }
 
+// closeAll closes every connection in the set gracefully, refuses new
+// ones, and waits for them to end.
 func (s *connSet) closeAll() {
-	s.mu.Lock()
-	s.closed = true
-	conns := make([]*Conn, 0, len(s.m))
-	for c := range s.m {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
+	conns := s.shut()
 	var wg sync.WaitGroup
 	for _, c := range conns {
 		wg.Go(func() { _ = c.Close() })
