@@ -6,7 +6,6 @@ package health
 
 import (
 	"context"
-	"errors"
 	"sync"
 
 	"github.com/rove-rpc/rove/core"
@@ -33,12 +32,11 @@ type CheckResponse struct {
 }
 
 // The health methods. Check answers the status now (NotFound for a
-// service with no status). Watch binds one channel the server sends on
-// (typed CheckResponse items): the status now, then every change, until
-// the caller closes it or the server shuts the service down.
+// service with no status). Watch streams the status now, then every
+// change, until the caller stops or the session ends.
 var (
 	Check = core.NewTypedMethod[CheckRequest, CheckResponse]("rove.health.v1", "Check")
-	Watch = core.NewTypedMethod[CheckRequest, struct{}]("rove.health.v1", "Watch")
+	Watch = core.NewServerStream[CheckRequest, CheckResponse]("rove.health.v1", "Watch")
 )
 
 // Server holds the statuses and serves them. Its methods are safe from
@@ -100,47 +98,32 @@ func (s *Server) Register(r *core.Router) {
 		}
 		return CheckResponse{Status: st}, nil
 	})
-	r.Handle(Watch.Method, func(ctx context.Context, req *core.Request) error {
-		var cr CheckRequest
-		if err := (core.SonicCodec{}).Unmarshal(req.Payload(), &cr); err != nil {
-			return &core.InvalidPayloadError{Err: err}
-		}
-		raw, err := req.Tx(0)
-		if err != nil {
-			return &core.InvalidPayloadError{Err: err}
-		}
-		tx := core.TxOf[CheckResponse](raw, nil)
-		defer tx.Close()
+	Watch.Handle(r, func(ctx context.Context, req CheckRequest, out *core.Tx[CheckResponse]) error {
 		ch := make(chan Status, 1)
 		s.mu.Lock()
-		if s.watchers[cr.Service] == nil {
-			s.watchers[cr.Service] = map[chan Status]struct{}{}
+		if s.watchers[req.Service] == nil {
+			s.watchers[req.Service] = map[chan Status]struct{}{}
 		}
-		s.watchers[cr.Service][ch] = struct{}{}
-		st, ok := s.statuses[cr.Service]
+		s.watchers[req.Service][ch] = struct{}{}
+		st, ok := s.statuses[req.Service]
 		s.mu.Unlock()
 		defer func() {
 			s.mu.Lock()
-			delete(s.watchers[cr.Service], ch)
+			delete(s.watchers[req.Service], ch)
 			s.mu.Unlock()
 		}()
 		if !ok {
 			st = ServiceUnknown
 		}
-		// The caller ends the watch by closing its Rx (Send then fails),
-		// or by cancelling the call.
-		if err := req.Reply(nil, nil); err != nil {
-			return err
-		}
 		for {
-			if err := tx.Send(ctx, CheckResponse{Status: st}); err != nil {
-				return nil
+			if err := out.Send(ctx, CheckResponse{Status: st}); err != nil {
+				return nil // the caller stopped
 			}
 			select {
 			case st = <-ch:
-			case <-ctx.Done():
+			case <-out.Done(): // the caller stopped watching
 				return nil
-			case <-tx.Done():
+			case <-ctx.Done():
 				return nil
 			}
 		}
@@ -160,19 +143,15 @@ func CheckStatus(ctx context.Context, cl *core.Caller, service string) (Status, 
 // with the status now and then with each change, until fn returns false,
 // ctx ends or the session does (its error then).
 func WatchStatus(ctx context.Context, cl *core.Caller, service string, fn func(Status) bool) error {
-	rx := core.NewRx[CheckResponse](cl.Conn(), 8)
-	defer rx.Close()
-	b, err := (core.SonicCodec{}).AppendMarshal(nil, CheckRequest{Service: service})
+	stream, err := Watch.Call(ctx, cl, CheckRequest{Service: service}, nil)
 	if err != nil {
 		return err
 	}
-	if err := cl.Call(ctx, Watch.Method, b, &core.CallOptions{Channels: []core.Channel{rx}}, nil); err != nil {
-		return err
-	}
+	defer stream.Close()
 	for {
-		resp, err := rx.Recv(ctx)
+		resp, err := stream.Recv(ctx)
 		if err != nil {
-			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return err
