@@ -21,6 +21,10 @@ type outCall struct {
 	done  chan struct{} // capacity 1: one token per completion
 	buf   []byte        // request encoding, reused
 
+	// watch, once the request is sent, is the context watch the caller
+	// waits under (nil: it selects on its context itself).
+	watch atomic.Pointer[ctxWatch]
+
 	// result, written by the claimer before it signals done
 	frame netpoll.Frame
 	msg   wire.Message
@@ -42,11 +46,21 @@ func (oc *outCall) fail(err *CallError) {
 // freeCall returns a finished call (and its in-flight slot) to the pools.
 func (c *conn) freeCall(oc *outCall) {
 	oc.frame, oc.msg, oc.err = netpoll.Frame{}, wire.Message{}, nil
+	oc.watch.Store(nil)
 	if cap(oc.buf) > 64<<10 {
 		oc.buf = nil
 	}
 	<-c.slots
 	outCallPool.Put(oc)
+}
+
+// released ends the table's part in a call claimed after its caller gave
+// up: an abandoned call is freed; a woken one is left to its caller, who
+// frees it as it leaves (leaveWoken).
+func (c *conn) released(oc *outCall, k claimKind) {
+	if k == claimAbandoned {
+		c.freeCall(oc)
+	}
 }
 
 // Reply is a successful response: a zero-copy view valid during the
@@ -217,21 +231,31 @@ func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 		<-oc.done
 		return true, c.result(ctx, oc, fn)
 	}
+	if w := c.watchFor(ctx, done); w != nil { // a shared context: its watch cancels us
+		return true, c.awaitWatched(ctx, oc, w, fn)
+	}
 	select {
 	case <-oc.done:
 		return true, c.result(ctx, oc, fn)
 	case <-done:
 	}
+	return true, c.abandonCancelled(ctx, oc, fn)
+}
+
+// abandonCancelled gives up a sent call whose context ended.
+func (c *conn) abandonCancelled(ctx context.Context, oc *outCall, fn func(Reply) error) error {
+	id := oc.id
 	if !c.pending.abandon(oc) {
-		// The response (or teardown) claimed it first: that outcome stands.
-		return true, c.finish(ctx, oc, fn)
+		// The response, teardown or the watch claimed it first: that
+		// outcome stands.
+		return c.finish(ctx, oc, fn)
 	}
 	// Cancelled (rule 19): tell the peer, without waiting for room in the
 	// outbound buffer (the caller learns at once). The table keeps oc until
 	// the late response, so our slot stays taken while the peer still
 	// counts the request as in flight.
 	c.s.sendSoon(&wire.Message{Kind: wire.KindCancel, Conn: c.id, ID: id})
-	return true, &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
+	return &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
 }
 
 // finish waits for the outcome already on its way and returns it.
@@ -242,6 +266,9 @@ func (c *conn) finish(ctx context.Context, oc *outCall, fn func(Reply) error) er
 
 // result turns a completed call into its outcome and frees it.
 func (c *conn) result(ctx context.Context, oc *outCall, fn func(Reply) error) error {
+	if oc.err == errWoken {
+		return c.leaveWoken(ctx, oc)
+	}
 	defer c.freeCall(oc)
 	if oc.err != nil {
 		return oc.err

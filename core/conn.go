@@ -31,6 +31,8 @@ type conn struct {
 
 	chans channelTable // channels of both directions
 
+	watches ctxWatches // shared contexts our callers wait on (ctxwatch.go)
+
 	pub    *Conn        // the handle that holds nothing (Request.Conn, Caller.Conn, Session.Root)
 	refs   atomic.Int64 // holders: the owner handle, Callers, channels (rule 31)
 	owned  bool         // we dialed or opened it: the last holder's release ends it
@@ -97,14 +99,14 @@ func (c *conn) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bo
 			c.s.violation(link, wire.CodeUnexpected, "a response that binds channels")
 			return false
 		}
-		oc, gaveUp := c.pending.take(m.ID)
+		oc, k := c.pending.take(m.ID)
 		if oc == nil { // late (after a cancel) or unknown: ignored (rule 21)
 			f.Release()
 			return true
 		}
-		if gaveUp { // the caller left: free what it left behind
+		if k != claimWaiting { // the caller left or is leaving: it is cancelled
 			f.Release()
-			c.freeCall(oc)
+			c.released(oc, k)
 			return true
 		}
 		oc.complete(f, m)
@@ -132,14 +134,15 @@ func (c *conn) teardown(cause *CallError) {
 		c.downCause = cause
 		close(c.tornDown)
 		if c.slots != nil {
-			c.pending.drain(func(oc *outCall, gaveUp bool) {
-				if gaveUp {
-					c.freeCall(oc)
+			c.pending.drain(func(oc *outCall, k claimKind) {
+				if k != claimWaiting {
+					c.released(oc, k)
 					return
 				}
 				oc.fail(cause)
 			})
 		}
+		c.dropWatches()
 		c.inflight.each(func(r *Request) { r.cancel(ErrConnectionClosed) })
 		c.cancelWatched()    // those that replied and still run too (rule 33)
 		c.endChannels(cause) // rule 30

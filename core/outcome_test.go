@@ -176,7 +176,7 @@ func TestTeardownEmptiesTables(t *testing.T) {
 				t.Error("a watched context left")
 			}
 			if c.slots != nil {
-				c.pending.drain(func(oc *outCall, _ bool) { t.Errorf("call %d left pending", oc.id) })
+				c.pending.drain(func(oc *outCall, _ claimKind) { t.Errorf("call %d left pending", oc.id) })
 			}
 		}
 		rx.Close()

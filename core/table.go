@@ -17,18 +17,48 @@ import (
 
 // abandoned marks an outgoing call whose caller gave up (cancel): the table
 // keeps it until the late response, or teardown, frees it.
-const abandoned = 1 << 63
+//
+// woken, beside abandoned, marks a call its context's watch cancelled
+// (ctxwatch.go) while its caller may not have left yet: the caller clears
+// the bit as it leaves, and whichever of the caller and the table's
+// claim comes last frees the call.
+const (
+	abandoned = 1 << 63
+	woken     = 1 << 62
+)
 
 // A key is a request id (below 1<<genShift) tagged with its table's
-// generation in the bits above, up to the abandoned bit. Generations come
-// from a process-wide counter and wrap after 1<<15 tables: a stale
+// generation in the bits above, up to the woken bit. Generations come
+// from a process-wide counter and wrap after 1<<14 tables: a stale
 // pointer would have to survive that many connection set-ups between its
 // load and its compare-and-swap to collide.
 const (
 	genShift = 48
 	maxOwnID = 1<<genShift - 1 // a table refuses ids above this
-	genMask  = 1<<15 - 1
+	genMask  = 1<<14 - 1
+	flagBits = abandoned | woken
 )
+
+// claimKind says what a claim found: a call whose caller waits (complete
+// it), one whose caller left (free it), or one whose caller was woken by
+// its watch and has not left yet (leave it to the caller).
+type claimKind uint8
+
+const (
+	claimWaiting claimKind = iota
+	claimAbandoned
+	claimWoken
+)
+
+func kindOf(st uint64) claimKind {
+	switch st & flagBits {
+	case 0:
+		return claimWaiting
+	case abandoned:
+		return claimAbandoned
+	}
+	return claimWoken
+}
 
 var tableGen atomic.Uint64
 
@@ -89,7 +119,7 @@ func (t *pendingTable) slots() []atomic.Pointer[outCall] {
 func (t *pendingTable) key(id uint64) uint64 { return t.gen | id }
 
 // owns reports whether state word st belongs to a call of this table.
-func (t *pendingTable) owns(st uint64) bool { return st != 0 && st&^abandoned&^maxOwnID == t.gen }
+func (t *pendingTable) owns(st uint64) bool { return st != 0 && st&^flagBits&^maxOwnID == t.gen }
 
 // index maps the n-th id to its slot: a rotation of n's low bits, a
 // bijection on the table.
@@ -125,25 +155,30 @@ func (t *pendingTable) slot(id uint64) *atomic.Pointer[outCall] {
 }
 
 // take claims the call with id for its response. It returns the call and
-// whether its caller had abandoned it; nil if no call with that id is live
-// (a late or unknown response, ignored by rule 21).
-func (t *pendingTable) take(id uint64) (*outCall, bool) {
+// what its caller is doing; nil if no call with that id is live (a late
+// or unknown response, ignored by rule 21).
+func (t *pendingTable) take(id uint64) (*outCall, claimKind) {
 	s := t.slot(id)
 	if s == nil {
-		return nil, false
+		return nil, 0
 	}
 	c := s.Load()
 	if c == nil || id > maxOwnID {
-		return nil, false
+		return nil, 0
 	}
 	key := t.key(id)
-	for _, st := range [2]uint64{key, key | abandoned} {
+	for {
+		// Its flags may change under us (a caller abandoning it, a woken
+		// caller leaving): retry while the call is still this id's.
+		st := c.state.Load()
+		if st&^flagBits != key {
+			return nil, 0
+		}
 		if c.state.CompareAndSwap(st, 0) {
 			s.CompareAndSwap(c, nil)
-			return c, st&abandoned != 0
+			return c, kindOf(st)
 		}
 	}
-	return nil, false
 }
 
 // abandon marks c as given up by its caller, if it is still pending. After
@@ -152,8 +187,33 @@ func (t *pendingTable) abandon(c *outCall) bool {
 	return c.state.CompareAndSwap(c.key, c.key|abandoned)
 }
 
+// wake marks every live call that waits on watch w as abandoned and
+// woken, and hands each to f with its id (f wakes its caller).
+func (t *pendingTable) wake(w *ctxWatch, f func(id uint64, c *outCall)) {
+	p := t.tab.Load()
+	if p == nil {
+		return
+	}
+	slots := *p
+	for i := range slots {
+		c := slots[i].Load()
+		if c == nil {
+			continue
+		}
+		// The state first: a live call published its watch before it
+		// could be seen here with it, and a reused call has another key.
+		st := c.state.Load()
+		if !t.owns(st) || st&flagBits != 0 || c.watch.Load() != w {
+			continue
+		}
+		if c.state.CompareAndSwap(st, st|abandoned|woken) {
+			f(st&maxOwnID, c)
+		}
+	}
+}
+
 // drain claims every live call, for teardown.
-func (t *pendingTable) drain(f func(c *outCall, abandoned bool)) {
+func (t *pendingTable) drain(f func(c *outCall, k claimKind)) {
 	p := t.tab.Load()
 	if p == nil {
 		return
@@ -161,25 +221,25 @@ func (t *pendingTable) drain(f func(c *outCall, abandoned bool)) {
 	slots := *p
 	for i := range slots {
 		if c := slots[i].Load(); c != nil {
-			if ok, gaveUp := t.claim(c); ok {
+			if ok, k := t.claim(c); ok {
 				slots[i].CompareAndSwap(c, nil)
-				f(c, gaveUp)
+				f(c, k)
 			}
 		}
 	}
 }
 
 // claim takes c, loaded from one of our slots, if it is still a live call
-// of this table, and reports whether its caller had abandoned it. c may be
-// stale: claimed meanwhile, freed, and live on another connection, whose
-// key has another generation. (It writes nothing to c but its state: the
-// caller may be reading c.key in abandon at the same moment.)
-func (t *pendingTable) claim(c *outCall) (ok, gaveUp bool) {
+// of this table, and reports what its caller is doing. c may be stale:
+// claimed meanwhile, freed, and live on another connection, whose key has
+// another generation. (It writes nothing to c but its state: the caller
+// may be reading c.key in abandon at the same moment.)
+func (t *pendingTable) claim(c *outCall) (ok bool, k claimKind) {
 	st := c.state.Load()
 	if !t.owns(st) || !c.state.CompareAndSwap(st, 0) {
-		return false, false
+		return false, 0
 	}
-	return true, st&abandoned != 0
+	return true, kindOf(st)
 }
 
 // inboundTable holds the peer's requests being served on one connection,

@@ -22,7 +22,7 @@ func TestPendingTableClaims(t *testing.T) {
 	if !tb.abandon(a) {
 		t.Fatal("abandon of a pending call failed")
 	}
-	if got, gaveUp := tb.take(id); got != a || !gaveUp {
+	if got, k := tb.take(id); got != a || k != claimAbandoned {
 		t.Fatal("the late response did not find the abandoned call")
 	}
 	if got, _ := tb.take(id); got != nil {
@@ -37,7 +37,7 @@ func TestPendingTableClaims(t *testing.T) {
 		t.Fatal("abandon by a different object")
 	}
 	n := 0
-	tb.drain(func(c *outCall, gaveUp bool) { n++ })
+	tb.drain(func(*outCall, claimKind) { n++ })
 	if n != 1 {
 		t.Fatalf("drain claimed %d", n)
 	}
@@ -199,7 +199,7 @@ func TestDrainWhileAbandoning(t *testing.T) {
 		}()
 		close(start)
 		drained := 0
-		tab.drain(func(*outCall, bool) { drained++ })
+		tab.drain(func(*outCall, claimKind) { drained++ })
 		if abandoned := <-done; drained != 1 {
 			t.Fatalf("drained %d calls (abandoned first: %v), want the one", drained, abandoned)
 		}
