@@ -75,6 +75,8 @@ func TestCallAllocs(t *testing.T) {
 		cl := client.Caller()
 		defer cl.Close()
 		ctx := context.Background()
+		shared, cancel := context.WithCancel(ctx) // waited under its watch
+		defer cancel()
 		payload := make([]byte, 64)
 		budgets := []struct {
 			name string
@@ -82,6 +84,7 @@ func TestCallAllocs(t *testing.T) {
 			f    func()
 		}{
 			{"raw inline", 0, func() { _ = cl.Call(ctx, mEcho, payload, nil, nil) }},
+			{"raw inline, a shared cancellable context", 0, func() { _ = cl.Call(shared, mEcho, payload, nil, nil) }},
 			{"raw pooled handler", 1, func() { _ = cl.Call(ctx, mSlow, payload, nil, nil) }},
 			{"typed", 4, func() { _, _ = mAdd.Call(ctx, cl, addReq{A: 1, B: 2}) }},
 		}
