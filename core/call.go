@@ -50,7 +50,7 @@ func (c *conn) freeCall(oc *outCall) {
 	if cap(oc.buf) > 64<<10 {
 		oc.buf = nil
 	}
-	<-c.slots
+	c.slots.release()
 	outCallPool.Put(oc)
 }
 
@@ -148,17 +148,14 @@ func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 		return false, err
 	}
 	// A slot under the peer's limit.
-	select {
-	case c.slots <- struct{}{}:
-	default:
+	if !c.slots.tryAcquire() {
 		if opts != nil && opts.FailFast {
 			return false, &CallError{Kind: ErrTooManyRequests}
 		}
-		select {
-		case c.slots <- struct{}{}:
-		case <-ctx.Done():
+		switch c.slots.acquire(ctx, c.tornDown) {
+		case slotCancelled:
 			return false, &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
-		case <-c.tornDown:
+		case slotDown:
 			return false, c.downCause
 		}
 	}

@@ -18,7 +18,7 @@ type conn struct {
 
 	// Outgoing calls. slots bounds our calls in flight by the peer's
 	// advertised limit (rule 18); pending maps ids to waiting calls.
-	slots   chan struct{}
+	slots   callSlots
 	pending pendingTable
 
 	// Incoming requests, bounded by localLimit (what we advertised).
@@ -79,7 +79,7 @@ func (c *conn) setPeerLimitLocked(peer uint64) {
 	if peer > 0 && peer < uint64(limit) {
 		limit = int(peer)
 	}
-	c.slots = make(chan struct{}, limit)
+	c.slots.init(limit)
 	c.pending.init(limit, c.parity.First())
 }
 
@@ -133,7 +133,7 @@ func (c *conn) teardown(cause *CallError) {
 		defer c.setupMu.Unlock()
 		c.downCause = cause
 		close(c.tornDown)
-		if c.slots != nil {
+		if c.slots.ready() {
 			c.pending.drain(func(oc *outCall, k claimKind) {
 				if k != claimWaiting {
 					c.released(oc, k)

@@ -89,7 +89,7 @@ func TestSharedContextCancelsEveryCall(t *testing.T) {
 			}
 		}
 		testwait.For(t, "every handler cancelled", func() bool { return cancelled.Load() == n })
-		testwait.For(t, "the late responses to free every slot", func() bool { return len(client.root.slots) == 0 })
+		testwait.For(t, "the late responses to free every slot", func() bool { return client.root.slots.inUse() == 0 })
 		if installedWatch(client.root, ctx.Done()) != nil {
 			t.Error("the fired watch kept its slot")
 		}
@@ -140,7 +140,7 @@ func TestSharedContextCancelRace(t *testing.T) {
 		if err := failed.Load(); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		testwait.For(t, "every slot back", func() bool { return len(client.root.slots) == 0 })
+		testwait.For(t, "every slot back", func() bool { return client.root.slots.inUse() == 0 })
 		testwait.For(t, "the fired watches gone", func() bool { return watchCount(client.root) == 0 })
 	}
 }
@@ -161,7 +161,7 @@ func TestWatchOfEndedContext(t *testing.T) {
 		}
 		testwait.For(t, "the fired watch gone", func() bool { return installedWatch(client.root, ctx.Done()) == nil })
 	}
-	testwait.For(t, "every slot back", func() bool { return len(client.root.slots) == 0 })
+	testwait.For(t, "every slot back", func() bool { return client.root.slots.inUse() == 0 })
 }
 
 // A context per call never gets a watch (it would cost an AfterFunc per
@@ -232,7 +232,7 @@ func TestJoinFiredWatch(t *testing.T) {
 
 	// A call as callBound leaves it once its request is out (this one
 	// never goes out: the peer ignores the Cancel for an id it never saw).
-	c.slots <- struct{}{}
+	c.slots.tryAcquire()
 	oc := outCallPool.Get().(*outCall)
 	if c.pending.insert(oc) == 0 {
 		t.Fatal("no id")

@@ -175,7 +175,7 @@ func TestTeardownEmptiesTables(t *testing.T) {
 			if c.watching != nil {
 				t.Error("a watched context left")
 			}
-			if c.slots != nil {
+			if c.slots.ready() {
 				c.pending.drain(func(oc *outCall, _ claimKind) { t.Errorf("call %d left pending", oc.id) })
 			}
 		}
