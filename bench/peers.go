@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,20 @@ func main() {
 	n := fs.Int("n", 10000, "idle: connections per system")
 	workload := fs.String("workload", "unary", "load: unary (64 B echo) or stream (server streaming: -items items of -payload bytes per call; grpc and rove)")
 	items := fs.Int("items", 16, "load -workload stream: items per call")
+	cpuprofile := fs.String("cpuprofile", "", "serve, load: write a CPU profile of the process to this file")
 	fs.Parse(os.Args[2:])
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 
 	switch os.Args[1] {
 	case "idle":

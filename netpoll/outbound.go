@@ -9,11 +9,13 @@ import (
 
 // outbound coalesces frames from many goroutines into few writes.
 //
-// WriteFrame never writes to the socket itself: the frame that makes the
-// buffer non-empty starts a writer goroutine, which writes everything
-// queued by the time it runs, and again while more arrives, then ends. So a
-// burst from many callers leaves in one write, and an idle connection has
-// no writer. QueueFrame and uncork (the reading goroutine: a gnet event
+// Under load WriteFrame does not write to the socket itself: the frame
+// that makes the buffer non-empty starts a writer goroutine, which writes
+// everything queued by the time it runs, and again while more arrives,
+// then ends. So a burst from many callers leaves in one write, and an idle
+// connection has no writer. A lone frame after a lone frame (no load, as
+// in ping-pong) is written by its caller with one non-blocking write, the
+// writer taking only what the socket refused. QueueFrame and uncork (the reading goroutine: a gnet event
 // loop) make one non-blocking write first, so a batch of inline replies
 // usually leaves with no goroutine at all.
 //
@@ -69,7 +71,16 @@ func (o *outbound) write(ctx context.Context, body []byte, n Committer) error {
 		return ErrNotAdmitted
 	}
 	o.appendLocked(body, n)
-	if !o.flushing { // cork holds back only queue's inline flushes, not other writers
+	switch {
+	case o.flushing: // the flush under way takes it
+	case o.lastBatch <= 1 && o.pendN == 1:
+		// No load (the last batch was a lone frame, and so is this one):
+		// nobody to coalesce with, so write it here rather than pay a
+		// goroutine and a switch before it leaves (ping-pong latency).
+		// Never blocks: what the socket does not take goes to a writer.
+		o.tryFlushLocked()
+		return nil
+	default: // cork holds back only queue's inline flushes, not other writers
 		o.flushing = true
 		o.startWriterLocked()
 	}
