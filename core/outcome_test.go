@@ -27,11 +27,7 @@ func TestOneResponseOnTheWire(t *testing.T) {
 	}
 	// Ping once the handler is over: its Pong comes after anything the
 	// handler's end could have sent.
-	testwait.For(t, "the handler to finish", func() bool {
-		s.active.mu.Lock()
-		defer s.active.mu.Unlock()
-		return s.active.n == 0
-	})
+	testwait.For(t, "the handler to finish", func() bool { return s.active.state.Load()&hcCount == 0 })
 	p.send(t, wire.Message{Kind: wire.KindPing, ID: 7})
 	for m := p.next(t); m.Kind != wire.KindPong; m = p.next(t) {
 		if m.Kind == wire.KindResponse {

@@ -315,20 +315,17 @@ func (r *Request) refuse(status wire.Status, reason []byte) {
 // moves to another connection, whose teardown could then claim it.
 func (r *Request) recycle() {
 	r.mu.Lock()
-	armed := r.timer != nil // it may still fire on r
-	r.mu.Unlock()
-	if r.retains.Load() != 0 || armed {
+	defer r.mu.Unlock()
+	if r.timer != nil || r.retains.Load() != 0 { // it may still fire on r; Release will touch it
 		return
 	}
+	r.doneCh, r.err = nil, nil
 	c := r.conn
 	r.deadline = time.Time{}
 	r.conn, r.route, r.frame, r.payload, r.md, r.channels, r.replyMD = nil, nil, netpoll.Frame{}, nil, wire.Metadata{}, nil, nil
 	r.replied.Store(false)
 	r.left.Store(false)
 	r.respLen, r.respStatus, r.respSent = 0, 0, false
-	r.mu.Lock()
-	r.doneCh, r.err = nil, nil
-	r.mu.Unlock()
 	c.spare = r
 }
 

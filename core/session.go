@@ -548,53 +548,73 @@ func (s *session) keepaliveTick() {
 // handlerCount counts running goroutines (handlers, or the session's
 // other goroutines) and lets Drain and Close wait for zero. (A WaitGroup
 // cannot: Add may race with Wait while requests are still being
-// dispatched.)
+// dispatched.) Counting is one atomic operation each way, as every
+// request is counted; the lock is taken only to wait or to wake a waiter.
+//
+// No lost wake-up: a waiter sets hcWaiting before it looks at the count,
+// and done looks at hcWaiting in the same atomic operation that drops the
+// count, so either the waiter sees zero or done sees the waiter.
 type handlerCount struct {
-	mu     sync.Mutex
-	n      int
-	idle   chan struct{} // closed when n drops to 0; nil while nobody waits
-	closed bool          // close was called: add refuses
+	state atomic.Int64 // the count, and hcClosed and hcWaiting
+	mu    sync.Mutex
+	idle  chan struct{} // closed when the count drops to 0; nil while nobody waits
 }
+
+const (
+	hcClosed  = 1 << 62 // close was called: add refuses
+	hcWaiting = 1 << 61 // idle is set: the count's drop to zero must close it
+	hcCount   = hcWaiting - 1
+)
 
 // add counts one more; false once close has run.
 func (h *handlerCount) add() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return false
+	for {
+		v := h.state.Load()
+		if v&hcClosed != 0 {
+			return false
+		}
+		if h.state.CompareAndSwap(v, v+1) {
+			return true
+		}
 	}
-	h.n++
-	return true
 }
 
 // close refuses every later add and waits until the count is zero.
 func (h *handlerCount) close() {
-	h.mu.Lock()
-	h.closed = true
-	h.mu.Unlock()
+	h.state.Or(hcClosed)
 	h.waitIdle(context.Background())
 }
 
 func (h *handlerCount) done() {
-	h.mu.Lock()
-	h.n--
-	if h.n == 0 && h.idle != nil {
-		close(h.idle)
-		h.idle = nil
+	if v := h.state.Add(-1); v&hcCount == 0 && v&hcWaiting != 0 {
+		h.mu.Lock()
+		h.wakeLocked()
+		h.mu.Unlock()
 	}
-	h.mu.Unlock()
+}
+
+// wakeLocked releases the waiters if the count is (still) zero.
+func (h *handlerCount) wakeLocked() bool {
+	if h.idle == nil || h.state.Load()&hcCount != 0 {
+		return false
+	}
+	close(h.idle)
+	h.idle = nil
+	h.state.And(^hcWaiting)
+	return true
 }
 
 func (h *handlerCount) waitIdle(ctx context.Context) error {
 	h.mu.Lock()
-	if h.n == 0 {
+	if h.idle == nil {
+		h.idle = make(chan struct{})
+		h.state.Or(hcWaiting)
+	}
+	idle := h.idle
+	if h.wakeLocked() {
 		h.mu.Unlock()
 		return nil
 	}
-	if h.idle == nil {
-		h.idle = make(chan struct{})
-	}
-	idle := h.idle
 	h.mu.Unlock()
 	select {
 	case <-idle:

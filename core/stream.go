@@ -443,6 +443,9 @@ func (r *Request) channel(i int, send bool) (*chanState, error) {
 
 // releaseUntakenChannels ends the channels a finished handler never took.
 func (r *Request) releaseUntakenChannels() {
+	if len(r.channels) == 0 { // set before the handler ran, never after: no lock needed
+		return
+	}
 	r.mu.Lock()
 	var left []*chanState
 	for i := range r.channels {
