@@ -204,7 +204,12 @@ func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 		}
 		return false, c.finish(ctx, oc, fn)
 	}
-	if err := c.s.link.Load().WriteFrameCommitted(ctx, oc.buf, c.s.goAwayGate()); err != nil {
+	link := c.s.link.Load()
+	write := link.WriteFrameCommitted
+	if c.slots.inUse() == 1 { // the only call in flight: nothing to coalesce with
+		write = link.WriteFrameAlone
+	}
+	if err := write(ctx, oc.buf, c.s.goAwayGate()); err != nil {
 		if got, _ := c.pending.take(id); got != nil {
 			c.freeCall(oc)
 			if ctx.Err() != nil { // gave up waiting for room in the outbound buffer

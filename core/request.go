@@ -209,7 +209,11 @@ func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error
 		// room: many handlers answering a peer that does not read must
 		// not pile up their responses (rule 34).
 		link.HoldBytes(len(*buf))
-		err = link.WriteFrameCommitted(context.Background(), *buf, commit)
+		write := link.WriteFrameCommitted
+		if r.conn.inflight.live.Load() == 1 { // the only request in flight: no company to wait for
+			write = link.WriteFrameAlone
+		}
+		err = write(context.Background(), *buf, commit)
 		link.ReleaseBytes(len(*buf))
 	}
 	if err != nil { // never queued: nothing will leave the table for it

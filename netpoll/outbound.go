@@ -13,9 +13,13 @@ import (
 // that makes the buffer non-empty starts a writer goroutine, which writes
 // everything queued by the time it runs, and again while more arrives,
 // then ends. So a burst from many callers leaves in one write, and an idle
-// connection has no writer. A lone frame after a lone frame (no load, as
-// in ping-pong) is written by its caller with one non-blocking write, the
-// writer taking only what the socket refused. QueueFrame and uncork (the reading goroutine: a gnet event
+// connection has no writer. A frame its caller says is alone (WriteFrameAlone:
+// the one call in flight) is written by its caller with one non-blocking
+// write when no flush is under way, the writer taking only what the socket
+// refused. (Guessing "alone" here from the last batch's size misfires:
+// handlers answering one by one on worker goroutines each look alone, and
+// writing each at once costs a syscall per frame where the writer's
+// moment of delay would have batched them.) QueueFrame and uncork (the reading goroutine: a gnet event
 // loop) make one non-blocking write first, so a batch of inline replies
 // usually leaves with no goroutine at all.
 //
@@ -54,7 +58,7 @@ func (o *outbound) init(s sink, max int, wg *sync.WaitGroup, fail func(error)) {
 
 // write queues one frame and returns; a writer goroutine writes it. It
 // blocks only while the buffer is full.
-func (o *outbound) write(ctx context.Context, body []byte, n Committer) error {
+func (o *outbound) write(ctx context.Context, body []byte, n Committer, alone bool) error {
 	need := FrameLen(len(body))
 	o.mu.Lock()
 	for o.err == nil && !o.closing && len(o.pend) > 0 && len(o.pend)+need > o.max {
@@ -73,11 +77,11 @@ func (o *outbound) write(ctx context.Context, body []byte, n Committer) error {
 	o.appendLocked(body, n)
 	switch {
 	case o.flushing: // the flush under way takes it
-	case o.lastBatch <= 1 && o.pendN == 1:
-		// No load (the last batch was a lone frame, and so is this one):
-		// nobody to coalesce with, so write it here rather than pay a
-		// goroutine and a switch before it leaves (ping-pong latency).
-		// Never blocks: what the socket does not take goes to a writer.
+	case alone && o.pendN == 1:
+		// Nobody to coalesce with (the caller says so, and nothing else
+		// waits): write it here rather than pay a goroutine and a switch
+		// before it leaves (round-trip latency). Never blocks: what the
+		// socket does not take goes to a writer.
 		o.tryFlushLocked()
 		return nil
 	default: // cork holds back only queue's inline flushes, not other writers

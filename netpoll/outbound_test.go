@@ -60,7 +60,7 @@ func startOutbound(t *testing.T, w *gateWriter, max int) (*outbound, *atomic.Int
 func TestOutboundCoalesces(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 1<<20)
-	if err := o.write(context.Background(), []byte("first"), nil); err != nil {
+	if err := o.write(context.Background(), []byte("first"), nil, false); err != nil {
 		t.Fatal(err) // returned without waiting for the stuck socket
 	}
 	<-w.entered // the writer goroutine is inside Write
@@ -69,7 +69,7 @@ func TestOutboundCoalesces(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range others {
 		wg.Go(func() {
-			if err := o.write(context.Background(), []byte{byte(i)}, nil); err != nil {
+			if err := o.write(context.Background(), []byte{byte(i)}, nil, false); err != nil {
 				t.Error(err)
 			}
 		})
@@ -106,20 +106,20 @@ func TestOutboundBackpressure(t *testing.T) {
 	w := newGateWriter()
 	const max = 1000
 	o, _ := startOutbound(t, w, max)
-	if err := o.write(context.Background(), make([]byte, 10), nil); err != nil { // the writer gets stuck in Write
+	if err := o.write(context.Background(), make([]byte, 10), nil, false); err != nil { // the writer gets stuck in Write
 		t.Fatal(err)
 	}
 	<-w.entered
 
 	body := make([]byte, 98) // 99 bytes framed: 10 fit in max
 	for range 10 {
-		if err := o.write(context.Background(), body, nil); err != nil {
+		if err := o.write(context.Background(), body, nil, false); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := o.write(ctx, body, nil); !errors.Is(err, context.DeadlineExceeded) {
+	if err := o.write(ctx, body, nil, false); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("write into a full buffer: %v, want it to block until the deadline", err)
 	}
 	o.mu.Lock()
@@ -129,7 +129,7 @@ func TestOutboundBackpressure(t *testing.T) {
 	o.mu.Unlock()
 
 	unblocked := make(chan error)
-	go func() { unblocked <- o.write(context.Background(), body, nil) }()
+	go func() { unblocked <- o.write(context.Background(), body, nil, false) }()
 	select {
 	case err := <-unblocked:
 		t.Fatalf("write returned %v while the buffer was full", err)
@@ -151,7 +151,7 @@ func TestOutboundWriteErrorIsTerminal(t *testing.T) {
 	var wg sync.WaitGroup
 	o.init(newStreamSink(w), 1<<20, &wg, func(err error) { failed <- err })
 	defer wg.Wait()
-	if err := o.write(context.Background(), []byte("x"), nil); err != nil {
+	if err := o.write(context.Background(), []byte("x"), nil, false); err != nil {
 		t.Fatalf("write: %v", err)
 	}
 	<-w.entered
@@ -159,7 +159,7 @@ func TestOutboundWriteErrorIsTerminal(t *testing.T) {
 	if err := <-failed; !errors.Is(err, w.fail) {
 		t.Fatalf("fail got %v", err)
 	}
-	if err := o.write(context.Background(), []byte("y"), nil); !errors.Is(err, w.fail) {
+	if err := o.write(context.Background(), []byte("y"), nil, false); !errors.Is(err, w.fail) {
 		t.Fatalf("later write got %v", err)
 	}
 	select {
@@ -227,7 +227,7 @@ func TestCommitterSeesFrameQueued(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 100)
 	n := &committed{o: o}
-	if err := o.write(context.Background(), []byte("abc"), n); err != nil {
+	if err := o.write(context.Background(), []byte("abc"), n, false); err != nil {
 		t.Fatal(err)
 	}
 	if n.calls != 1 || n.sawPend != FrameLen(3) {
@@ -291,7 +291,7 @@ func TestUncorkFlushWakesWaitingWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrote := make(chan error, 1)
-	go func() { wrote <- o.write(context.Background(), make([]byte, 10), nil) }()
+	go func() { wrote <- o.write(context.Background(), make([]byte, 10), nil, false) }()
 	testwait.For(t, "the writer to wait for room", func() bool {
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -315,7 +315,7 @@ func TestWriteWhileCorkedGoesOut(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 1<<20)
 	o.cork() // the reader is inside HandleFrames, and stays there
-	if err := o.write(context.Background(), []byte("from another goroutine"), nil); err != nil {
+	if err := o.write(context.Background(), []byte("from another goroutine"), nil, false); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -340,7 +340,7 @@ func TestOutboundAcceptsAtTheBound(t *testing.T) {
 				if name == "write" {
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 					defer cancel()
-					return o.write(ctx, body, nil)
+					return o.write(ctx, body, nil, false)
 				}
 				return o.queue(body, nil)
 			}
@@ -388,12 +388,12 @@ func TestAdmitterRefuses(t *testing.T) {
 	o, _ := startOutbound(t, w, 1<<20)
 	defer drainAll(t, w, o, true)
 	r := &refuser{}
-	if err := o.write(context.Background(), []byte("in"), r); err != nil || r.committed != 1 {
+	if err := o.write(context.Background(), []byte("in"), r, false); err != nil || r.committed != 1 {
 		t.Fatalf("admitted: %v, committed %d", err, r.committed)
 	}
 	<-w.entered
 	r.closed = true
-	if err := o.write(context.Background(), []byte("out"), r); !errors.Is(err, ErrNotAdmitted) {
+	if err := o.write(context.Background(), []byte("out"), r, false); !errors.Is(err, ErrNotAdmitted) {
 		t.Fatalf("write: %v, want ErrNotAdmitted", err)
 	}
 	if err := o.queue([]byte("out"), r); !errors.Is(err, ErrNotAdmitted) {
@@ -404,5 +404,68 @@ func TestAdmitterRefuses(t *testing.T) {
 	o.mu.Unlock()
 	if r.committed != 1 || pend != 0 {
 		t.Fatalf("a refused frame was queued: committed %d, %d bytes pending", r.committed, pend)
+	}
+}
+
+// takeSink takes at most max bytes per try (as a socket with little room
+// would) and records which goroutine kind wrote what.
+type takeSink struct {
+	mu          sync.Mutex
+	max         int
+	tried, full []byte // bytes taken by try (callers), by write (the writer)
+}
+
+func (s *takeSink) try(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := min(len(p), s.max)
+	s.tried = append(s.tried, p[:n]...)
+	return n, nil
+}
+
+func (s *takeSink) write(p []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.full = append(s.full, p...)
+	return nil
+}
+
+func (s *takeSink) idle() {}
+
+func (s *takeSink) all() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append(append([]byte(nil), s.tried...), s.full...)
+}
+
+// A frame written alone with no flush under way leaves on its caller's
+// goroutine before the write returns (no hand-off to a writer); what the
+// socket does not take goes to a writer, in order, before later frames.
+func TestWriteAloneWritesOnCaller(t *testing.T) {
+	s := &takeSink{max: 1 << 20}
+	var o outbound
+	var wg sync.WaitGroup
+	o.init(s, 1<<20, &wg, func(error) {})
+	if err := o.write(context.Background(), []byte("ping"), nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if want := AppendFrame(nil, []byte("ping")); string(s.all()) != string(want) || len(s.full) != 0 {
+		t.Fatalf("after the write returned the socket had %q (by the writer: %q), want %q from the caller", s.tried, s.full, want)
+	}
+	wg.Wait()
+
+	// A socket that takes 3 bytes: the caller writes those, a writer the rest.
+	s.max = 3
+	if err := o.write(context.Background(), []byte("pong"), nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.write(context.Background(), []byte("next"), nil, false); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	want := AppendFrame(AppendFrame(AppendFrame(nil, []byte("ping")), []byte("pong")), []byte("next"))
+	if got := s.all(); string(got) != string(want) {
+		// tried then full is the order the bytes left in
+		t.Fatalf("wire %q, want %q", got, want)
 	}
 }
