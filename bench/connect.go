@@ -34,7 +34,10 @@ func (connectRaw) Unmarshal(b []byte, v any) error {
 	return nil
 }
 
-const connectEchoPath = "/bench.Echo/Echo"
+const (
+	connectEchoPath   = "/bench.Echo/Echo"
+	connectStreamPath = "/bench.Echo/Stream"
+)
 
 func serveConnect(addr string) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
@@ -46,6 +49,20 @@ func serveConnect(addr string) (func(), error) {
 		func(_ context.Context, req *connect.Request[[]byte]) (*connect.Response[[]byte], error) {
 			return connect.NewResponse(req.Msg), nil
 		}, connect.WithCodec(connectRaw{})))
+	mux.Handle(connectStreamPath, connect.NewServerStreamHandler(connectStreamPath,
+		func(_ context.Context, req *connect.Request[[]byte], st *connect.ServerStream[[]byte]) error {
+			n, size, err := parseStreamRequest(*req.Msg)
+			if err != nil {
+				return connect.NewError(connect.CodeInvalidArgument, err)
+			}
+			item := make([]byte, size)
+			for range n {
+				if err := st.Send(&item); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, connect.WithCodec(connectRaw{})))
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{Handler: mux, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second}
@@ -53,12 +70,38 @@ func serveConnect(addr string) (func(), error) {
 	return func() { _ = srv.Close() }, nil
 }
 
-func dialConnect(target string) (caller, func(), error) {
+// connectClient is one HTTP/2 connection's worth of client for path.
+func connectClient(target, path string) (*connect.Client[[]byte, []byte], *http.Transport) {
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
 	tr := &http.Transport{Protocols: &protocols, TLSClientConfig: &tls.Config{}, MaxIdleConnsPerHost: 1}
 	hc := &http.Client{Transport: tr}
-	cl := connect.NewClient[[]byte, []byte](hc, "http://"+target+connectEchoPath, connect.WithCodec(connectRaw{}))
+	return connect.NewClient[[]byte, []byte](hc, "http://"+target+path, connect.WithCodec(connectRaw{})), tr
+}
+
+// dialConnectStream makes server-streaming calls on one HTTP/2 connection.
+func dialConnectStream(target string) (streamer, func(), error) {
+	cl, tr := connectClient(target, connectStreamPath)
+	return func(items, size int) error {
+		req := streamRequest(items, size)
+		st, err := cl.CallServerStream(context.Background(), connect.NewRequest(&req))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		got := 0
+		for st.Receive() {
+			got++
+		}
+		if err := st.Err(); err != nil {
+			return err
+		}
+		return countItems(got, items)
+	}, func() { tr.CloseIdleConnections() }, nil
+}
+
+func dialConnect(target string) (caller, func(), error) {
+	cl, tr := connectClient(target, connectEchoPath)
 	return func(payload []byte) error {
 		resp, err := cl.CallUnary(context.Background(), connect.NewRequest(&payload))
 		if err == nil && resp.Msg == nil {

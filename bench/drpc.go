@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 
 	"storj.io/drpc"
@@ -27,16 +29,37 @@ type drpcEcho struct{}
 
 func (drpcEcho) Echo(_ context.Context, in *[]byte) (*[]byte, error) { return in, nil }
 
+// Stream is the server stream: the mux reads the request, then the
+// handler sends the items on the stream.
+func (drpcEcho) Stream(in *[]byte, st drpc.Stream) error {
+	n, size, err := parseStreamRequest(*in)
+	if err != nil {
+		return err
+	}
+	item := make([]byte, size)
+	for range n {
+		if err := st.MsgSend(&item, drpcRaw{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 type drpcEchoDesc struct{}
 
-func (drpcEchoDesc) NumMethods() int { return 1 }
+func (drpcEchoDesc) NumMethods() int { return 2 }
 func (drpcEchoDesc) Method(n int) (string, drpc.Encoding, drpc.Receiver, any, bool) {
-	if n != 0 {
-		return "", nil, nil, nil, false
+	switch n {
+	case 0:
+		return "/bench.Echo/Echo", drpcRaw{}, func(srv any, ctx context.Context, in1, _ any) (drpc.Message, error) {
+			return srv.(drpcEcho).Echo(ctx, in1.(*[]byte))
+		}, drpcEcho.Echo, true
+	case 1:
+		return "/bench.Echo/Stream", drpcRaw{}, func(srv any, _ context.Context, in1, in2 any) (drpc.Message, error) {
+			return nil, srv.(drpcEcho).Stream(in1.(*[]byte), in2.(drpc.Stream))
+		}, drpcEcho.Stream, true
 	}
-	return "/bench.Echo/Echo", drpcRaw{}, func(srv any, ctx context.Context, in1, _ any) (drpc.Message, error) {
-		return srv.(drpcEcho).Echo(ctx, in1.(*[]byte))
-	}, drpcEcho.Echo, true
+	return "", nil, nil, nil, false
 }
 
 func serveDRPC(addr string) (func(), error) {
@@ -55,7 +78,8 @@ func serveDRPC(addr string) (func(), error) {
 	return func() { cancel(); <-done }, nil
 }
 
-func dialDRPC(target string, inflight int) (caller, func(), error) {
+// drpcPool dials inflight drpc connections: one per call in flight.
+func drpcPool(target string, inflight int) (chan *drpcconn.Conn, func(), error) {
 	pool := make(chan *drpcconn.Conn, inflight)
 	var all []*drpcconn.Conn
 	closeAll := func() {
@@ -72,6 +96,52 @@ func dialDRPC(target string, inflight int) (caller, func(), error) {
 		c := drpcconn.New(nc)
 		all = append(all, c)
 		pool <- c
+	}
+	return pool, closeAll, nil
+}
+
+// dialDRPCStream makes server-streaming calls, each on a connection of
+// the pool.
+func dialDRPCStream(target string, inflight int) (streamer, func(), error) {
+	pool, closeAll, err := drpcPool(target, inflight)
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(items, size int) error {
+		c := <-pool
+		defer func() { pool <- c }()
+		st, err := c.NewStream(context.Background(), "/bench.Echo/Stream", drpcRaw{})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		req := streamRequest(items, size)
+		if err := st.MsgSend(&req, drpcRaw{}); err != nil {
+			return err
+		}
+		if err := st.CloseSend(); err != nil {
+			return err
+		}
+		got := 0
+		for {
+			var item []byte
+			err := st.MsgRecv(&item, drpcRaw{})
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			got++
+		}
+		return countItems(got, items)
+	}, closeAll, nil
+}
+
+func dialDRPC(target string, inflight int) (caller, func(), error) {
+	pool, closeAll, err := drpcPool(target, inflight)
+	if err != nil {
+		return nil, nil, err
 	}
 	return func(payload []byte) error {
 		c := <-pool

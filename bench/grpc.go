@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"fmt"
 	"io"
 	"net"
 
@@ -45,10 +43,10 @@ var echoDesc = grpc.ServiceDesc{
 			if err := stream.RecvMsg(&req); err != nil {
 				return err
 			}
-			if len(req) != 8 {
-				return fmt.Errorf("want 8 bytes, got %d", len(req))
+			n, size, err := parseStreamRequest(req)
+			if err != nil {
+				return err
 			}
-			n, size := binary.LittleEndian.Uint32(req), binary.LittleEndian.Uint32(req[4:])
 			item := make([]byte, size)
 			for range n {
 				if err := stream.SendMsg(&item); err != nil {
@@ -76,7 +74,7 @@ func dialGRPCStream(target string) (streamer, func(), error) {
 		if err != nil {
 			return err
 		}
-		req := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(items)), uint32(size))
+		req := streamRequest(items, size)
 		if err := st.SendMsg(&req); err != nil {
 			return err
 		}
@@ -95,10 +93,7 @@ func dialGRPCStream(target string) (streamer, func(), error) {
 			}
 			got++
 		}
-		if got != items {
-			return fmt.Errorf("got %d of %d items", got, items)
-		}
-		return nil
+		return countItems(got, items)
 	}, func() { cc.Close() }, nil
 }
 

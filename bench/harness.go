@@ -68,7 +68,7 @@ var allScenarios = []scenario{
 }
 
 // streamingKinds are the systems with server streams in this harness.
-var streamingKinds = map[string]bool{"rove": true, "rove-std": true, "grpc": true}
+var streamingKinds = map[string]bool{"rove": true, "rove-std": true, "grpc": true, "connect": true, "drpc": true}
 
 // sample is one measured run of one system in one scenario.
 type sample struct {
@@ -262,7 +262,7 @@ func measureOnce(sys system, sc scenario, warmup, dur time.Duration) (sample, er
 	defer srv.stop()
 	return loadLoop(func(inflight int) (caller, func(), error) {
 		if sc.streams() {
-			st, closeFn, err := dialStream(sys.kind, srv.addr)
+			st, closeFn, err := dialStream(sys.kind, srv.addr, inflight)
 			if err != nil {
 				return nil, nil, err
 			}

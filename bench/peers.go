@@ -54,7 +54,7 @@ func main() {
 	warmup := fs.Duration("warmup", time.Second, "warm-up")
 	kinds := fs.String("kinds", "rove,grpc,raw", "idle: the systems to measure, in order")
 	n := fs.Int("n", 10000, "idle: connections per system")
-	workload := fs.String("workload", "unary", "load: unary (64 B echo) or stream (server streaming: -items items of -payload bytes per call; grpc and rove)")
+	workload := fs.String("workload", "unary", "load: unary (64 B echo) or stream (server streaming: -items items of -payload bytes per call; rove, grpc, connect, drpc)")
 	items := fs.Int("items", 16, "load -workload stream: items per call")
 	cpuprofile := fs.String("cpuprofile", "", "serve, load: write a CPU profile of the process to this file")
 	fs.Parse(os.Args[2:])
@@ -133,10 +133,14 @@ type caller func(payload []byte) error
 // and returns once every item has arrived.
 type streamer func(items, size int) error
 
-func dialStream(kind, target string) (streamer, func(), error) {
+func dialStream(kind, target string, inflight int) (streamer, func(), error) {
 	switch kind {
 	case "grpc":
 		return dialGRPCStream(target)
+	case "connect":
+		return dialConnectStream(target)
+	case "drpc":
+		return dialDRPCStream(target, inflight)
 	case "rove":
 		return dialRoveStream(target, false)
 	case "rove-std":
@@ -192,7 +196,7 @@ func load(kind, target, workload string, items, conns, inflight, size int, warmu
 			c, closeFn, err = dial(kind, target, inflight)
 		case "stream":
 			var st streamer
-			st, closeFn, err = dialStream(kind, target)
+			st, closeFn, err = dialStream(kind, target, inflight)
 			c = func([]byte) error { return st(items, size) }
 		default:
 			err = fmt.Errorf("unknown workload %q", workload)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"fmt"
 
 	"github.com/rove-rpc/rove/core"
 	"github.com/rove-rpc/rove/netpoll"
@@ -29,11 +27,10 @@ func serveRove(addr string, std bool) (func(), error) {
 	})
 	// Streaming waits for credit: a handler that may block.
 	r.Handle(roveStream, func(ctx context.Context, req *core.Request) error {
-		p := req.Payload()
-		if len(p) != 8 {
-			return &core.InvalidPayloadError{Err: fmt.Errorf("want 8 bytes, got %d", len(p))}
+		n, size, err := parseStreamRequest(req.Payload())
+		if err != nil {
+			return &core.InvalidPayloadError{Err: err}
 		}
-		n, size := binary.LittleEndian.Uint32(p), binary.LittleEndian.Uint32(p[4:])
 		tx, err := req.Tx(0)
 		if err != nil {
 			return &core.InvalidPayloadError{Err: err}
@@ -94,7 +91,7 @@ func dialRoveStream(target string, std bool) (streamer, func(), error) {
 		ctx := context.Background()
 		rx := cl.Conn().NewRx(core.DefaultWindow)
 		defer rx.Close()
-		req := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, uint32(items)), uint32(size))
+		req := streamRequest(items, size)
 		done := make(chan error, 1)
 		go func() { done <- cl.Call(ctx, roveStream, req, &core.CallOptions{Channels: []core.Channel{rx}}, nil) }()
 		var err error
