@@ -92,20 +92,16 @@ func dialRoveStream(target string, std bool) (streamer, func(), error) {
 		rx := cl.Conn().NewRx(core.DefaultWindow)
 		defer rx.Close()
 		req := streamRequest(items, size)
-		done := make(chan error, 1)
-		go func() { done <- cl.Call(ctx, roveStream, req, &core.CallOptions{Channels: []core.Channel{rx}}, nil) }()
-		var err error
-		for range items {
-			var it core.Item
-			if it, err = rx.Recv(ctx); err != nil {
-				break
+		// The items are read on this goroutine while the call runs.
+		return cl.Call(ctx, roveStream, req, &core.CallOptions{Channels: []core.Channel{rx}, While: func() error {
+			for range items {
+				it, err := rx.Recv(ctx)
+				if err != nil {
+					return err
+				}
+				it.Release()
 			}
-			it.Release()
-		}
-		rx.Close()
-		if cerr := <-done; err == nil {
-			err = cerr
-		}
-		return err
+			return nil
+		}}, nil)
 	}, closeFn, nil
 }

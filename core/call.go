@@ -97,6 +97,14 @@ type CallOptions struct {
 	// reset or the connection ends, and cancelling the call does not close
 	// them (rules 19, 24).
 	Channels []Channel
+	// While, if set, runs on the caller's goroutine once the request has
+	// gone out, before Call waits for the response: the place to send on
+	// or receive from the call's channels without a goroutine of their
+	// own (a server stream: read its Rx to the end here). If While returns
+	// an error, the call is cancelled as if its context had ended (unless
+	// its outcome has already arrived) and Call returns that error. While
+	// does not run if the request was not sent.
+	While func() error
 }
 
 // Call calls method m with payload req (not retained after Call returns)
@@ -226,6 +234,12 @@ func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 		for _, ch := range opts.Channels {
 			ch.state().markBound() // its items may follow the request now
 		}
+		if opts.While != nil {
+			if err := opts.While(); err != nil {
+				c.giveUp(oc)
+				return true, err
+			}
+		}
 	}
 
 	done := ctx.Done()
@@ -246,18 +260,42 @@ func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 
 // abandonCancelled gives up a sent call whose context ended.
 func (c *conn) abandonCancelled(ctx context.Context, oc *outCall, fn func(Reply) error) error {
-	id := oc.id
-	if !c.pending.abandon(oc) {
+	if !c.abandon(oc) {
 		// The response, teardown or the watch claimed it first: that
 		// outcome stands.
 		return c.finish(ctx, oc, fn)
 	}
-	// Cancelled (rule 19): tell the peer, without waiting for room in the
-	// outbound buffer (the caller learns at once). The table keeps oc until
-	// the late response, so our slot stays taken while the peer still
-	// counts the request as in flight.
-	c.s.sendSoon(&wire.Message{Kind: wire.KindCancel, Conn: c.id, ID: id})
 	return &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
+}
+
+// abandon cancels a sent call if its outcome has not been claimed yet
+// (rule 19): Cancel goes to the peer without waiting for room in the
+// outbound buffer (the caller learns at once). The table keeps oc until
+// the late response, so our slot stays taken while the peer still counts
+// the request as in flight. False: the outcome is on its way to oc.done.
+func (c *conn) abandon(oc *outCall) bool {
+	id := oc.id
+	if !c.pending.abandon(oc) {
+		return false
+	}
+	c.s.sendSoon(&wire.Message{Kind: wire.KindCancel, Conn: c.id, ID: id})
+	return true
+}
+
+// giveUp cancels a sent call whose caller will not take its outcome
+// (While failed), or frees it once that outcome has come.
+func (c *conn) giveUp(oc *outCall) {
+	if !c.abandon(oc) {
+		<-oc.done
+		if oc.err == errWoken {
+			_ = c.leaveWoken(context.Background(), oc)
+			return
+		}
+		if oc.err == nil {
+			oc.frame.Release()
+		}
+		c.freeCall(oc)
+	}
 }
 
 // finish waits for the outcome already on its way and returns it.

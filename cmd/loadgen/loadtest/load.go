@@ -252,24 +252,20 @@ func (l *load) stream(w int, intended time.Time) error {
 	var req [8]byte
 	binary.LittleEndian.PutUint32(req[:], uint32(l.cfg.items))
 	binary.LittleEndian.PutUint32(req[4:], uint32(l.cfg.payload))
-	done := make(chan error, 1)
-	go func() {
-		done <- cl.Call(ctx, mStream, req[:], &core.CallOptions{Channels: []core.Channel{rx}, Metadata: l.md}, nil)
-	}()
-	var err error
-	for range l.cfg.items {
-		var it core.Item
-		if it, err = rx.Recv(ctx); err != nil {
-			break
+	// The items are read on this goroutine while the call runs (While);
+	// a failed read cancels the call.
+	err := cl.Call(ctx, mStream, req[:], &core.CallOptions{Channels: []core.Channel{rx}, Metadata: l.md, While: func() error {
+		for range l.cfg.items {
+			it, err := rx.Recv(ctx)
+			if err != nil {
+				return err
+			}
+			it.Release()
 		}
-		it.Release()
-	}
+		return nil
+	}}, nil)
 	if err == nil && l.rec.measuring.Load() {
 		l.items.Add(int64(l.cfg.items))
-	}
-	rx.Close() // on error: the server's next send fails, and the call ends
-	if cerr := <-done; err == nil {
-		err = cerr
 	}
 	return err
 }
