@@ -94,3 +94,54 @@ func BenchmarkPipelined(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTypedVsRaw: a sonic-typed echo of a small struct against a raw
+// echo of its encoding (the same bytes on the wire), both with handlers
+// that may block (Handle, as typed methods register), parallel callers.
+// The ratio of the two is issue 13's typed-call target (>= 0.8).
+func BenchmarkTypedVsRaw(b *testing.B) {
+	type item struct {
+		ID   int64
+		Name string
+		Tags []string
+	}
+	mItem := NewTypedMethod[item, item]("bench", "item")
+	r := NewRouter()
+	r.Handle(mEcho, echo)
+	mItem.Handle(r, func(_ context.Context, in item) (item, error) { return in, nil })
+	v := item{ID: 42, Name: "a small struct", Tags: []string{"x", "y"}}
+	raw, err := SonicCodec{}.AppendMarshal(nil, &v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tr := range transports() {
+		client, _ := tr.pair(b, Options{}, Options{Router: r})
+		cl := client.Caller()
+		ctx := context.Background()
+		run := func(b *testing.B, call func() error) {
+			for range 100 {
+				if err := call(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.SetParallelism(32)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := call(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		b.Run(tr.name+"/raw", func(b *testing.B) {
+			run(b, func() error { return cl.Call(ctx, mEcho, raw, nil, nil) })
+		})
+		b.Run(tr.name+"/typed", func(b *testing.B) {
+			run(b, func() error { _, err := mItem.Call(ctx, cl, v); return err })
+		})
+		cl.Close()
+	}
+}
