@@ -103,7 +103,9 @@ type CallOptions struct {
 	// own (a server stream: read its Rx to the end here). If While returns
 	// an error, the call is cancelled as if its context had ended (unless
 	// its outcome has already arrived) and Call returns that error. While
-	// does not run if the request was not sent.
+	// does not run if the request was not sent. The call's context is not
+	// watched while While runs: While should wait with it (Recv(ctx, ...))
+	// so that a cancel ends it.
 	While func() error
 }
 
