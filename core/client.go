@@ -253,7 +253,7 @@ type ClientCallOptions struct {
 // within ctx, and retried (up to Attempts, each try bounded by PerTry)
 // as ClientCallOptions allow. The error is the last try's. opts may be
 // nil; channels cannot be bound through a Client (they belong to one
-// session).
+// session). opts.While, if set, runs once per try whose request went out.
 func (c *Client) Call(ctx context.Context, m Method, req []byte, opts *ClientCallOptions, fn func(Reply) error) error {
 	var co *CallOptions
 	idempotent := false
