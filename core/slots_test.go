@@ -48,30 +48,34 @@ func TestCallSlotsLimitAndWake(t *testing.T) {
 	}
 }
 
-// spec:18 two slots freed while two callers wait: both get one, though
-// the second release may find the first one's wake-up still unread (the
-// waiter that wakes passes it on).
-func TestCallSlotsTwoReleasesTwoWaiters(t *testing.T) {
-	for range 20 {
-		var s callSlots
-		s.init(2)
-		s.tryAcquire()
-		s.tryAcquire()
-		got := make(chan slotWait, 2)
-		for range 2 {
-			go func() { got <- s.acquire(context.Background(), nil) }()
-		}
-		testwait.Blocked(t, "core.(*callSlots).acquire", 2)
-		s.release()
-		s.release()
-		for range 2 {
-			select {
-			case w := <-got:
-				if w != slotTaken {
-					t.Fatalf("waiter got %v", w)
+// spec:18 n slots freed while n callers wait parked: each gets one, for
+// one waiter and for two (the second release may find the first one's
+// wake-up still unread).
+func TestCallSlotsParkedWaiters(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		for range 20 {
+			var s callSlots
+			s.init(n)
+			for range n {
+				s.tryAcquire()
+			}
+			got := make(chan slotWait, n)
+			for range n {
+				go func() { got <- s.acquire(context.Background(), nil) }()
+			}
+			testwait.Blocked(t, "core.(*callSlots).acquire", n)
+			for range n {
+				s.release()
+			}
+			for range n {
+				select {
+				case w := <-got:
+					if w != slotTaken {
+						t.Fatalf("waiter got %v", w)
+					}
+				case <-time.After(testwait.Timeout):
+					t.Fatalf("%d waiters: a free slot was left with a caller waiting", n)
 				}
-			case <-time.After(testwait.Timeout):
-				t.Fatal("a free slot was left with a caller waiting")
 			}
 		}
 	}
@@ -94,25 +98,6 @@ func TestCallSlotsWaitEnds(t *testing.T) {
 	}
 	if s.waiting.Load() != 0 || s.inUse() != 1 {
 		t.Fatalf("waiting %d, in use %d", s.waiting.Load(), s.inUse())
-	}
-}
-
-// spec:18 one caller waits, one slot comes free: it gets it.
-func TestCallSlotsOneWaiter(t *testing.T) {
-	var s callSlots
-	s.init(1)
-	s.tryAcquire()
-	got := make(chan slotWait, 1)
-	go func() { got <- s.acquire(context.Background(), nil) }()
-	testwait.Blocked(t, "core.(*callSlots).acquire", 1)
-	s.release()
-	select {
-	case w := <-got:
-		if w != slotTaken {
-			t.Fatalf("waiter got %v", w)
-		}
-	case <-time.After(testwait.Timeout):
-		t.Fatal("the waiter was not woken by the release")
 	}
 }
 
