@@ -57,7 +57,7 @@ type session struct {
 	keepalive *time.Timer
 	pingNonce uint64 // timer-owned
 
-	active handlerCount // handlers running
+	active handlerCount // handlers running (never closed: its add always counts, and each add is owed one done)
 	bg     handlerCount // other goroutines the session started (goTracked)
 
 	errOnce sync.Once
