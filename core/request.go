@@ -282,7 +282,7 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		// A handler that never waits pays for no timer.
 		r.deadline = time.Now().Add(time.Duration(min(m.TimeoutMicros, uint64(1<<62)/1000)) * time.Microsecond)
 	}
-	s.active.add() // never refuses: active is not closed
+	s.active.add()      // never refuses: active is not closed
 	if s.Err() != nil { // torn down meanwhile: teardown may have missed r
 		r.cancel(ErrConnectionClosed)
 	}
