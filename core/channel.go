@@ -75,6 +75,11 @@ type chanState struct {
 	err      error         // the connection ended
 	doneCh   chan struct{} // Tx.Done: made on first use, closed once peerDone or err
 	doneShut bool          // doneCh is closed
+	// ended is set, under mu, with ourDone or peerDone on a Tx's state
+	// (and harmlessly on an Rx's): a sender checks it without the lock on
+	// every item. err needs no mark: the connection's down, set before
+	// its channels are ended, says it first.
+	ended atomic.Bool
 }
 
 // done returns a channel closed once the receiver has reset the channel
@@ -247,6 +252,7 @@ func (st *chanState) deliver(link *netpoll.Conn, f netpoll.Frame, payload []byte
 func (st *chanState) peerClosed() {
 	st.mu.Lock()
 	st.peerDone = true
+	st.ended.Store(true)
 	tomb := st.ourDone
 	st.mu.Unlock()
 	st.forget()
@@ -264,6 +270,7 @@ func (st *chanState) peerReset(link *netpoll.Conn) {
 	st.mu.Lock()
 	already := st.ourDone
 	st.peerDone, st.ourDone = true, true
+	st.ended.Store(true)
 	st.shutDoneLocked()
 	st.mu.Unlock()
 	st.forget()
@@ -398,6 +405,7 @@ func (st *chanState) dropUnbound() bool {
 	}
 	st.mu.Lock()
 	st.ourDone = true
+	st.ended.Store(true)
 	st.mu.Unlock()
 	st.forget()
 	st.dropQueue()

@@ -177,6 +177,9 @@ func (st *chanState) txErr() error {
 	if ce := st.c.down(); ce != nil { // set before the channels are ended one by one
 		return &CallError{Kind: ErrConnectionClosed, Cause: ce}
 	}
+	if !st.ended.Load() { // the common case: no lock
+		return nil
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	switch {
@@ -224,6 +227,7 @@ func (st *chanState) closeTx() {
 	st.mu.Lock()
 	done := st.ourDone || st.err != nil
 	st.ourDone = true
+	st.ended.Store(true)
 	st.mu.Unlock()
 	if done {
 		return
