@@ -75,10 +75,10 @@ type chanState struct {
 	err      error         // the connection ended
 	doneCh   chan struct{} // Tx.Done: made on first use, closed once peerDone or err
 	doneShut bool          // doneCh is closed
-	// ended is set, under mu, with ourDone or peerDone on a Tx's state
-	// (and harmlessly on an Rx's): a sender checks it without the lock on
-	// every item. err needs no mark: the connection's down, set before
-	// its channels are ended, says it first.
+	// ended is set, under mu, with the first of ourDone, peerDone or err
+	// on a Tx's state (and harmlessly on an Rx's): a sender checks it
+	// without the lock on every item. (err is not only the connection's
+	// end: a call whose request never went out ends its channels too.)
 	ended atomic.Bool
 }
 
@@ -292,6 +292,7 @@ func (st *chanState) end(err error) {
 	if st.err == nil {
 		st.err = err
 	}
+	st.ended.Store(true)
 	st.shutDoneLocked()
 	st.mu.Unlock()
 	st.dropQueue()

@@ -125,3 +125,32 @@ func TestRejectConnTextFitsPeerMaxFrame(t *testing.T) {
 		t.Fatalf("got %v of %d bytes with %d bytes of text", got.m.Kind, len(got.body), len(got.m.Payload))
 	}
 }
+
+// spec:35 a call whose request is too large for the peer is not sent, so
+// neither are its channels: a Send on its Tx fails, and no item for a
+// channel the peer never heard of reaches it (it would be a protocol
+// error between conforming peers).
+func TestUnsentCallsTxSendsNothing(t *testing.T) {
+	s, p := newRawPeer(t, true, Options{})
+	p.acceptHello(t, s, wire.Settings{MaxFrameSize: wire.MinMaxFrameSize})
+	cl := s.Caller()
+	defer cl.Close()
+	tx := cl.Conn().NewTx(4)
+	err := cl.Call(context.Background(), mEcho, make([]byte, wire.MinMaxFrameSize), &CallOptions{Channels: []Channel{tx}}, nil)
+	if !errors.Is(err, ErrSendFailed) {
+		t.Fatalf("oversized call: %v", err)
+	}
+	if err := tx.Send(context.Background(), []byte("x")); err == nil {
+		t.Fatal("Send on the Tx of a call that was never sent succeeded")
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- cl.Call(context.Background(), mEcho, []byte("next"), nil, nil) }()
+	m := p.next(t)
+	if m.Kind != wire.KindRequest || string(m.Payload) != "next" {
+		t.Fatalf("the peer got %v (%q) before the next request", m.Kind, m.Payload)
+	}
+	p.send(t, wire.Message{Kind: wire.KindResponse, ID: m.ID, Status: wire.StatusOK})
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
