@@ -12,15 +12,16 @@ import (
 // Under load WriteFrame does not write to the socket itself: the frame
 // that makes the buffer non-empty starts a writer goroutine, which writes
 // everything queued by the time it runs, and again while more arrives,
-// then ends. So a burst from many callers leaves in one write, and an idle
-// connection has no writer. A frame its caller says is alone (WriteFrameAlone:
-// the one call in flight) is written by its caller with one non-blocking
-// write when no flush is under way, the writer taking only what the socket
-// refused. (Guessing "alone" here from the last batch's size misfires:
-// handlers answering one by one on worker goroutines each look alone, and
-// writing each at once costs a syscall per frame where the writer's
-// moment of delay would have batched them.) QueueFrame and uncork (the reading goroutine: a gnet event
-// loop) make one non-blocking write first, so a batch of inline replies
+// then ends. So a burst from many callers leaves in one write, and an
+// idle connection has no writer. A frame its caller says is alone
+// (WriteFrameAlone: the one call in flight) is written by its caller with
+// one non-blocking write when no flush is under way, the writer taking
+// only what the socket refused. (Guessing "alone" here from the last
+// batch's size misfires: handlers answering one by one on worker
+// goroutines each look alone, and writing each at once costs a syscall
+// per frame where the writer's moment of delay would have batched them.)
+// QueueFrame and uncork (the reading goroutine: a gnet event loop) make
+// one non-blocking write first, so a batch of inline replies
 // usually leaves with no goroutine at all.
 //
 // Invariant (under mu): len(pend) > 0 implies flushing or corked. While
@@ -56,8 +57,9 @@ func (o *outbound) init(s sink, max int, wg *sync.WaitGroup, fail func(error)) {
 	o.run = o.writer
 }
 
-// write queues one frame and returns; a writer goroutine writes it. It
-// blocks only while the buffer is full.
+// write queues one frame and returns; a writer goroutine writes it, or,
+// for a frame alone with no flush under way, this goroutine with one
+// non-blocking try. It blocks only while the buffer is full.
 func (o *outbound) write(ctx context.Context, body []byte, n Committer, alone bool) error {
 	need := FrameLen(len(body))
 	o.mu.Lock()
