@@ -21,12 +21,13 @@ import (
 // goroutines each look alone, and writing each at once costs a syscall
 // per frame where the writer's moment of delay would have batched them.)
 // QueueFrame and uncork (the reading goroutine: a gnet event loop) make
-// one non-blocking write first, so a batch of inline replies
-// usually leaves with no goroutine at all.
+// one non-blocking write first, so a batch of inline replies usually
+// leaves with no goroutine at all.
 //
 // Invariant (under mu): len(pend) > 0 implies flushing or corked. While
 // flushing is set, one goroutine owns the sink: a writer goroutine, or the
-// reading goroutine during its one non-blocking attempt. At most 2*max
+// reading goroutine (or WriteFrameAlone's caller) during its one
+// non-blocking attempt. At most 2*max
 // bytes are ever held: pend (bounded by max, except that one frame is
 // always accepted into an empty buffer) and the batch being written.
 type outbound struct {
