@@ -316,41 +316,51 @@ func (l *load) echo(w int, intended time.Time) error {
 func (l *load) measure(ctx context.Context, res *result, stderr io.Writer) {
 	issuing, stopIssuing := context.WithCancel(context.Background())
 	var workers sync.WaitGroup
+	begin := func() { // the measured phase starts now
+		l.rec.reset()
+		res.start = time.Now()
+		l.rec.measuring.Store(true)
+		l.startMeasuring(res.start)
+		enter("measure")
+	}
+	if l.cfg.warmup <= 0 {
+		// No warm-up: measuring starts before the first call, so that no
+		// call goes out unmeasured (with -n, the server sees exactly n).
+		begin()
+	}
 	if l.cfg.rate.open() {
 		l.openLoop(issuing, &workers)
 	} else {
 		l.closedLoop(issuing, &workers)
 	}
 
-	// Warm-up: calls flow, nothing is recorded. Say so, or a long one looks
-	// like a hang.
-	enter("warmup")
-	if !l.cfg.quiet && l.cfg.warmup > 0 {
-		what := l.cfg.duration.String()
-		if l.cfg.total > 0 {
-			what = fmt.Sprintf("%s calls", fmtCount(float64(l.cfg.total)))
+	if l.cfg.warmup > 0 {
+		// Warm-up: calls flow, nothing is recorded. Say so, or a long one
+		// looks like a hang.
+		enter("warmup")
+		if !l.cfg.quiet {
+			what := l.cfg.duration.String()
+			if l.cfg.total > 0 {
+				what = fmt.Sprintf("%s calls", fmtCount(float64(l.cfg.total)))
+			}
+			fmt.Fprintf(stderr, "warming up for %s, then measuring %s\n", l.cfg.warmup, what)
 		}
-		fmt.Fprintf(stderr, "warming up for %s, then measuring %s\n", l.cfg.warmup, what)
+		warm := time.NewTimer(l.cfg.warmup)
+		select {
+		case <-warm.C:
+		case <-ctx.Done():
+			warm.Stop()
+			// Cut short: nothing was measured, and nothing is reported as
+			// if it had been.
+			res.interrupted, res.warmupCut = true, true
+			res.start = time.Now()
+			res.end = res.start
+			stopIssuing()
+			l.drain(&workers)
+			return
+		}
+		begin()
 	}
-	warm := time.NewTimer(l.cfg.warmup)
-	select {
-	case <-warm.C:
-	case <-ctx.Done():
-		warm.Stop()
-		// Cut short: nothing was measured, and nothing is reported as if
-		// it had been.
-		res.interrupted, res.warmupCut = true, true
-		res.start = time.Now()
-		res.end = res.start
-		stopIssuing()
-		l.drain(&workers)
-		return
-	}
-	l.rec.reset()
-	res.start = time.Now()
-	l.rec.measuring.Store(true)
-	l.startMeasuring(res.start)
-	enter("measure")
 
 	tick := time.Second
 	if l.cfg.every > 0 {

@@ -82,3 +82,20 @@ func TestOpenLoopDeadlineFromIntendedTime(t *testing.T) {
 		t.Fatalf("none of %d calls started past its deadline: the deadline counts from the send\n%s", calls.Load(), stdout.String())
 	}
 }
+
+// With -warmup 0s every call is measured: -n 1000 makes exactly 1000
+// calls, none unmeasured before measuring starts (a user's server sees
+// the calls the report counts).
+func TestNoWarmupMakesNoUnmeasuredCalls(t *testing.T) {
+	for _, model := range [][]string{{"-c", "2", "-inflight", "16"}, {"-rate", "50k", "-c", "2", "-inflight", "16"}} {
+		var calls atomic.Int64
+		test := Test{Call: func(ctx context.Context, worker int) error { calls.Add(1); return nil }}
+		args := append([]string{"-n", "1000", "-warmup", "0s", "-quiet"}, model...)
+		if code := Run(test, args, &bytes.Buffer{}, &bytes.Buffer{}); code != 0 {
+			t.Fatalf("%v: exit %d", model, code)
+		}
+		if n := calls.Load(); n != 1000 {
+			t.Fatalf("%v: %d calls made for -n 1000 with no warm-up", model, n)
+		}
+	}
+}
