@@ -280,7 +280,7 @@ func (c *conn) abandon(oc *outCall) bool {
 	if !c.pending.abandon(oc) {
 		return false
 	}
-	c.s.sendSoon(&wire.Message{Kind: wire.KindCancel, Conn: c.id, ID: id})
+	c.sendSoon(&wire.Message{Kind: wire.KindCancel, Conn: c.id, ID: id})
 	return true
 }
 

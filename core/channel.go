@@ -282,7 +282,7 @@ func (st *chanState) peerReset(link *netpoll.Conn) {
 	s.goTracked(func() {
 		st.sendMu.Lock()
 		defer st.sendMu.Unlock()
-		_ = s.send(context.Background(), &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
+		_ = st.c.send(context.Background(), &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
 	})
 }
 

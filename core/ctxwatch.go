@@ -107,7 +107,7 @@ func (w *ctxWatch) fire() {
 		c.watches.slots[i].CompareAndSwap(w, nil)
 	}
 	c.pending.wake(w, func(id uint64, oc *outCall) {
-		c.s.sendSoon(&wire.Message{Kind: wire.KindCancel, Conn: c.id, ID: id})
+		c.sendSoon(&wire.Message{Kind: wire.KindCancel, Conn: c.id, ID: id})
 		oc.err = errWoken
 		oc.done <- struct{}{}
 	})

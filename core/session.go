@@ -234,25 +234,65 @@ func (s *session) send(ctx context.Context, m *wire.Message) error {
 	return err
 }
 
-// sendSoon writes m without ever blocking the calling goroutine: it is
-// queued at once when the outbound buffer has room, else a tracked
-// goroutine waits for room. For messages from places that must not wait:
-// Cancel (the caller is told at once, rule 19), cleanups (rule 32), the
-// reading goroutine. A message that waits may be overtaken by later ones;
-// every message sent this way tolerates that.
-func (s *session) sendSoon(m *wire.Message) {
+// sendSoon writes m, a message of connection c, without ever blocking
+// the calling goroutine: it is queued at once when the outbound buffer
+// has room, else a tracked goroutine waits for room. For messages from
+// places that must not wait: Cancel (the caller is told at once, rule
+// 19), cleanups (rule 32), the reading goroutine. A message that waits
+// may be overtaken by later ones; every message sent this way tolerates
+// that. Like every message of a connection, it is dropped once the
+// connection is torn down (connGate).
+func (c *conn) sendSoon(m *wire.Message) {
+	s := c.s
 	link := s.link.Load()
 	if link == nil {
 		return
 	}
 	buf := getBuf()
 	*buf = s.appendControl((*buf)[:0], m)
-	if link.QueueFrame(*buf) == netpoll.ErrWouldBlock {
+	if link.QueueFrameCommitted(*buf, c.gate()) == netpoll.ErrWouldBlock {
 		b := append([]byte(nil), *buf...)
-		s.goTracked(func() { _ = link.WriteFrame(context.Background(), b) })
+		s.goTracked(func() { _ = link.WriteFrameCommitted(context.Background(), b, c.gate()) })
 	}
 	putBuf(buf)
 }
+
+// send writes m, a message of connection c, waiting for room; once c is
+// torn down it is dropped and send returns why c ended.
+func (c *conn) send(ctx context.Context, m *wire.Message) error {
+	link := c.s.link.Load()
+	if link == nil {
+		return ErrConnectionClosed
+	}
+	buf := getBuf()
+	*buf = c.s.appendControl((*buf)[:0], m)
+	err := link.WriteFrameCommitted(ctx, *buf, c.gate())
+	putBuf(buf)
+	if err == netpoll.ErrNotAdmitted {
+		return c.down()
+	}
+	return err
+}
+
+// connGate admits a frame of a virtual connection only while the
+// connection is not torn down, checked under the outbound buffer's lock.
+// Teardown comes before the CloseConn (ours, or our acknowledgement of
+// the peer's), which is queued under the same lock, so a frame admitted
+// here leaves before it and none follows it: after CloseConn the peer
+// takes any message for the id as a violation (rule 9). A request's
+// response has the same gate (leaveOnCommit).
+type connGate conn
+
+func (c *conn) gate() *connGate { return (*connGate)(c) }
+
+// Admit implements netpoll.Admitter.
+func (g *connGate) Admit() bool {
+	c := (*conn)(g)
+	return c.id == 0 || c.down() == nil
+}
+
+// Committed implements netpoll.Committer.
+func (g *connGate) Committed() {}
 
 // goTracked runs f on a goroutine of its own that Done waits for. After
 // the session has fully ended it runs nothing (there is nothing left for f

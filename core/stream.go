@@ -233,7 +233,7 @@ func (st *chanState) closeTx() {
 		return
 	}
 	st.forget()
-	st.c.s.sendSoon(&wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
+	st.c.sendSoon(&wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
 	signal(st.creditWake)
 }
 
@@ -327,7 +327,7 @@ func (st *chanState) grantLocked() uint64 {
 // taken and the next Recv grants it again: a grant is never lost, so the
 // sender never waits for credit we think we gave.
 func (st *chanState) sendGrant(ctx context.Context, n uint64) {
-	if st.c.s.send(ctx, &wire.Message{Kind: wire.KindGrantCredit, Conn: st.c.id, ID: st.id, Credit: n}) != nil {
+	if st.c.send(ctx, &wire.Message{Kind: wire.KindGrantCredit, Conn: st.c.id, ID: st.id, Credit: n}) != nil {
 		st.mu.Lock()
 		st.allowed -= n
 		st.taken += n
@@ -346,7 +346,7 @@ func (rx *RawRx) Grant(ctx context.Context, n int) error {
 	st.mu.Lock()
 	st.allowed += uint64(n)
 	st.mu.Unlock()
-	err := st.c.s.send(ctx, &wire.Message{Kind: wire.KindGrantCredit, Conn: st.c.id, ID: st.id, Credit: uint64(n)})
+	err := st.c.send(ctx, &wire.Message{Kind: wire.KindGrantCredit, Conn: st.c.id, ID: st.id, Credit: uint64(n)})
 	if err != nil {
 		st.mu.Lock()
 		st.allowed -= uint64(n)
@@ -382,7 +382,7 @@ func (st *chanState) resetRx() {
 	}
 	// The state stays as a tombstone that drops in-flight items until the
 	// sender acknowledges with Close.
-	st.c.s.sendSoon(&wire.Message{Kind: wire.KindChannelReset, Conn: st.c.id, ID: st.id})
+	st.c.sendSoon(&wire.Message{Kind: wire.KindChannelReset, Conn: st.c.id, ID: st.id})
 	signal(st.notify)
 }
 

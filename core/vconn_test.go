@@ -269,3 +269,32 @@ func TestRelay(t *testing.T) {
 		return server.vconns.Size()+middle.vconns.Size()+toServer.vconns.Size() == 0
 	})
 }
+
+// spec:9 no message of a virtual connection follows its CloseConn: one a
+// goroutine sends after the teardown (a Tx closed by its handler's end,
+// a Cancel, a grant) is dropped, where the peer, which has forgotten the
+// id, would take it as a violation and end the session.
+func TestNoMessageAfterCloseConn(t *testing.T) {
+	client, server := transports()[0].pair(t, Options{Router: echoRouter()}, Options{Router: echoRouter(), AcceptConn: acceptWith(echoRouter(), nil)})
+	a, err := client.OpenConn(context.Background(), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := a.conn
+	a.Close() // teardown, then CloseConn
+	c.sendSoon(&wire.Message{Kind: wire.KindChannelClose, Conn: c.id, ID: 99})
+	c.sendSoon(&wire.Message{Kind: wire.KindCancel, Conn: c.id, ID: 1})
+	if err := c.send(context.Background(), &wire.Message{Kind: wire.KindGrantCredit, Conn: c.id, ID: 99, Credit: 1}); !errors.Is(err, ErrConnectionClosed) {
+		t.Fatalf("a grant on a closed connection: %v", err)
+	}
+	// The root still works, both ways: nothing reached the server as a
+	// violation.
+	cl := client.Caller()
+	defer cl.Close()
+	if got, err := call(context.Background(), cl, mEcho, []byte("alive")); err != nil || string(got) != "alive" {
+		t.Fatalf("after the closed connection's late messages: %q %v", got, err)
+	}
+	if err := server.Err(); err != nil {
+		t.Fatalf("server session ended: %v", err)
+	}
+}
