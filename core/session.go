@@ -223,13 +223,18 @@ func (s *session) awaitGoAwaySeen(ctx context.Context) error {
 
 // send writes one message from a goroutine that may block.
 func (s *session) send(ctx context.Context, m *wire.Message) error {
+	return s.sendCommitted(ctx, m, nil)
+}
+
+// sendCommitted is send with a Committer (nil: none) for the frame.
+func (s *session) sendCommitted(ctx context.Context, m *wire.Message, n netpoll.Committer) error {
 	link := s.link.Load()
 	if link == nil {
 		return ErrConnectionClosed
 	}
 	buf := getBuf()
 	*buf = s.appendControl((*buf)[:0], m)
-	err := link.WriteFrame(ctx, *buf)
+	err := link.WriteFrameCommitted(ctx, *buf, n)
 	putBuf(buf)
 	return err
 }
@@ -260,14 +265,7 @@ func (c *conn) sendSoon(m *wire.Message) {
 // send writes m, a message of connection c, waiting for room; once c is
 // torn down it is dropped and send returns why c ended.
 func (c *conn) send(ctx context.Context, m *wire.Message) error {
-	link := c.s.link.Load()
-	if link == nil {
-		return ErrConnectionClosed
-	}
-	buf := getBuf()
-	*buf = c.s.appendControl((*buf)[:0], m)
-	err := link.WriteFrameCommitted(ctx, *buf, c.gate())
-	putBuf(buf)
+	err := c.s.sendCommitted(ctx, m, c.gate())
 	if err == netpoll.ErrNotAdmitted {
 		return c.down()
 	}
