@@ -238,7 +238,7 @@ func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 		}
 		if opts.While != nil {
 			if err := opts.While(); err != nil {
-				c.giveUp(oc)
+				c.giveUp(ctx, oc)
 				return true, err
 			}
 		}
@@ -286,17 +286,9 @@ func (c *conn) abandon(oc *outCall) bool {
 
 // giveUp cancels a sent call whose caller will not take its outcome
 // (While failed), or frees it once that outcome has come.
-func (c *conn) giveUp(oc *outCall) {
+func (c *conn) giveUp(ctx context.Context, oc *outCall) {
 	if !c.abandon(oc) {
-		<-oc.done
-		if oc.err == errWoken {
-			_ = c.leaveWoken(context.Background(), oc)
-			return
-		}
-		if oc.err == nil {
-			oc.frame.Release()
-		}
-		c.freeCall(oc)
+		_ = c.finish(ctx, oc, nil) // the outcome is dropped; finish frees the call
 	}
 }
 
