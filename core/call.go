@@ -46,7 +46,9 @@ func (oc *outCall) fail(err *CallError) {
 // freeCall returns a finished call (and its in-flight slot) to the pools.
 func (c *conn) freeCall(oc *outCall) {
 	oc.frame, oc.msg, oc.err = netpoll.Frame{}, wire.Message{}, nil
-	oc.watch.Store(nil)
+	if oc.watch.Load() != nil { // most calls never had one: skip the store's barrier
+		oc.watch.Store(nil)
+	}
 	if cap(oc.buf) > 64<<10 {
 		oc.buf = nil
 	}
