@@ -70,9 +70,9 @@ func (g *Gnet) gnetOptions(loops int) []gnet.Option {
 // retakes it, 20 µs to 10 ms later. With a loop per P, every P can sit in
 // epoll_wait while the callers the loops just woke wait for one, and on
 // the client side those callers (and the writers they start) do most of
-// the work. Half the Ps for loops leaves the other half free: 4 x 256 calls
-// of 64 B ran 11% faster with one client loop than with two on 2 CPUs,
-// 1024 streams 10% (BENCHMARKS.md). A listener keeps a loop per CPU: its
+// the work. Half the Ps for loops leaves the other half free: on 2 CPUs,
+// 4 x 256 calls of 64 B ran 5-11% faster with one client loop than with
+// two, 1024 streams 8-10% (BENCHMARKS.md, loadgen and the bench harness). A listener keeps a loop per CPU: its
 // loops run the inline handlers themselves, and one loop fewer measured
 // no better.
 func (g *Gnet) clientLoops(procs int) int {
