@@ -72,9 +72,9 @@ func (g *Gnet) gnetOptions(loops int) []gnet.Option {
 // the client side those callers (and the writers they start) do most of
 // the work. Half the Ps for loops leaves the other half free: on 2 CPUs,
 // 4 x 256 calls of 64 B ran 5-11% faster with one client loop than with
-// two, 1024 streams 8-10% (BENCHMARKS.md, loadgen and the bench harness). A listener keeps a loop per CPU: its
-// loops run the inline handlers themselves, and one loop fewer measured
-// no better.
+// two, 1024 streams 8-10% (BENCHMARKS.md, loadgen and the bench
+// harness). A listener keeps a loop per CPU: its loops run the inline
+// handlers themselves, and one loop fewer measured no better.
 func (g *Gnet) clientLoops(procs int) int {
 	if g.opts.EventLoops > 0 {
 		return g.opts.EventLoops
