@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -251,16 +252,18 @@ func TestGrantBatching(t *testing.T) {
 }
 
 // spec:28 items and Close that arrive before the handler takes its Rx are
-// kept, in order, and delivered when it does.
+// kept, in order, and delivered when it does: a window's worth within the
+// receive queue's first size (16), and one that outgrows it twice.
 func TestChannelItemsBeforeRegistration(t *testing.T) {
 	r := NewRouter()
 	r.Handle(mSum, func(ctx context.Context, req *Request) error {
-		// Take the Rx only once all 8 items and the Close are queued.
+		// Take the Rx only once all n items and the Close are queued.
+		n, _ := strconv.Atoi(string(req.Payload()))
 		st := req.channels[0].st
 		if !testwait.Until(func() bool {
 			st.mu.Lock()
 			defer st.mu.Unlock()
-			return st.received == 8 && st.peerDone
+			return st.received == uint64(n) && st.peerDone
 		}) {
 			return errors.New("the items never arrived")
 		}
@@ -285,16 +288,22 @@ func TestChannelItemsBeforeRegistration(t *testing.T) {
 		client, _ := tr.pair(t, Options{}, Options{Router: r})
 		cl := client.Caller()
 		defer cl.Close()
-		tx := NewTx[int](cl.Conn(), 8)
-		go func() {
-			for i := range 8 { // the whole window, then Close, at once
-				tx.Send(context.Background(), i)
+		for _, n := range []int{8, 49} {
+			tx := NewTx[int](cl.Conn(), n)
+			go func() {
+				for i := range n { // the whole window, then Close, at once
+					tx.Send(context.Background(), i)
+				}
+				tx.Close()
+			}()
+			want := make([]int, n)
+			for i := range want {
+				want[i] = i
 			}
-			tx.Close()
-		}()
-		got, err := call(context.Background(), cl, mSum, nil, &CallOptions{Channels: []Channel{tx}})
-		if err != nil || string(got) != "[0 1 2 3 4 5 6 7]" {
-			t.Fatalf("%q %v", got, err)
+			got, err := call(context.Background(), cl, mSum, strconv.AppendInt(nil, int64(n), 10), &CallOptions{Channels: []Channel{tx}})
+			if err != nil || string(got) != fmt.Sprint(want) {
+				t.Fatalf("%d items: %q %v", n, got, err)
+			}
 		}
 	})
 }
