@@ -37,10 +37,17 @@ func newStreamConn(rwc io.ReadWriteCloser, h Handler, opts Options, local, remot
 	return c
 }
 
-// readLoop reads straight into chunks: no copy at all on this path.
+// readLoop reads straight into chunks: no copy at all on this path. A
+// socket is read through its descriptor (see rawReader), so that an idle
+// connection waits without a chunk; any other reader blocks in Read on
+// one.
 func (c *Conn) readLoop(r io.Reader) {
+	read := c.rawReader(r)
+	if read == nil {
+		read = func() (int, error) { return r.Read(c.in.room()) }
+	}
 	for {
-		n, err := r.Read(c.in.room())
+		n, err := read()
 		if n > 0 {
 			if perr := c.in.commit(n); perr != nil {
 				c.deliver()
@@ -60,8 +67,10 @@ func (c *Conn) readLoop(r io.Reader) {
 }
 
 // Std is the standard-library transport: net.Dial and net.Listen, one read
-// goroutine per connection. It works on every platform and needs no setup;
-// its zero value is ready to use.
+// goroutine per connection. It needs no setup; its zero value is ready to
+// use. An idle connection costs its read goroutine but no read buffer (a
+// connection NewConn or Accept runs over a reader that is not a socket, a
+// *tls.Conn for one, keeps one chunk while it waits).
 type Std struct {
 	// Options apply to every connection it makes.
 	Options Options

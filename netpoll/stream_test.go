@@ -1,0 +1,69 @@
+package netpoll
+
+import (
+	"context"
+	"runtime"
+	"testing"
+
+	"github.com/rove-rpc/rove/internal/race"
+	"github.com/rove-rpc/rove/internal/testwait"
+)
+
+// heapInUse is the live heap after collecting twice (the second empties
+// the pools' victim caches, so pooled chunks do not count).
+func heapInUse() int64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// An idle connection on the standard-library transport holds no read
+// chunk on either side: its read goroutine waits for the socket to become
+// readable without a buffer, and takes one when bytes arrive (it used to
+// block in Read on a 64 KiB chunk, which a server with many idle clients
+// paid per connection).
+func TestStdIdleConnHoldsNoReadChunk(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race runtime allocates; .ci/run runs this test without -race")
+	}
+	srv := &frameCounter{}
+	ln, err := Std{}.Listen("tcp", "127.0.0.1:0", func(*Conn) Handler { return srv })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []*Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	dial := func() {
+		c, err := Std{}.Dial(context.Background(), "tcp", ln.Addr().String(), newRecorder())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if err := c.WriteFrame(context.Background(), []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dial() // warms the pools
+	testwait.For(t, "the first frame", func() bool { return srv.n.Load() == 1 })
+	before := heapInUse()
+	const n = 50
+	for range n {
+		dial()
+	}
+	testwait.For(t, "every frame", func() bool { return srv.n.Load() == n+1 })
+	// Each reader lets go of its chunk once its read finds nothing more:
+	// wait for that, which never happens while each holds one.
+	const limit = 16 << 10 // both ends of a connection
+	var per int64
+	if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
+		t.Fatalf("an idle connection costs %d bytes of heap (both ends), want at most %d", per, limit)
+	}
+	t.Logf("an idle connection costs %d bytes of heap (both ends)", per)
+}
