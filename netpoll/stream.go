@@ -37,19 +37,19 @@ func newStreamConn(rwc io.ReadWriteCloser, h Handler, opts Options, local, remot
 	return c
 }
 
-// readLoop reads straight into chunks: no copy at all on this path. A
-// socket is read through its descriptor (see rawReader), so that an idle
-// connection waits without a chunk; any other reader blocks in Read on
-// one.
+// readLoop reads and cuts frames until the stream ends. An idle
+// connection holds no read chunk: a socket is read through its descriptor
+// (rawReader), any other reader (a *tls.Conn, a pipe) with a small read
+// first (plainReader).
 func (c *Conn) readLoop(r io.Reader) {
 	read := c.rawReader(r)
 	if read == nil {
-		read = func() (int, error) { return r.Read(c.in.room()) }
+		read = c.plainReader(r)
 	}
 	for {
-		n, err := read()
-		if n > 0 {
-			if perr := c.in.commit(n); perr != nil {
+		got, perr, err := read()
+		if got {
+			if perr != nil {
 				c.deliver()
 				c.finish(perr)
 				return
@@ -66,11 +66,51 @@ func (c *Conn) readLoop(r io.Reader) {
 	}
 }
 
+// readFunc reads once and cuts what arrived into c.in's batch: got says
+// bytes arrived, perr is a framing error, err the read's own (both may
+// come with bytes).
+type readFunc func() (got bool, perr, err error)
+
+// smallRead is plainReader's first read: what a reader that blocks in
+// Read holds while it waits.
+const smallRead = 1024
+
+// plainReader reads r with blocking Reads. With no partial frame buffered
+// it gives the chunk back and reads into a small buffer of its own, since
+// that Read may wait for as long as the connection stays idle; the bytes
+// are copied into a chunk (at most smallRead: the one copy on this path).
+// While a frame is partial, or the last Read filled what it was given
+// (more is likely waiting), it reads straight into the chunk. A TLS
+// reader answers the small Read from the record it has decrypted, so the
+// extra Read costs a copy, not a system call.
+func (c *Conn) plainReader(r io.Reader) readFunc {
+	small := make([]byte, smallRead)
+	busy := false
+	return func() (bool, error, error) {
+		if busy || c.in.partial() {
+			b := c.in.room()
+			n, err := r.Read(b)
+			busy = n == len(b)
+			if n <= 0 {
+				return false, nil, err
+			}
+			return true, c.in.commit(n), err
+		}
+		c.in.release()
+		n, err := r.Read(small)
+		busy = n == len(small)
+		if n <= 0 {
+			return false, nil, err
+		}
+		return true, c.in.feed(small[:n]), err
+	}
+}
+
 // Std is the standard-library transport: net.Dial and net.Listen, one read
 // goroutine per connection. It needs no setup; its zero value is ready to
-// use. An idle connection costs its read goroutine but no read buffer (a
-// connection NewConn or Accept runs over a reader that is not a socket, a
-// *tls.Conn for one, keeps one chunk while it waits).
+// use. An idle connection costs its read goroutine but no read chunk (one
+// over a reader that is not a socket, a *tls.Conn for one, waits in a
+// Read of smallRead bytes).
 type Std struct {
 	// Options apply to every connection it makes.
 	Options Options

@@ -16,7 +16,7 @@ import (
 // happens exactly where a blocking Read would have waited.
 //
 // The returned func is called by the reading goroutine only.
-func (c *Conn) rawReader(r io.Reader) func() (int, error) {
+func (c *Conn) rawReader(r io.Reader) readFunc {
 	sc, ok := r.(syscall.Conn)
 	if !ok {
 		return nil
@@ -44,16 +44,16 @@ func (c *Conn) rawReader(r io.Reader) func() (int, error) {
 			return true
 		}
 	}
-	return func() (int, error) {
+	return func() (bool, error, error) {
 		if err := rc.Read(fd); err != nil {
-			return 0, err // closed, or a deadline
+			return false, nil, err // closed, or a deadline
 		}
 		switch {
 		case rerr != nil:
-			return 0, os.NewSyscallError("read", rerr)
+			return false, nil, os.NewSyscallError("read", rerr)
 		case n == 0:
-			return 0, io.EOF
+			return false, nil, io.EOF
 		}
-		return n, nil
+		return true, c.in.commit(n), nil
 	}
 }
