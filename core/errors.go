@@ -224,12 +224,17 @@ func (e *InvalidPayloadError) Error() string { return "rove: invalid payload: " 
 func (e *InvalidPayloadError) Unwrap() error { return e.Err }
 
 // ProtocolError is a session's terminal error after a protocol violation,
-// by the peer (Remote false: we detected it and told the peer) or reported
-// by the peer (Remote true: it sent us ProtocolError).
+// by the peer (Remote false: we detected it and told the peer, unless the
+// peer broke the framing, which leaves nothing to tell it with) or
+// reported by the peer (Remote true: it sent us ProtocolError).
 type ProtocolError struct {
 	Code   ReasonCode
 	Reason string
 	Remote bool
+	// Err is the local cause, if any: a *netpoll.FrameError when the peer
+	// broke the framing (errors.Is then matches netpoll.ErrFrameTooLarge
+	// or netpoll.ErrMalformedHeader).
+	Err error
 }
 
 func (e *ProtocolError) Error() string {
@@ -243,6 +248,9 @@ func (e *ProtocolError) Error() string {
 // Is matches ErrProtocol.
 func (e *ProtocolError) Is(target error) bool { return target == ErrProtocol }
 
+// Unwrap returns Err.
+func (e *ProtocolError) Unwrap() error { return e.Err }
+
 // HandshakeError says why a session could not be established.
 type HandshakeError struct {
 	// Code is the peer's Reject code, or the reason we refused.
@@ -250,6 +258,8 @@ type HandshakeError struct {
 	Reason string
 	// Rejected is true when the peer refused us with Reject.
 	Rejected bool
+	// Err is the local cause, if any (as for ProtocolError).
+	Err error
 }
 
 func (e *HandshakeError) Error() string {
@@ -267,3 +277,6 @@ func (e *HandshakeError) Error() string {
 func (e *HandshakeError) Is(target error) bool {
 	return target == ErrHandshake || (target == ErrRejected && e.Rejected)
 }
+
+// Unwrap returns Err.
+func (e *HandshakeError) Unwrap() error { return e.Err }

@@ -412,9 +412,27 @@ func (e *linkEvents) HandleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 	(*session)(e).handleFrames(link, frames)
 }
 
-// HandleClose implements netpoll.Handler: the link is gone.
+// HandleClose implements netpoll.Handler: the link is gone. A peer that
+// broke the framing (a length over our maximum, a malformed header) ends
+// it with a protocol violation: nothing is sent, since the framing is lost
+// (docs/PROTOCOL.md, section 2), but the error says so, and no call it
+// fails is retryable (it would meet the same peer).
 func (e *linkEvents) HandleClose(_ *netpoll.Conn, err error) {
-	(*session)(e).fail(&CallError{Kind: ErrConnectionClosed, Message: "link closed", Cause: err})
+	s := (*session)(e)
+	var fe *netpoll.FrameError
+	if !errors.As(err, &fe) {
+		s.fail(&CallError{Kind: ErrConnectionClosed, Message: "link closed", Cause: err})
+		return
+	}
+	code := ReasonFrameTooLarge
+	if errors.Is(err, netpoll.ErrMalformedHeader) {
+		code = ReasonMalformed
+	}
+	if s.state.Load() == stateHandshake {
+		s.fail(&HandshakeError{Code: code, Reason: fe.Error(), Err: fe})
+		return
+	}
+	s.fail(&ProtocolError{Code: code, Reason: fe.Error(), Err: fe})
 }
 
 // handleFrames decodes and dispatches every frame of one read, on the
