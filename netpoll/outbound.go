@@ -50,6 +50,7 @@ type outbound struct {
 	frames    atomic.Uint64 // frames accepted
 	writes    atomic.Uint64 // write calls that carried bytes
 	lastBatch int           // frames in the last batch taken (under mu)
+	lastLen   int           // bytes in the last batch taken (under mu)
 	fail      func(error)   // the connection's teardown, called once on a write error
 }
 
@@ -141,6 +142,18 @@ func admit(n Committer) bool {
 // appendLocked queues one frame and tells its Committer: under mu, so
 // before any flush can take the frame.
 func (o *outbound) appendLocked(body []byte, n Committer) {
+	if need := len(o.pend) + FrameLen(len(body)); need > cap(o.pend) {
+		want := max(need, 2*cap(o.pend))
+		if len(o.pend) == 0 {
+			// A new batch: sized like the last one, so that a run of
+			// batches takes one pooled buffer each, not a series of
+			// ever larger ones.
+			want = max(need, o.lastLen)
+		}
+		b := append(getOutBuf(want), o.pend...)
+		putOutBuf(o.pend)
+		o.pend = b
+	}
 	o.pend = AppendFrame(o.pend, body)
 	o.pendN++
 	o.frames.Add(1)
@@ -222,15 +235,19 @@ func (o *outbound) takeBatchLocked() []byte {
 	batch := o.pend
 	o.pend, o.spare = o.spare[:0], nil
 	o.lastBatch, o.pendN = o.pendN, 0
+	o.lastLen = len(batch)
 	wake(&o.room)
 	return batch
 }
 
 // recycleLocked keeps a written batch's array for the next pend, unless a
-// frame larger than the bound made it huge.
+// frame larger than the bound made it huge. (Within a flush the two arrays
+// take turns; doneLocked gives both back when the flush ends.)
 func (o *outbound) recycleLocked(batch []byte) {
 	if cap(batch) <= 2*o.max {
 		o.spare = batch[:0]
+	} else {
+		putOutBuf(batch)
 	}
 }
 
@@ -238,7 +255,12 @@ func (o *outbound) recycleLocked(batch []byte) {
 // Called with mu held; returns with it released.
 func (o *outbound) doneLocked() {
 	o.flushing = false
-	o.pend, o.pendN = o.pend[:0], 0
+	// The buffer is empty: its arrays go back to their pool, so that a
+	// connection between batches holds none (the next batch takes one,
+	// sized by the last: see appendLocked).
+	putOutBuf(o.pend)
+	putOutBuf(o.spare)
+	o.pend, o.spare, o.pendN = nil, nil, 0
 	wake(&o.idle)
 	o.mu.Unlock()
 }

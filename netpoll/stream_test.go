@@ -85,3 +85,53 @@ func idleConnHeap(t *testing.T, tr Transport, limit int64) int64 {
 	}
 	return per
 }
+
+// A connection that sent one large frame keeps no buffer of its size once
+// its outbound buffer is empty: an idle connection costs the same after a
+// burst as before (a peer could otherwise make each connection pin its
+// largest response for as long as it stays open).
+func TestIdleConnKeepsNoLargeWriteBuffer(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race runtime allocates; .ci/run runs this test without -race")
+	}
+	g := NewGnet(GnetOptions{EventLoops: 1})
+	defer g.Close()
+	for _, tc := range []struct {
+		name string
+		tr   Transport
+	}{{"std", Std{}}, {"gnet", g}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &frameCounter{}
+			ln, err := tc.tr.Listen("tcp", "127.0.0.1:0", func(*Conn) Handler { return srv })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			const n, size = 20, 256 << 10
+			big := make([]byte, size)
+			var conns []*Conn
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			before := heapInUse()
+			for range n {
+				c, err := tc.tr.Dial(context.Background(), "tcp", ln.Addr().String(), newRecorder())
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, c)
+				if err := c.WriteFrame(context.Background(), big); err != nil {
+					t.Fatal(err)
+				}
+			}
+			testwait.For(t, "every frame", func() bool { return srv.n.Load() == n })
+			const limit = 32 << 10 // both ends of a connection
+			var per int64
+			if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
+				t.Fatalf("a connection that sent a %d byte frame holds %d bytes of heap (both ends) once idle, want at most %d", size, per, limit)
+			}
+		})
+	}
+}
