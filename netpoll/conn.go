@@ -17,7 +17,8 @@ import (
 // never concurrently. They must not block for long: on gnet a blocked
 // handler stalls every connection of the event loop.
 type Handler interface {
-	// HandleFrames receives every frame cut from one read, in order. The
+	// HandleFrames receives the frames cut from one read, in order: all
+	// of them, or, for a read of many, runs of up to 256 in turn. The
 	// slice is only valid during the call; each Frame in it is valid until
 	// released, and the handler owes exactly one Release per Frame (now or
 	// later, from any goroutine).
@@ -50,7 +51,7 @@ type Options struct {
 	// before it stops reading the socket (backpressure, not an error:
 	// the kernel's buffers fill and the peer's writes wait). Reading
 	// resumes once released frames bring the count to half of it. Frames
-	// of one read are delivered whole, so what is held can exceed MaxHeld
+	// of one read are all delivered, so what is held can exceed MaxHeld
 	// by one read (and a partial frame by up to MaxFrameSize).
 	MaxHeld int
 	// MaxReadSize, if positive, caps how many bytes one read hands to the
@@ -139,6 +140,7 @@ func newConn(s sink, h Handler, opts Options, local, remote net.Addr) *Conn {
 		done:   make(chan struct{}),
 	}
 	c.in = inbound{chunkSize: opts.ReadChunkSize, maxFrame: opts.MaxFrameSize, maxRead: opts.MaxReadSize, acct: c}
+	c.in.full = c.deliver
 	c.maxHeld.Store(int64(max(opts.MaxHeld, 0)))
 	c.out.init(s, opts.MaxOutbound, &c.wg, c.fail)
 	return c
@@ -284,7 +286,8 @@ func (c *Conn) fail(err error) {
 	}
 }
 
-// deliver hands the frames cut from one read to the handler.
+// deliver hands the frames cut so far (one read's, or a run of
+// maxBatchFrames of it) to the handler.
 func (c *Conn) deliver() {
 	if n := len(c.in.batch); n > 0 {
 		c.framesIn.Add(uint64(n))

@@ -18,7 +18,9 @@
 // and netpoll copies each read batch into a chunk once.
 // Frames are cut in place: a [Frame] is a view into its chunk, never a copy,
 // and keeps the chunk alive until [Frame.Release]. [Handler.HandleFrames]
-// gets all the frames of one read at once. A frame larger than the chunk
+// gets all the frames of one read at once, or runs of 256 of a read of
+// more (the frame list costs 40 bytes a frame, and a peer can pack tens
+// of thousands of empty frames in one read). A frame larger than the chunk
 // gets a larger one as its bytes arrive, doubling at most each time, never
 // sized by the length its header announces: a peer pins what it sent.
 //

@@ -14,6 +14,7 @@ type inbound struct {
 	maxFrame  int
 	maxRead   int     // 0, or the most bytes to accept per read (tests)
 	batch     []Frame // frames cut since the last delivery; reused
+	full      func()  // delivers batch once it holds maxBatchFrames; nil: no limit (tests of the cutter alone)
 	acct      *Conn   // the connection whose read budget frames count against; nil in tests of the cutter alone
 	batchLen  int     // bytes of the frames in batch
 }
@@ -78,8 +79,18 @@ func (in *inbound) commit(n int) error {
 		in.batch = append(in.batch, Frame{Body: body, chunk: in.cur, acct: in.acct})
 		in.batchLen += len(body)
 		in.r = in.w - len(rest)
+		if len(in.batch) == maxBatchFrames && in.full != nil {
+			in.full()
+		}
 	}
 }
+
+// maxBatchFrames is the most frames delivered at once: a read of many
+// small frames (a peer can pack 64 Ki empty ones in a 64 KiB read) is
+// handed over in runs of this many, so that the frame list, 40 bytes per
+// frame, stays a few KiB however the peer packs its bytes, both while the
+// read is handled and after (the list is kept for the next read).
+const maxBatchFrames = 256
 
 // feed copies p (bytes the caller read into its own buffer) into chunks and
 // cuts frames: the one copy per read batch of the gnet transport.

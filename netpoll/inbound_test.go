@@ -39,3 +39,44 @@ func TestReadBufferGrowsWithArrivedBytes(t *testing.T) {
 	in.batch[0].Release()
 	in.reset()
 }
+
+// A read of many frames is handed over in runs of at most maxBatchFrames,
+// in order, none lost: the frame list never grows past a run.
+func TestManyFramesDeliveredInRuns(t *testing.T) {
+	const frames = 3*maxBatchFrames + 7
+	var stream []byte
+	for i := range frames {
+		stream = AppendFrame(stream, []byte{byte(i)})
+	}
+	in := inbound{chunkSize: 64 << 10, maxFrame: 1 << 10}
+	defer in.free()
+	var runs []int
+	next := 0
+	take := func() {
+		runs = append(runs, len(in.batch))
+		for _, f := range in.batch {
+			if len(f.Body) != 1 || f.Body[0] != byte(next) {
+				t.Fatalf("frame %d: got %v", next, f.Body)
+			}
+			next++
+			f.Release()
+		}
+		in.reset()
+	}
+	in.full = take
+	if err := in.feed(stream); err != nil {
+		t.Fatal(err)
+	}
+	take() // what the read left, as the connection delivers after it
+	if next != frames {
+		t.Fatalf("%d of %d frames came out", next, frames)
+	}
+	for _, n := range runs {
+		if n > maxBatchFrames {
+			t.Fatalf("runs of %v frames, want at most %d each", runs, maxBatchFrames)
+		}
+	}
+	if cap(in.batch) > 2*maxBatchFrames { // append rounds up to a size class
+		t.Fatalf("the frame list grew to %d", cap(in.batch))
+	}
+}

@@ -2,6 +2,7 @@ package netpoll
 
 import (
 	"context"
+	"net"
 	"runtime"
 	"testing"
 
@@ -131,6 +132,56 @@ func TestIdleConnKeepsNoLargeWriteBuffer(t *testing.T) {
 			var per int64
 			if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
 				t.Fatalf("a connection that sent a %d byte frame holds %d bytes of heap (both ends) once idle, want at most %d", size, per, limit)
+			}
+		})
+	}
+}
+
+// A connection that received a read of many small frames keeps no frame
+// list of that length once idle: a peer that sends tens of thousands of
+// empty frames in one burst must not make the connection pin a list of
+// them for as long as it stays open.
+func TestIdleConnKeepsNoLongFrameBatch(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race runtime allocates; .ci/run runs this test without -race")
+	}
+	g := NewGnet(GnetOptions{EventLoops: 1})
+	defer g.Close()
+	for _, tc := range []struct {
+		name string
+		tr   Transport
+	}{{"std", Std{}}, {"gnet", g}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &frameCounter{}
+			ln, err := tc.tr.Listen("tcp", "127.0.0.1:0", func(*Conn) Handler { return srv })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			const n, frames = 10, 30000
+			burst := make([]byte, frames) // one byte per empty frame
+			var conns []net.Conn
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			before := heapInUse()
+			for range n {
+				nc, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, nc)
+				if _, err := nc.Write(burst); err != nil {
+					t.Fatal(err)
+				}
+			}
+			testwait.For(t, "every frame", func() bool { return srv.n.Load() == n*frames })
+			const limit = 16 << 10
+			var per int64
+			if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
+				t.Fatalf("a connection that received %d frames in a burst holds %d bytes of heap once idle, want at most %d", frames, per, limit)
 			}
 		})
 	}
