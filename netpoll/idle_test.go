@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rove-rpc/rove/internal/race"
@@ -182,6 +184,77 @@ func TestIdleConnKeepsNoLongFrameBatch(t *testing.T) {
 			var per int64
 			if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
 				t.Fatalf("a connection that received %d frames in a burst holds %d bytes of heap once idle, want at most %d", frames, per, limit)
+			}
+		})
+	}
+}
+
+// keeper is a Handler that keeps every frame it gets until the test
+// releases them: a handler that is slow to answer.
+type keeper struct {
+	mu     sync.Mutex
+	frames []Frame
+	n      atomic.Int64
+}
+
+func (k *keeper) HandleFrames(_ *Conn, frames []Frame) {
+	k.mu.Lock()
+	k.frames = append(k.frames, frames...)
+	k.mu.Unlock()
+	k.n.Add(int64(len(frames)))
+}
+
+func (k *keeper) HandleClose(*Conn, error) {}
+
+func (k *keeper) release() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, f := range k.frames {
+		f.Release()
+	}
+	k.frames = nil
+}
+
+// A small frame that arrives alone and is held (a request whose handler
+// waits, an item nobody has taken yet) pins a buffer of about its read's
+// size, not a whole read chunk: a server holding many slow requests, each
+// of which came in a read of its own, must not keep 64 KiB for each.
+func TestHeldSmallFramePinsLittle(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race runtime allocates; .ci/run runs this test without -race")
+	}
+	g := NewGnet(GnetOptions{EventLoops: 1})
+	defer g.Close()
+	for _, tc := range []struct {
+		name string
+		tr   Transport
+	}{{"std", Std{}}, {"gnet", g}} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := &keeper{}
+			defer k.release()
+			ln, err := tc.tr.Listen("tcp", "127.0.0.1:0", func(*Conn) Handler { return k })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			nc, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			frame := AppendFrame(nil, make([]byte, 100))
+			before := heapInUse()
+			const n = 50
+			for i := range n { // one frame per read: each waits for the last to arrive
+				if _, err := nc.Write(frame); err != nil {
+					t.Fatal(err)
+				}
+				testwait.For(t, "the frame", func() bool { return k.n.Load() == int64(i+1) })
+			}
+			const limit = 8 << 10
+			var per int64
+			if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
+				t.Fatalf("a held 100-byte frame that came alone pins %d bytes, want at most %d", per, limit)
 			}
 		})
 	}

@@ -64,6 +64,23 @@ func (in *inbound) moveTail(size int) {
 	in.cur, in.r, in.w = next, 0, n
 }
 
+// shrink moves the n bytes just read into room() to a chunk of their size
+// when they start a new run of frames (nothing unparsed before them) and
+// fill at most an eighth of the chunk: a frame that the handler holds
+// (a request whose handler waits, an item not yet taken) keeps its whole
+// chunk alive, and a small frame that came in a read of its own must not
+// pin a default-size chunk. The copy is of a small read only; a large
+// read stays where it landed. Call it before commit(n).
+func (in *inbound) shrink(n int) {
+	if in.r != in.w || n > len(in.cur.buf)/8 || chunkClass(n) >= int(in.cur.class) {
+		return
+	}
+	next := getChunk(n)
+	copy(next.buf, in.cur.buf[in.w:in.w+n])
+	in.cur.release()
+	in.cur, in.r, in.w = next, 0, 0
+}
+
 // commit records n bytes read into room() and cuts every complete frame.
 func (in *inbound) commit(n int) error {
 	in.w += n
@@ -93,8 +110,13 @@ func (in *inbound) commit(n int) error {
 const maxBatchFrames = 256
 
 // feed copies p (bytes the caller read into its own buffer) into chunks and
-// cuts frames: the one copy per read batch of the gnet transport.
+// cuts frames: the one copy per read batch of the gnet transport. A fresh
+// chunk is sized for p (see shrink for why), up to the default size.
 func (in *inbound) feed(p []byte) error {
+	if in.cur == nil && len(p) > 0 {
+		in.cur = getChunk(min(in.chunkSize, len(p)))
+		in.r, in.w = 0, 0
+	}
 	for len(p) > 0 {
 		n := copy(in.room(), p)
 		p = p[n:]

@@ -94,6 +94,7 @@ func (c *Conn) plainReader(r io.Reader) readFunc {
 			if n <= 0 {
 				return false, nil, err
 			}
+			c.in.shrink(n)
 			return true, c.in.commit(n), err
 		}
 		c.in.release()

@@ -54,6 +54,7 @@ func (c *Conn) rawReader(r io.Reader) readFunc {
 		case n == 0:
 			return false, nil, io.EOF
 		}
+		c.in.shrink(n)
 		return true, c.in.commit(n), nil
 	}
 }
