@@ -75,7 +75,8 @@ type Options struct {
 	// ByteBudget bounds the bytes of the peer's frames this session holds
 	// for it (rule 34): request payloads held by running handlers, channel
 	// items queued for a receiver, responses waiting for room in the
-	// outbound buffer. Past it the session stops reading the link until
+	// outbound buffer. A held frame counts the read buffer it keeps alive,
+	// not only its own bytes (see netpoll.Options.MaxHeld). Past it the session stops reading the link until
 	// handlers and receivers release bytes: backpressure, never an error.
 	// Advertised in the handshake. What is held can exceed it by one read
 	// of the link and one partial frame. Default 64 MiB.

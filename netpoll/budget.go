@@ -75,8 +75,8 @@ func (c *Conn) HoldBytes(n int) { c.hold(n) }
 // reading.
 func (c *Conn) ReleaseBytes(n int) { c.unhold(n) }
 
-// Held returns the bytes of delivered frames not yet released (with
-// Options.MaxHeld set; 0 without).
+// Held returns the bytes of the read chunks that delivered frames not yet
+// released keep alive (see Options.MaxHeld), plus what HoldBytes counted.
 func (c *Conn) Held() int64 { return c.held.Load() }
 
 // Paused reports whether reading is paused by the read budget: the peer

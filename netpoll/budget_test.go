@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -91,8 +92,9 @@ func TestReadBudgetPausesReading(t *testing.T) {
 		testwait.For(t, "reading to pause", server.Paused)
 		testwait.Blocked(t, "netpoll.(*outbound).write", 1) // the sender waits: nothing is read
 		got := h.count()
-		// What is held is the budget plus at most one read's worth.
-		if held := server.Held(); held > budget+(64<<10)+int64(FrameLen(frame)) || held < budget {
+		// What is held is the budget plus at most one read's worth: the
+		// chunks it filled (charged whole) and the one it started in.
+		if held := server.Held(); held > budget+2*(64<<10)+int64(FrameLen(frame)) || held < budget {
 			t.Fatalf("paused holding %d bytes with a budget of %d", held, budget)
 		}
 		if h.count() != got || got >= frames {
@@ -100,7 +102,8 @@ func TestReadBudgetPausesReading(t *testing.T) {
 		}
 		// Hysteresis: reading stays paused until half the budget is free.
 		testwait.For(t, "the pause to complete", func() bool { return server.rstate.Load() == readPaused })
-		for server.Held()-int64(frame) > budget/2 && h.releaseOne() {
+		// (Held falls by a chunk when the last frame of one goes.)
+		for h.releaseOne() && server.Held() > budget/2 {
 			if st := server.rstate.Load(); st != readPaused {
 				t.Fatalf("reading resumed (state %d) with %d bytes still held", st, server.Held())
 			}
@@ -162,4 +165,72 @@ func TestGnetCloseEndsPausedConn(t *testing.T) {
 		t.Fatal("closing the transport left a paused connection open")
 	}
 	h.releaseAll()
+}
+
+// picky holds the frames whose body starts with 'K' and releases the rest
+// at once.
+type picky struct{ keeper }
+
+func (p *picky) HandleFrames(c *Conn, frames []Frame) {
+	for _, f := range frames {
+		if len(f.Body) > 0 && f.Body[0] == 'K' {
+			p.keeper.HandleFrames(c, []Frame{f})
+		} else {
+			f.Release()
+		}
+	}
+}
+
+// spec:34 the read budget counts what held frames pin, not what they
+// carry: a held frame keeps its whole read chunk alive, so a peer that
+// sends each small frame the handler holds beside a large one it releases
+// (one 64 KiB chunk pinned per 10-byte frame) is stopped by the budget
+// after a budget's worth of chunks, not a budget's worth of 10-byte
+// bodies (6,500 chunks, 400 MiB, for a 64 KiB budget).
+func TestReadBudgetCountsPinnedChunks(t *testing.T) {
+	g := NewGnet(GnetOptions{EventLoops: 1})
+	defer g.Close()
+	const budget = 256 << 10
+	for _, tc := range []struct {
+		name string
+		tr   Transport
+	}{{"std", Std{}}, {"gnet", g}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &picky{}
+			defer h.release()
+			conns := make(chan *Conn, 1)
+			ln, err := tc.tr.Listen("tcp", "127.0.0.1:0", func(c *Conn) Handler {
+				c.SetReadBudget(budget)
+				conns <- c
+				return h
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			nc, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			server := <-conns
+			pair := AppendFrame(AppendFrame(nil, []byte("Kkeep this")), make([]byte, 60<<10))
+			go func() {
+				for range 400 { // 24 MiB: far past the budget and the kernel's buffers
+					if _, err := nc.Write(pair); err != nil {
+						return
+					}
+				}
+			}()
+			testwait.For(t, "reading to pause", server.Paused)
+			kept := h.n.Load()
+			if held := server.Held(); held < budget || held > budget+2*(64<<10) {
+				t.Fatalf("paused holding %d bytes (%d frames kept) with a budget of %d", held, kept, budget)
+			}
+			if kept > budget/(32<<10) {
+				t.Fatalf("%d frames kept, each pinning a chunk, with a budget of %d", kept, budget)
+			}
+			h.release() // reading resumes, and sees the end when the peer closes
+		})
+	}
 }

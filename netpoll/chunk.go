@@ -10,9 +10,13 @@ import (
 // counts the reader (while the chunk is its current one) plus every frame not
 // yet released; the chunk goes back to its pool when refs reaches zero.
 type chunk struct {
-	buf   []byte
-	refs  atomic.Int32
-	class int8
+	buf  []byte
+	refs atomic.Int32
+	// frames counts the frames cut from the chunk for a connection with a
+	// read budget and not yet released: while it is above zero the whole
+	// chunk is charged to that budget (see Frame.Release).
+	frames atomic.Int32
+	class  int8
 }
 
 // Chunk size classes are powers of two from minChunkShift up; a frame
@@ -34,9 +38,23 @@ func chunkClass(size int) int {
 	return bits.Len(uint(size-1)) - minChunkShift
 }
 
+// maxPooledChunk is the largest chunk kept in a pool. A larger one holds
+// one large frame: it is made to the frame's size (rounded up to
+// largeChunkStep, not to a power of two, which could nearly double what
+// the frame pins and is charged) and left to the collector when released.
+const (
+	maxPooledChunk = 1 << 20
+	largeChunkStep = 64 << 10
+)
+
 // getChunk returns a chunk of at least size bytes with one reference (the
 // caller's).
 func getChunk(size int) *chunk {
+	if size > maxPooledChunk {
+		c := &chunk{buf: make([]byte, (size+largeChunkStep-1)/largeChunkStep*largeChunkStep), class: -1}
+		c.refs.Store(1)
+		return c
+	}
 	class := chunkClass(size)
 	if v := chunkPools[class].Get(); v != nil {
 		c := v.(*chunk)
@@ -53,7 +71,9 @@ func (c *chunk) retain() { c.refs.Add(1) }
 func (c *chunk) release() {
 	switch n := c.refs.Add(-1); {
 	case n == 0:
-		chunkPools[c.class].Put(c)
+		if c.class >= 0 {
+			chunkPools[c.class].Put(c)
+		}
 	case n < 0:
 		panic("netpoll: Frame released more times than retained")
 	}
@@ -68,28 +88,35 @@ type Frame struct {
 	// Body is the frame body, without the length prefix.
 	Body  []byte
 	chunk *chunk
-	acct  *Conn // counts Body against the connection's read budget until released; nil without one
+	acct  *Conn // the connection whose read budget the chunk is charged to while frames of it are held; nil without one
 }
 
 // Release gives the frame's bytes back. The Frame must not be used after.
+//
+// The read budget is charged by chunk, not by body: a held frame keeps its
+// whole chunk alive, so a chunk costs its size from the first frame cut
+// from it to the last one released, however few bytes those frames carry
+// (a peer that makes each held frame keep a chunk of its own pays for the
+// chunks).
 func (f Frame) Release() {
-	if f.chunk != nil {
-		f.chunk.release()
+	if f.chunk == nil {
+		return
 	}
-	if f.acct != nil {
-		f.acct.unhold(len(f.Body))
+	if f.acct != nil && f.chunk.frames.Add(-1) == 0 {
+		f.acct.unhold(len(f.chunk.buf)) // before the chunk may be reused
 	}
+	f.chunk.release()
 }
 
 // Retain takes one more reference to the frame's bytes and returns the
-// frame; each Retain is balanced by one more Release. A retained frame
-// counts against the read budget once more until that Release.
+// frame; each Retain is balanced by one more Release. The chunk stays
+// charged to the read budget until the last of them.
 func (f Frame) Retain() Frame {
 	if f.chunk != nil {
 		f.chunk.retain()
-	}
-	if f.acct != nil {
-		f.acct.hold(len(f.Body))
+		if f.acct != nil {
+			f.chunk.frames.Add(1)
+		}
 	}
 	return f
 }

@@ -46,13 +46,15 @@ type Options struct {
 	// CloseTimeout bounds each of Close's two waits: for committed frames to
 	// be written, and for the peer to close its side. Default 5 s.
 	CloseTimeout time.Duration
-	// MaxHeld, if positive, is the read budget: how many bytes of frames
-	// delivered to the handler and not yet released the connection holds
-	// before it stops reading the socket (backpressure, not an error:
-	// the kernel's buffers fill and the peer's writes wait). Reading
-	// resumes once released frames bring the count to half of it. Frames
-	// of one read are all delivered, so what is held can exceed MaxHeld
-	// by one read (and a partial frame by up to MaxFrameSize).
+	// MaxHeld, if positive, is the read budget: how many bytes of read
+	// chunks the frames delivered to the handler and not yet released keep
+	// alive, before the connection stops reading the socket (backpressure,
+	// not an error: the kernel's buffers fill and the peer's writes wait).
+	// A chunk is counted whole from its first frame to its last release,
+	// since that is what a held frame pins, however small. Reading resumes
+	// once released frames bring the count to half of it. Frames of one
+	// read are all delivered, so what is held can exceed MaxHeld by one
+	// read's chunks (and a partial frame by up to MaxFrameSize).
 	MaxHeld int
 	// MaxReadSize, if positive, caps how many bytes one read hands to the
 	// frame cutter. It exists so tests can force frames to straddle reads
@@ -292,7 +294,6 @@ func (c *Conn) deliver() {
 	if n := len(c.in.batch); n > 0 {
 		c.framesIn.Add(uint64(n))
 		c.reads.Add(1)
-		c.hold(c.in.batchLen)
 		// Replies queued by the handler for this batch leave together.
 		c.out.cork()
 		c.h.HandleFrames(c, c.in.batch)

@@ -15,8 +15,7 @@ type inbound struct {
 	maxRead   int     // 0, or the most bytes to accept per read (tests)
 	batch     []Frame // frames cut since the last delivery; reused
 	full      func()  // delivers batch once it holds maxBatchFrames; nil: no limit (tests of the cutter alone)
-	acct      *Conn   // the connection whose read budget frames count against; nil in tests of the cutter alone
-	batchLen  int     // bytes of the frames in batch
+	acct      *Conn   // the connection whose read budget chunks are charged to; nil in tests of the cutter alone
 }
 
 // minReadRoom is the least free room worth reading into.
@@ -72,7 +71,7 @@ func (in *inbound) moveTail(size int) {
 // pin a default-size chunk. The copy is of a small read only; a large
 // read stays where it landed. Call it before commit(n).
 func (in *inbound) shrink(n int) {
-	if in.r != in.w || n > len(in.cur.buf)/8 || chunkClass(n) >= int(in.cur.class) {
+	if in.r != in.w || n > len(in.cur.buf)/8 || in.cur.class >= 0 && chunkClass(n) >= int(in.cur.class) {
 		return
 	}
 	next := getChunk(n)
@@ -93,8 +92,10 @@ func (in *inbound) commit(n int) error {
 			return nil
 		}
 		in.cur.retain()
+		if in.acct != nil && in.cur.frames.Add(1) == 1 {
+			in.acct.hold(len(in.cur.buf)) // see Frame.Release
+		}
 		in.batch = append(in.batch, Frame{Body: body, chunk: in.cur, acct: in.acct})
-		in.batchLen += len(body)
 		in.r = in.w - len(rest)
 		if len(in.batch) == maxBatchFrames && in.full != nil {
 			in.full()
@@ -130,7 +131,7 @@ func (in *inbound) feed(p []byte) error {
 // reset forgets the delivered batch, keeping its array for the next one.
 func (in *inbound) reset() {
 	clear(in.batch)
-	in.batch, in.batchLen = in.batch[:0], 0
+	in.batch = in.batch[:0]
 }
 
 // release gives the reader's chunk back when no partial frame is in it,
@@ -149,13 +150,10 @@ func (in *inbound) partial() bool { return in.cur != nil && in.r != in.w }
 
 // free releases the reader's chunk and any frames never delivered.
 func (in *inbound) free() {
-	if in.acct != nil {
-		in.acct.hold(in.batchLen) // each Release below gives its bytes back
-	}
 	for _, f := range in.batch {
 		f.Release()
 	}
-	in.batch, in.batchLen = in.batch[:0], 0
+	in.batch = in.batch[:0]
 	if in.cur != nil {
 		in.cur.release()
 		in.cur = nil
