@@ -188,49 +188,38 @@ func (p *picky) HandleFrames(c *Conn, frames []Frame) {
 // after a budget's worth of chunks, not a budget's worth of 10-byte
 // bodies (6,500 chunks, 400 MiB, for a 64 KiB budget).
 func TestReadBudgetCountsPinnedChunks(t *testing.T) {
-	g := NewGnet(GnetOptions{EventLoops: 1})
-	defer g.Close()
 	const budget = 256 << 10
-	for _, tc := range []struct {
-		name string
-		tr   Transport
-	}{{"std", Std{}}, {"gnet", g}} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := &picky{}
-			defer h.release()
-			conns := make(chan *Conn, 1)
-			ln, err := tc.tr.Listen("tcp", "127.0.0.1:0", func(c *Conn) Handler {
-				c.SetReadBudget(budget)
-				conns <- c
-				return h
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			nc, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			server := <-conns
-			pair := AppendFrame(AppendFrame(nil, []byte("Kkeep this")), make([]byte, 60<<10))
-			go func() {
-				for range 400 { // 24 MiB: far past the budget and the kernel's buffers
-					if _, err := nc.Write(pair); err != nil {
-						return
-					}
-				}
-			}()
-			testwait.For(t, "reading to pause", server.Paused)
-			kept := h.n.Load()
-			if held := server.Held(); held < budget || held > budget+2*(64<<10) {
-				t.Fatalf("paused holding %d bytes (%d frames kept) with a budget of %d", held, kept, budget)
-			}
-			if kept > budget/(32<<10) {
-				t.Fatalf("%d frames kept, each pinning a chunk, with a budget of %d", kept, budget)
-			}
-			h.release() // reading resumes, and sees the end when the peer closes
+	eachStdAndGnet(t, Options{}, func(t *testing.T, tr Transport) {
+		h := &picky{}
+		defer h.release()
+		conns := make(chan *Conn, 1)
+		ln := listenFor(t, tr, func(c *Conn) Handler {
+			c.SetReadBudget(budget)
+			conns <- c
+			return h
 		})
-	}
+		nc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		server := <-conns
+		pair := AppendFrame(AppendFrame(nil, []byte("Kkeep this")), make([]byte, 60<<10))
+		go func() {
+			for range 400 { // 24 MiB: far past the budget and the kernel's buffers
+				if _, err := nc.Write(pair); err != nil {
+					return
+				}
+			}
+		}()
+		testwait.For(t, "reading to pause", server.Paused)
+		kept := h.n.Load()
+		if held := server.Held(); held < budget || held > budget+2*(64<<10) {
+			t.Fatalf("paused holding %d bytes (%d frames kept) with a budget of %d", held, kept, budget)
+		}
+		if kept > budget/(32<<10) {
+			t.Fatalf("%d frames kept, each pinning a chunk, with a budget of %d", kept, budget)
+		}
+		h.release() // reading resumes, and sees the end when the peer closes
+	})
 }

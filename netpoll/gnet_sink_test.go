@@ -24,16 +24,7 @@ func ourGoroutines() int { return testwait.Goroutines("rove/netpoll.(") }
 // when the test does.
 func dialRawPeer(t *testing.T, g *Gnet) (*Conn, net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
+	ln, accepted := rawListener(t)
 	c, err := g.Dial(context.Background(), "tcp", ln.Addr().String(), newRecorder())
 	if err != nil {
 		t.Fatal(err)

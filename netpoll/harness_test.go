@@ -211,3 +211,45 @@ func isClosedErr(err error) bool {
 }
 
 func runtimeYield() { time.Sleep(100 * time.Microsecond) }
+
+// eachStdAndGnet runs f as a subtest on the std transport and on gnet
+// (one event loop), both with opts.
+func eachStdAndGnet(t *testing.T, opts Options, f func(t *testing.T, tr Transport)) {
+	g := NewGnet(GnetOptions{EventLoops: 1, Options: opts})
+	defer g.Close()
+	for _, tc := range []struct {
+		name string
+		tr   Transport
+	}{{"std", Std{Options: opts}}, {"gnet", g}} {
+		t.Run(tc.name, func(t *testing.T) { f(t, tc.tr) })
+	}
+}
+
+// listenFor listens on a loopback port of tr until the test ends, and
+// gives every connection the handler accept returns.
+func listenFor(t *testing.T, tr Transport, accept AcceptFunc) Listener {
+	t.Helper()
+	ln, err := tr.Listen("tcp", "127.0.0.1:0", accept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// rawListener listens on a loopback port with the standard library until
+// the test ends; the first connection it accepts comes on the channel.
+func rawListener(t *testing.T) (net.Listener, <-chan net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, _ := ln.Accept()
+		accepted <- nc
+	}()
+	return ln, accepted
+}

@@ -53,11 +53,7 @@ func TestStdIdleConnHoldsNoReadChunk(t *testing.T) {
 // while each reader holds a chunk; it fails the test if it does not.
 func idleConnHeap(t *testing.T, tr Transport, limit int64) int64 {
 	srv := &frameCounter{}
-	ln, err := tr.Listen("tcp", "127.0.0.1:0", func(*Conn) Handler { return srv })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenFor(t, tr, func(*Conn) Handler { return srv })
 	var conns []*Conn
 	defer func() {
 		for _, c := range conns {
@@ -97,46 +93,35 @@ func TestIdleConnKeepsNoLargeWriteBuffer(t *testing.T) {
 	if race.Enabled {
 		t.Skip("the race runtime allocates; .ci/run runs this test without -race")
 	}
-	g := NewGnet(GnetOptions{EventLoops: 1})
-	defer g.Close()
-	for _, tc := range []struct {
-		name string
-		tr   Transport
-	}{{"std", Std{}}, {"gnet", g}} {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := &frameCounter{}
-			ln, err := tc.tr.Listen("tcp", "127.0.0.1:0", func(*Conn) Handler { return srv })
+	eachStdAndGnet(t, Options{}, func(t *testing.T, tr Transport) {
+		srv := &frameCounter{}
+		ln := listenFor(t, tr, func(*Conn) Handler { return srv })
+		const n, size = 20, 256 << 10
+		big := make([]byte, size)
+		var conns []*Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		before := heapInUse()
+		for range n {
+			c, err := tr.Dial(context.Background(), "tcp", ln.Addr().String(), newRecorder())
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer ln.Close()
-			const n, size = 20, 256 << 10
-			big := make([]byte, size)
-			var conns []*Conn
-			defer func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}()
-			before := heapInUse()
-			for range n {
-				c, err := tc.tr.Dial(context.Background(), "tcp", ln.Addr().String(), newRecorder())
-				if err != nil {
-					t.Fatal(err)
-				}
-				conns = append(conns, c)
-				if err := c.WriteFrame(context.Background(), big); err != nil {
-					t.Fatal(err)
-				}
+			conns = append(conns, c)
+			if err := c.WriteFrame(context.Background(), big); err != nil {
+				t.Fatal(err)
 			}
-			testwait.For(t, "every frame", func() bool { return srv.n.Load() == n })
-			const limit = 32 << 10 // both ends of a connection
-			var per int64
-			if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
-				t.Fatalf("a connection that sent a %d byte frame holds %d bytes of heap (both ends) once idle, want at most %d", size, per, limit)
-			}
-		})
-	}
+		}
+		testwait.For(t, "every frame", func() bool { return srv.n.Load() == n })
+		const limit = 32 << 10 // both ends of a connection
+		var per int64
+		if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
+			t.Fatalf("a connection that sent a %d byte frame holds %d bytes of heap (both ends) once idle, want at most %d", size, per, limit)
+		}
+	})
 }
 
 // A connection that received a read of many small frames keeps no frame
@@ -147,46 +132,35 @@ func TestIdleConnKeepsNoLongFrameBatch(t *testing.T) {
 	if race.Enabled {
 		t.Skip("the race runtime allocates; .ci/run runs this test without -race")
 	}
-	g := NewGnet(GnetOptions{EventLoops: 1})
-	defer g.Close()
-	for _, tc := range []struct {
-		name string
-		tr   Transport
-	}{{"std", Std{}}, {"gnet", g}} {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := &frameCounter{}
-			ln, err := tc.tr.Listen("tcp", "127.0.0.1:0", func(*Conn) Handler { return srv })
+	eachStdAndGnet(t, Options{}, func(t *testing.T, tr Transport) {
+		srv := &frameCounter{}
+		ln := listenFor(t, tr, func(*Conn) Handler { return srv })
+		const n, frames = 10, 30000
+		burst := make([]byte, frames) // one byte per empty frame
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		before := heapInUse()
+		for range n {
+			nc, err := net.Dial("tcp", ln.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer ln.Close()
-			const n, frames = 10, 30000
-			burst := make([]byte, frames) // one byte per empty frame
-			var conns []net.Conn
-			defer func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}()
-			before := heapInUse()
-			for range n {
-				nc, err := net.Dial("tcp", ln.Addr().String())
-				if err != nil {
-					t.Fatal(err)
-				}
-				conns = append(conns, nc)
-				if _, err := nc.Write(burst); err != nil {
-					t.Fatal(err)
-				}
+			conns = append(conns, nc)
+			if _, err := nc.Write(burst); err != nil {
+				t.Fatal(err)
 			}
-			testwait.For(t, "every frame", func() bool { return srv.n.Load() == n*frames })
-			const limit = 16 << 10
-			var per int64
-			if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
-				t.Fatalf("a connection that received %d frames in a burst holds %d bytes of heap once idle, want at most %d", frames, per, limit)
-			}
-		})
-	}
+		}
+		testwait.For(t, "every frame", func() bool { return srv.n.Load() == n*frames })
+		const limit = 16 << 10
+		var per int64
+		if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
+			t.Fatalf("a connection that received %d frames in a burst holds %d bytes of heap once idle, want at most %d", frames, per, limit)
+		}
+	})
 }
 
 // keeper is a Handler that keeps every frame it gets until the test
@@ -223,39 +197,28 @@ func TestHeldSmallFramePinsLittle(t *testing.T) {
 	if race.Enabled {
 		t.Skip("the race runtime allocates; .ci/run runs this test without -race")
 	}
-	g := NewGnet(GnetOptions{EventLoops: 1})
-	defer g.Close()
-	for _, tc := range []struct {
-		name string
-		tr   Transport
-	}{{"std", Std{}}, {"gnet", g}} {
-		t.Run(tc.name, func(t *testing.T) {
-			k := &keeper{}
-			defer k.release()
-			ln, err := tc.tr.Listen("tcp", "127.0.0.1:0", func(*Conn) Handler { return k })
-			if err != nil {
+	eachStdAndGnet(t, Options{}, func(t *testing.T, tr Transport) {
+		k := &keeper{}
+		defer k.release()
+		ln := listenFor(t, tr, func(*Conn) Handler { return k })
+		nc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		frame := AppendFrame(nil, make([]byte, 100))
+		before := heapInUse()
+		const n = 50
+		for i := range n { // one frame per read: each waits for the last to arrive
+			if _, err := nc.Write(frame); err != nil {
 				t.Fatal(err)
 			}
-			defer ln.Close()
-			nc, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			frame := AppendFrame(nil, make([]byte, 100))
-			before := heapInUse()
-			const n = 50
-			for i := range n { // one frame per read: each waits for the last to arrive
-				if _, err := nc.Write(frame); err != nil {
-					t.Fatal(err)
-				}
-				testwait.For(t, "the frame", func() bool { return k.n.Load() == int64(i+1) })
-			}
-			const limit = 8 << 10
-			var per int64
-			if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
-				t.Fatalf("a held 100-byte frame that came alone pins %d bytes, want at most %d", per, limit)
-			}
-		})
-	}
+			testwait.For(t, "the frame", func() bool { return k.n.Load() == int64(i+1) })
+		}
+		const limit = 8 << 10
+		var per int64
+		if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
+			t.Fatalf("a held 100-byte frame that came alone pins %d bytes, want at most %d", per, limit)
+		}
+	})
 }

@@ -253,19 +253,7 @@ func TestCommitterSeesFrameQueued(t *testing.T) {
 // its own: a lost wake-up there left it waiting although the buffer was
 // empty.
 func TestUncorkFlushWakesWaitingWriter(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-		close(accepted)
-	}()
+	ln, accepted := rawListener(t)
 	wc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
