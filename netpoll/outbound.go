@@ -147,8 +147,8 @@ func (o *outbound) appendLocked(body []byte, n Committer) {
 		if len(o.pend) == 0 {
 			// A new batch: sized like the last one, so that a run of
 			// batches takes one pooled buffer each, not a series of
-			// ever larger ones.
-			want = max(need, o.lastLen)
+			// ever larger ones (but not like a lone large frame).
+			want = max(need, min(o.lastLen, maxPooledChunk))
 		}
 		b := append(getOutBuf(want), o.pend...)
 		putOutBuf(o.pend)

@@ -16,8 +16,13 @@ import (
 var outBufPools [chunkClasses]sync.Pool
 
 // getOutBuf returns an empty buffer of at least n bytes, from its class's
-// pool when one is there.
+// pool when one is there. Over maxPooledChunk (a batch of one large frame)
+// it is made to n in largeChunkStep steps and not pooled, as a large read
+// chunk is: a power of two could nearly double it.
 func getOutBuf(n int) []byte {
+	if n > maxPooledChunk {
+		return make([]byte, 0, (n+largeChunkStep-1)/largeChunkStep*largeChunkStep)
+	}
 	class := chunkClass(n)
 	size := 1 << (class + minChunkShift)
 	if p, _ := outBufPools[class].Get().(*byte); p != nil {
@@ -32,7 +37,7 @@ func getOutBuf(n int) []byte {
 // hold the only reference to the array.
 func putOutBuf(b []byte) {
 	c := cap(b)
-	if c < 1<<minChunkShift || bits.OnesCount(uint(c)) != 1 || c > 1<<maxChunkShift {
+	if c < 1<<minChunkShift || bits.OnesCount(uint(c)) != 1 || c > maxPooledChunk {
 		return
 	}
 	outBufPools[chunkClass(c)].Put(unsafe.SliceData(b[:1]))
