@@ -76,10 +76,11 @@ type Options struct {
 	// for it (rule 34): request payloads held by running handlers, channel
 	// items queued for a receiver, responses waiting for room in the
 	// outbound buffer. A held frame counts the read buffer it keeps alive,
-	// not only its own bytes (see netpoll.Options.MaxHeld). Past it the session stops reading the link until
-	// handlers and receivers release bytes: backpressure, never an error.
-	// Advertised in the handshake. What is held can exceed it by one read
-	// of the link and one partial frame. Default 64 MiB.
+	// not only its own bytes (see netpoll.Options.MaxHeld). Past it the
+	// session stops reading the link until handlers and receivers release
+	// bytes: backpressure, never an error. Advertised in the handshake.
+	// What is held can exceed it by one read of the link and one partial
+	// frame. Default 64 MiB.
 	ByteBudget int
 	// ServerInterceptors wrap every handler this session serves (root and
 	// virtual connections), the first outermost; CallInterceptors wrap
