@@ -22,6 +22,15 @@ func heapInUse() int64 {
 	return int64(ms.HeapAlloc)
 }
 
+// heapSettles waits for the heap grown since before, per each of n
+// connections, to come down to limit; it returns the last figure and
+// whether it did.
+func heapSettles(before int64, n int, limit int64) (int64, bool) {
+	var per int64
+	ok := testwait.Until(func() bool { per = (heapInUse() - before) / int64(n); return per <= limit })
+	return per, ok
+}
+
 // An idle connection on the standard-library transport holds no read
 // chunk on either side: over a socket its read goroutine waits for the
 // socket to become readable without a buffer; over TLS it waits in a
@@ -78,8 +87,8 @@ func idleConnHeap(t *testing.T, tr Transport, limit int64) int64 {
 		dial()
 	}
 	testwait.For(t, "every frame", func() bool { return srv.n.Load() == n+1 })
-	var per int64
-	if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
+	per, ok := heapSettles(before, n, limit)
+	if !ok {
 		t.Fatalf("an idle connection costs %d bytes of heap (both ends), want at most %d", per, limit)
 	}
 	return per
@@ -117,8 +126,7 @@ func TestIdleConnKeepsNoLargeWriteBuffer(t *testing.T) {
 		}
 		testwait.For(t, "every frame", func() bool { return srv.n.Load() == n })
 		const limit = 32 << 10 // both ends of a connection
-		var per int64
-		if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
+		if per, ok := heapSettles(before, n, limit); !ok {
 			t.Fatalf("a connection that sent a %d byte frame holds %d bytes of heap (both ends) once idle, want at most %d", size, per, limit)
 		}
 	})
@@ -156,8 +164,7 @@ func TestIdleConnKeepsNoLongFrameBatch(t *testing.T) {
 		}
 		testwait.For(t, "every frame", func() bool { return srv.n.Load() == n*frames })
 		const limit = 16 << 10
-		var per int64
-		if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
+		if per, ok := heapSettles(before, n, limit); !ok {
 			t.Fatalf("a connection that received %d frames in a burst holds %d bytes of heap once idle, want at most %d", frames, per, limit)
 		}
 	})
@@ -216,8 +223,7 @@ func TestHeldSmallFramePinsLittle(t *testing.T) {
 			testwait.For(t, "the frame", func() bool { return k.n.Load() == int64(i+1) })
 		}
 		const limit = 8 << 10
-		var per int64
-		if !testwait.Until(func() bool { per = (heapInUse() - before) / n; return per <= limit }) {
+		if per, ok := heapSettles(before, n, limit); !ok {
 			t.Fatalf("a held 100-byte frame that came alone pins %d bytes, want at most %d", per, limit)
 		}
 	})

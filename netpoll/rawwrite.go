@@ -19,14 +19,24 @@ type rawWriter struct {
 	fn  func(fd uintptr) bool // w.write, bound once so that a call allocates nothing
 }
 
-// newRawWriter returns nil if c offers no raw access (a pipe).
-func newRawWriter(c any) *rawWriter {
+// rawConnOf returns c's raw descriptor access, nil if it offers none (a
+// pipe, a *tls.Conn).
+func rawConnOf(c any) syscall.RawConn {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// newRawWriter returns nil if c offers no raw access (a pipe).
+func newRawWriter(c any) *rawWriter {
+	rc := rawConnOf(c)
+	if rc == nil {
 		return nil
 	}
 	w := &rawWriter{rc: rc}

@@ -17,12 +17,8 @@ import (
 //
 // The returned func is called by the reading goroutine only.
 func (c *Conn) rawReader(r io.Reader) readFunc {
-	sc, ok := r.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConnOf(r)
+	if rc == nil {
 		return nil
 	}
 	var (
