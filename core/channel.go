@@ -234,7 +234,12 @@ func (st *chanState) deliver(link *netpoll.Conn, f netpoll.Frame, payload []byte
 		return false
 	}
 	st.received++
-	if st.head > 0 && st.head == len(st.queue) {
+	// Only an item into an empty queue wakes the receiver: a Recv waits
+	// only after it found the queue empty under mu, so the first item
+	// after that wakes it, and a Recv woken with more queued passes the
+	// wake-up on. A burst of items costs one wake-up, not one each.
+	wake := st.head == len(st.queue)
+	if st.head > 0 && wake {
 		st.queue, st.head = st.queue[:0], 0
 	}
 	if st.queue == nil {
@@ -243,7 +248,9 @@ func (st *chanState) deliver(link *netpoll.Conn, f netpoll.Frame, payload []byte
 	}
 	st.queue = append(st.queue, rxItem{frame: f, payload: payload})
 	st.mu.Unlock()
-	signal(st.notify)
+	if wake {
+		signal(st.notify)
+	}
 	return true
 }
 
