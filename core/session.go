@@ -442,13 +442,13 @@ func (s *session) handleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 		s.attach(link)
 	}
 	s.heard.Store(true)
+	var m wire.Message // one for the batch: dispatch keeps no pointer to it
 	for i, f := range frames {
 		if s.state.Load() == stateClosed {
 			releaseFrames(frames[i:])
 			return
 		}
-		m, err := wire.ParseMessage(f.Body)
-		if err != nil {
+		if err := wire.ParseMessageInto(&m, f.Body); err != nil {
 			f.Release()
 			releaseFrames(frames[i+1:])
 			if s.state.Load() == stateHandshake {

@@ -14,10 +14,19 @@ func FuzzParseMessage(f *testing.F) {
 	for _, m := range sampleMessages() {
 		f.Add(AppendMessage(nil, &m))
 	}
+	samples := sampleMessages()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m, err := ParseMessage(body)
+		reused := samples[len(body)%len(samples)]
+		errInto := ParseMessageInto(&reused, body)
+		if (err == nil) != (errInto == nil) {
+			t.Fatalf("ParseMessage: %v; ParseMessageInto: %v", err, errInto)
+		}
 		if err != nil {
 			return
+		}
+		if !equalMessages(m, reused) {
+			t.Fatalf("ParseMessageInto over a used Message:\n %+v\n %+v", reused, m)
 		}
 		enc := AppendMessage(nil, &m)
 		m2, err := ParseMessage(enc)

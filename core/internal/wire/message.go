@@ -63,8 +63,20 @@ type Message struct {
 // (errors.As). ParseMessage never allocates on success.
 func ParseMessage(body []byte) (Message, error) {
 	var m Message
+	if err := ParseMessageInto(&m, body); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+// ParseMessageInto is ParseMessage into *m, which it overwrites whole
+// (fields the kind does not carry are zeroed; on error *m is undefined).
+// A reader that parses many frames reuses one Message: the 216-byte value
+// is then neither copied out of the parser nor into the caller per frame.
+func ParseMessageInto(m *Message, body []byte) error {
+	*m = Message{}
 	if len(body) == 0 {
-		return m, malformed(0, "empty body")
+		return malformed(0, "empty body")
 	}
 	m.Kind = Kind(body[0])
 	c := cursor{buf: body[1:], kind: m.Kind}
@@ -74,7 +86,7 @@ func ParseMessage(body []byte) (Message, error) {
 	switch m.Kind {
 	case KindHello:
 		if len(c.buf) < len(Magic) || string(c.buf[:len(Magic)]) != Magic {
-			return Message{}, &ParseError{Kind: m.Kind, Field: "magic", cause: ErrBadMagic}
+			return &ParseError{Kind: m.Kind, Field: "magic", cause: ErrBadMagic}
 		}
 		c.buf = c.buf[len(Magic):]
 		m.MinVersion = c.uvarint("min version")
@@ -138,13 +150,13 @@ func ParseMessage(body []byte) (Message, error) {
 		m.ID = c.uvarint("channel id")
 		m.Credit = c.uvarint("credit")
 	default:
-		return Message{}, malformed(m.Kind, "unknown kind")
+		return malformed(m.Kind, "unknown kind")
 	}
 	c.end()
 	if !c.ok() {
-		return Message{}, malformed(m.Kind, c.field)
+		return malformed(m.Kind, c.field)
 	}
-	return m, nil
+	return nil
 }
 
 func (c *cursor) parity() Parity {

@@ -234,3 +234,23 @@ func TestHelloCutAfterMagic(t *testing.T) {
 		t.Fatalf("three bytes of magic: %v, want ErrBadMagic", err)
 	}
 }
+
+// TestParseMessageIntoOverwritesWhole: a Message reused across frames
+// keeps nothing of the previous one (a field of another kind left set
+// would be read as this frame's).
+func TestParseMessageIntoOverwritesWhole(t *testing.T) {
+	samples := sampleMessages()
+	for i, want := range samples {
+		body := AppendMessage(nil, &want)
+		for j := range samples {
+			m := samples[j] // a dirty Message: every field of another kind set
+			if err := ParseMessageInto(&m, body); err != nil {
+				t.Fatalf("%v into %v: %v", want.Kind, samples[j].Kind, err)
+			}
+			direct, _ := ParseMessage(body)
+			if !equalMessages(m, direct) {
+				t.Fatalf("sample %d parsed over sample %d:\n got %+v\nwant %+v", i, j, m, direct)
+			}
+		}
+	}
+}
