@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"runtime"
@@ -117,19 +118,36 @@ func (tx *RawTx) Send(ctx context.Context, payload []byte) error {
 			return st.c.downCause
 		}
 	}
+	if len(payload) <= smallItem {
+		// Encoded on the stack: WriteFrame copies it into the outbound
+		// buffer, so nothing keeps it (cheaper than a pooled buffer).
+		var arr [smallItem + maxItemHeader]byte
+		return st.sendItem(ctx, st.appendItem(arr[:0], payload))
+	}
 	buf := getBuf()
-	err := st.sendItem(ctx, buf, payload)
+	*buf = st.appendItem((*buf)[:0], payload)
+	err := st.sendItem(ctx, *buf)
 	putBuf(buf)
 	return err
 }
 
-// sendItem is Send's body after the binding: without defers (two
-// deferred calls in a function with as many returns are not open-coded,
-// and cost more than the rest of a small item's send).
-func (st *chanState) sendItem(ctx context.Context, buf *[]byte, payload []byte) error {
-	*buf = wire.AppendMessage((*buf)[:0], &wire.Message{Kind: wire.KindChannelItem, Conn: st.c.id, ID: st.id, Payload: payload})
-	if limit := st.c.s.sendMax(); len(*buf) > limit {
-		return &CallError{Kind: ErrSendFailed, Cause: tooLarge("channel item", len(*buf), limit)}
+// smallItem is the largest payload Send encodes on its stack; an item's
+// header (kind, connection id, channel id) is at most maxItemHeader bytes.
+const (
+	smallItem     = 224
+	maxItemHeader = 1 + 2*binary.MaxVarintLen64
+)
+
+func (st *chanState) appendItem(dst, payload []byte) []byte {
+	return wire.AppendMessage(dst, &wire.Message{Kind: wire.KindChannelItem, Conn: st.c.id, ID: st.id, Payload: payload})
+}
+
+// sendItem is Send's body after the binding: frame is the encoded item.
+// Without defers (two deferred calls in a function with as many returns
+// are not open-coded, and cost more than the rest of a small item's send).
+func (st *chanState) sendItem(ctx context.Context, frame []byte) error {
+	if limit := st.c.s.sendMax(); len(frame) > limit {
+		return &CallError{Kind: ErrSendFailed, Cause: tooLarge("channel item", len(frame), limit)}
 	}
 	if err := st.takeCredit(ctx); err != nil {
 		return err
@@ -141,7 +159,7 @@ func (st *chanState) sendItem(ctx context.Context, buf *[]byte, payload []byte) 
 		st.sendMu.Unlock()
 		return err
 	}
-	err := st.c.s.link.Load().WriteFrame(ctx, *buf)
+	err := st.c.s.link.Load().WriteFrame(ctx, frame)
 	if err != nil {
 		st.addCredit(1) // the item never left: its credit is still ours
 	}
