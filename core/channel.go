@@ -151,15 +151,24 @@ func signal(ch chan struct{}) {
 // dispatchChannel handles a channel message on the reading goroutine; it
 // owns f. False: the session was torn down (a violation).
 func (c *conn) dispatchChannel(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
-	st, _ := c.chans.m.Load(m.ID)
-	switch m.Kind {
-	case wire.KindChannelItem:
-		if st == nil || st.send {
-			f.Release()
-			c.s.violation(link, wire.CodeUnknownChannel, fmt.Sprintf("item for channel %d, which is not bound to us as a receiver", m.ID))
-			return false
+	if m.Kind == wire.KindChannelItem {
+		// The cached channel is the table's entry for its id until it is
+		// forgotten (forget marks it before it deletes it), and ids are not
+		// reused before then: checking the mark answers as Load would.
+		st := c.s.lastItem
+		if st == nil || st.id != m.ID || st.c != c || st.forgotten.Load() {
+			st, _ = c.chans.m.Load(m.ID)
+			if st == nil || st.send {
+				f.Release()
+				c.s.violation(link, wire.CodeUnknownChannel, fmt.Sprintf("item for channel %d, which is not bound to us as a receiver", m.ID))
+				return false
+			}
+			c.s.lastItem = st
 		}
 		return st.deliver(link, f, m.Payload)
+	}
+	st, _ := c.chans.m.Load(m.ID)
+	switch m.Kind {
 	case wire.KindChannelClose:
 		f.Release()
 		if st == nil || st.send {

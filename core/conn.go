@@ -48,9 +48,13 @@ type conn struct {
 	relayMu   sync.Mutex   // orders relayed frames after AcceptConn
 	held      [][]byte     // frames relayed here before it was accepted
 
-	tornDown  chan struct{} // closed by teardown
-	downOnce  sync.Once
-	downCause *CallError
+	tornDown chan struct{} // closed by teardown, once downErr is set
+	downOnce sync.Once
+	// downErr is the cause teardown fails calls with, set before tornDown
+	// closes: down() reads it with one atomic load per channel item and
+	// call instead of a non-blocking receive on tornDown, which measured
+	// 7% of a streaming server's CPU.
+	downErr atomic.Pointer[CallError]
 	// setupMu: an acceptor configures a virtual connection's tables on its
 	// own goroutine while the reading goroutine may tear it down.
 	setupMu sync.Mutex
@@ -131,7 +135,7 @@ func (c *conn) teardown(cause *CallError) {
 	c.downOnce.Do(func() {
 		c.setupMu.Lock()
 		defer c.setupMu.Unlock()
-		c.downCause = cause
+		c.downErr.Store(cause)
 		close(c.tornDown)
 		if c.slots.ready() {
 			c.pending.drain(func(oc *outCall, k claimKind) {
@@ -150,14 +154,7 @@ func (c *conn) teardown(cause *CallError) {
 }
 
 // down returns the error calls get once the connection is gone, or nil.
-func (c *conn) down() *CallError {
-	select {
-	case <-c.tornDown:
-		return c.downCause
-	default:
-		return nil
-	}
-}
+func (c *conn) down() *CallError { return c.downErr.Load() }
 
 // Caller returns a new handle for calling the peer on this connection. On
 // a connection this peer dialed or opened, each Caller holds it alive until

@@ -52,8 +52,13 @@ type session struct {
 	hsDone  chan struct{} // closed when the handshake ends either way
 	hsTimer *time.Timer
 
-	heard     atomic.Bool // the peer sent something since the last keepalive tick
-	silent    int         // keepalive ticks without hearing from the peer; timer-owned
+	heard atomic.Bool // the peer sent something since the last keepalive tick
+	// lastItem is the channel the previous item of this batch went to
+	// (reading goroutine only; nil between batches, so an idle session
+	// pins no channel): a batch carries runs of one stream's items, and
+	// the cache spares a table lookup for each but the first.
+	lastItem  *chanState
+	silent    int // keepalive ticks without hearing from the peer; timer-owned
 	keepalive *time.Timer
 	pingNonce uint64 // timer-owned
 
@@ -472,10 +477,12 @@ func (s *session) handleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 			}
 		}
 		if !s.dispatch(link, f, &m) {
+			s.lastItem = nil
 			releaseFrames(frames[i+1:])
 			return
 		}
 	}
+	s.lastItem = nil
 }
 
 func releaseFrames(frames []netpoll.Frame) {
