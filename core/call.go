@@ -168,7 +168,7 @@ func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 		case slotCancelled:
 			return false, &CallError{Kind: ErrCancelled, Cause: ctx.Err()}
 		case slotDown:
-			return false, c.downErr.Load()
+			return false, c.down()
 		}
 	}
 	oc := outCallPool.Get().(*outCall)

@@ -447,7 +447,8 @@ func (s *session) handleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 		s.attach(link)
 	}
 	s.heard.Store(true)
-	var m wire.Message // one for the batch: dispatch keeps no pointer to it
+	var m wire.Message                  // one for the batch: dispatch keeps no pointer to it
+	defer func() { s.lastItem = nil }() // on every way out of the batch
 	for i, f := range frames {
 		if s.state.Load() == stateClosed {
 			releaseFrames(frames[i:])
@@ -477,12 +478,10 @@ func (s *session) handleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 			}
 		}
 		if !s.dispatch(link, f, &m) {
-			s.lastItem = nil
 			releaseFrames(frames[i+1:])
 			return
 		}
 	}
-	s.lastItem = nil
 }
 
 func releaseFrames(frames []netpoll.Frame) {

@@ -115,7 +115,7 @@ func (tx *RawTx) Send(ctx context.Context, payload []byte) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-st.c.tornDown:
-			return st.c.downErr.Load()
+			return st.c.down()
 		}
 	}
 	if len(payload) <= smallItem {
