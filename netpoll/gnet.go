@@ -260,8 +260,12 @@ func (e *gnetEvents) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	err := c.in.feed(buf)
+	n := len(c.in.batch)
 	c.deliver()
 	c.in.release()
+	if n > 1 {
+		yieldBeforePoll()
+	}
 	if err != nil {
 		c.readErr = err
 		return gnet.Close
@@ -271,6 +275,25 @@ func (e *gnetEvents) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	return gnet.None
 }
+
+// yieldBeforePoll lets the goroutines a batch woke run before the loop
+// goes back to epoll_wait.
+//
+// Handling a batch readies goroutines onto the loop's P: the callers
+// whose responses came, the workers given requests, the writers those
+// start. gnet then waits in a blocking epoll_wait, which keeps its P
+// until sysmon retakes it, 20 µs to 10 ms later: whatever is still in
+// that P's run queue is stranded meanwhile (golang/go#76290). gnet yields
+// once before it blocks, but a yield lets only about 61 goroutines run
+// before the scheduler's fairness check resumes the loop from the global
+// queue, and a goroutine readied after it (a writer its worker started)
+// queues behind the loop. In one process with a client and a server
+// (2 Ps), traces showed runnable goroutines waiting with no goroutine
+// running 38% of the time; this yield, after any batch of more than one
+// frame, took loadgen's embedded 1 x 64 from 260k to 430k calls/s
+// (BENCHMARKS.md). A lone frame (ping-pong) readies at most one
+// goroutine, which gnet's own yield runs.
+func yieldBeforePoll() { runtime.Gosched() }
 
 func (e *gnetEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c, _ := gc.Context().(*Conn)
