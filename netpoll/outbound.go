@@ -47,11 +47,10 @@ type outbound struct {
 	room     chan struct{} // closed when pend shrinks; nil while nobody waits
 	idle     chan struct{} // closed when pend is empty and nobody flushes; nil while nobody waits
 
-	frames    atomic.Uint64 // frames accepted
-	writes    atomic.Uint64 // write calls that carried bytes
-	lastBatch int           // frames in the last batch taken (under mu)
-	lastLen   int           // bytes in the last batch taken (under mu)
-	fail      func(error)   // the connection's teardown, called once on a write error
+	frames  atomic.Uint64 // frames accepted
+	writes  atomic.Uint64 // write calls that carried bytes
+	lastLen int           // bytes in the last batch taken (under mu)
+	fail    func(error)   // the connection's teardown, called once on a write error
 }
 
 func (o *outbound) init(s sink, max int, wg *sync.WaitGroup, fail func(error)) {
@@ -234,7 +233,7 @@ func (o *outbound) startWriterLocked() {
 func (o *outbound) takeBatchLocked() []byte {
 	batch := o.pend
 	o.pend, o.spare = o.spare[:0], nil
-	o.lastBatch, o.pendN = o.pendN, 0
+	o.pendN = 0
 	o.lastLen = len(batch)
 	wake(&o.room)
 	return batch
@@ -296,16 +295,17 @@ func (o *outbound) writer() {
 				return
 			}
 		}
-		if o.lastBatch > 1 {
-			// The goroutine that started us handed us its P's next slot,
-			// so we would run before the other callers it woke can queue
-			// their frames. Under load (the last batch carried several
-			// frames) yield once: whoever is runnable appends first, and
-			// the batch grows. A lone frame (ping-pong) goes at once.
-			o.mu.Unlock()
-			runtime.Gosched()
-			o.mu.Lock()
-		}
+		// The goroutine that started us handed us its P's next slot, so
+		// we would run before the other callers it woke can queue their
+		// frames: yield once, and whoever is runnable appends first. (A
+		// lone frame, ping-pong, never comes here: its caller writes it,
+		// WriteFrameAlone. Yielding only when the last batch carried
+		// several frames fed on itself: once batches were single frames
+		// the writer never yielded and they stayed single, a write per
+		// call, and 4 x 256 settled at the lower of two rates.)
+		o.mu.Unlock()
+		runtime.Gosched()
+		o.mu.Lock()
 		batch := o.takeBatchLocked()
 		o.mu.Unlock()
 
