@@ -42,6 +42,7 @@ type outbound struct {
 	spare    []byte        // the last written batch, reused as the next pend
 	flushing bool          // a goroutine owns the sink
 	corked   bool          // queue defers flushing until uncork (the reader is mid-batch)
+	company  bool          // a frame in pend came from a writer with company (write, not alone)
 	closing  bool          // Close began: no new frames
 	err      error         // the write side failed: nothing more is written
 	room     chan struct{} // closed when pend shrinks; nil while nobody waits
@@ -78,6 +79,7 @@ func (o *outbound) write(ctx context.Context, body []byte, n Committer, alone bo
 		return ErrNotAdmitted
 	}
 	o.appendLocked(body, n)
+	o.company = o.company || !alone
 	switch {
 	case o.flushing: // the flush under way takes it
 	case alone && o.pendN == 1:
@@ -233,7 +235,7 @@ func (o *outbound) startWriterLocked() {
 func (o *outbound) takeBatchLocked() []byte {
 	batch := o.pend
 	o.pend, o.spare = o.spare[:0], nil
-	o.pendN = 0
+	o.pendN, o.company = 0, false
 	o.lastLen = len(batch)
 	wake(&o.room)
 	return batch
@@ -259,7 +261,7 @@ func (o *outbound) doneLocked() {
 	// sized by the last: see appendLocked).
 	putOutBuf(o.pend)
 	putOutBuf(o.spare)
-	o.pend, o.spare, o.pendN = nil, nil, 0
+	o.pend, o.spare, o.pendN, o.company = nil, nil, 0, false
 	wake(&o.idle)
 	o.mu.Unlock()
 }
@@ -271,7 +273,7 @@ func (o *outbound) failLocked(err error) {
 		o.err = err
 	}
 	o.flushing = false
-	o.pend, o.pendN = nil, 0
+	o.pend, o.pendN, o.company = nil, 0, false
 	wake(&o.room)
 	wake(&o.idle)
 	o.mu.Unlock()
@@ -295,17 +297,23 @@ func (o *outbound) writer() {
 				return
 			}
 		}
-		// The goroutine that started us handed us its P's next slot, so
-		// we would run before the other callers it woke can queue their
-		// frames: yield once, and whoever is runnable appends first. (A
-		// lone frame, ping-pong, never comes here: its caller writes it,
-		// WriteFrameAlone. Yielding only when the last batch carried
-		// several frames fed on itself: once batches were single frames
-		// the writer never yielded and they stayed single, a write per
-		// call, and 4 x 256 settled at the lower of two rates.)
-		o.mu.Unlock()
-		runtime.Gosched()
-		o.mu.Lock()
+		if o.company {
+			// The goroutine that started us handed us its P's next slot,
+			// so we would run before the other callers it woke can queue
+			// their frames: yield once, and whoever is runnable appends
+			// first. Only for frames whose writers said they have company
+			// (others in flight): yielding by the last batch's size fed on
+			// itself (single-frame batches never yielded and stayed
+			// single, a write per call: 4 x 256 settled at the lower of
+			// two rates), and a frame alone that merely came during a
+			// flush (a lone call's reply behind the previous one's write)
+			// has nobody to wait for: a yield puts us on the global run
+			// queue, where we can sit until sysmon retakes a P when every
+			// P is held by an event loop blocked in epoll_wait.
+			o.mu.Unlock()
+			runtime.Gosched()
+			o.mu.Lock()
+		}
 		batch := o.takeBatchLocked()
 		o.mu.Unlock()
 
