@@ -259,11 +259,11 @@ func (e *gnetEvents) OnTraffic(gc gnet.Conn) gnet.Action {
 	if c == nil || c.readErr != nil {
 		return gnet.None
 	}
+	before := c.framesIn.Load() // feed delivers full batches itself
 	err := c.in.feed(buf)
-	n := len(c.in.batch)
 	c.deliver()
 	c.in.release()
-	if n > 1 {
+	if c.framesIn.Load()-before > 1 {
 		yieldBeforePoll()
 	}
 	if err != nil {
