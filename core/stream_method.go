@@ -128,6 +128,7 @@ func (pc *pendingCall) outcome(ctx context.Context, recvErr error) error {
 // call's outcome, as for HandlerFunc (an *Error carries a code).
 func (m ServerStream[Req, Item]) Handle(r *Router, fn func(ctx context.Context, req Req, out *Tx[Item]) error) {
 	codec := codecOr(m.Codec)
+	pretouchSonic[Req, Item](codec)
 	r.Handle(m.Method, func(ctx context.Context, rq *Request) error {
 		var req Req
 		if err := codec.Unmarshal(rq.Payload(), &req); err != nil {
@@ -186,6 +187,7 @@ func (s *ServerStreamCall[Item]) Close() error {
 // in (io.EOF after the last) and returns the response.
 func (m ClientStream[Item, Resp]) Handle(r *Router, fn func(ctx context.Context, in *Rx[Item]) (Resp, error)) {
 	codec := codecOr(m.Codec)
+	pretouchSonic[Item, Resp](codec)
 	r.Handle(m.Method, func(ctx context.Context, rq *Request) error {
 		raw, err := rq.Rx(0)
 		if err != nil {
@@ -251,6 +253,7 @@ func (s *ClientStreamCall[Item, Resp]) CloseAndRecv() (Resp, error) {
 // (closed for it when fn returns).
 func (m BidiStream[In, Out]) Handle(r *Router, fn func(ctx context.Context, in *Rx[In], out *Tx[Out]) error) {
 	codec := codecOr(m.Codec)
+	pretouchSonic[In, Out](codec)
 	r.Handle(m.Method, func(ctx context.Context, rq *Request) error {
 		rawIn, err := rq.Rx(0)
 		if err != nil {
