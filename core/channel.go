@@ -283,22 +283,39 @@ func (st *chanState) peerClosed() {
 // Send is committing right now, so it goes from a goroutine that waits for
 // sendMu (the reading goroutine must not).
 func (st *chanState) peerReset(link *netpoll.Conn) {
+	// Unless a Send is committing an item right now (it holds sendMu),
+	// the acknowledgement is queued here, before anyone can see the
+	// reset: so it precedes whatever the caller sends once it has seen
+	// it. A request binding new channels sent ahead of it would find the
+	// peer still counting this one against its MaxChannels, a protocol
+	// error that ends the session. (While sendMu is held, Close cannot
+	// run either, so ourDone cannot change under us.)
+	locked := st.sendMu.TryLock()
 	st.mu.Lock()
 	already := st.ourDone
+	st.mu.Unlock()
+	ack := &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id}
+	if locked && !already {
+		st.c.sendSoon(ack)
+	}
+	st.mu.Lock()
 	st.peerDone, st.ourDone = true, true
 	st.ended.Store(true)
 	st.shutDoneLocked()
 	st.mu.Unlock()
 	st.forget()
 	signal(st.creditWake)
+	if locked {
+		st.sendMu.Unlock()
+		return
+	}
 	if already {
 		return
 	}
-	s := st.c.s
-	s.goTracked(func() {
+	st.c.s.goTracked(func() {
 		st.sendMu.Lock()
 		defer st.sendMu.Unlock()
-		_ = st.c.send(context.Background(), &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
+		_ = st.c.send(context.Background(), ack)
 	})
 }
 
