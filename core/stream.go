@@ -289,7 +289,7 @@ func (rx *RawRx) Recv(ctx context.Context) (Item, error) {
 			if grant > 0 {
 				st.sendGrant(ctx, grant)
 			}
-			return Item{Payload: it.payload, frame: it.frame}, nil
+			return Item{Payload: it.frame.Body, frame: it.frame}, nil
 		}
 		var err error
 		switch {
