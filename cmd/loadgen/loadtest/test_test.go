@@ -58,6 +58,12 @@ func TestRunGoTestRefusesWorkloadFlags(t *testing.T) {
 // when a free worker sent it: with one worker and calls slower than the
 // rate, the backlog's calls start already past their deadline and fail as
 // timeouts at once, as they would for a client with a deadline.
+//
+// The call takes its 20 ms whatever its context says: one that gave up at
+// its deadline would end just when the next call's deadline was 2 ms
+// away, and the worker would settle into starting each call just before
+// its deadline, so that only timer jitter made one start past it (the
+// test failed in most runs).
 func TestOpenLoopDeadlineFromIntendedTime(t *testing.T) {
 	var expiredAtStart, calls atomic.Int64
 	test := Test{Name: "slow", Call: func(ctx context.Context, worker int) error {
@@ -66,12 +72,8 @@ func TestOpenLoopDeadlineFromIntendedTime(t *testing.T) {
 			expiredAtStart.Add(1)
 			return ctx.Err()
 		}
-		select { // a slow call: 20 ms, where the schedule allows 2
-		case <-time.After(20 * time.Millisecond):
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		time.Sleep(20 * time.Millisecond) // a slow call: 20 ms, where the schedule allows 2
+		return nil
 	}}
 	var stdout, stderr bytes.Buffer
 	code := Run(test, []string{"-rate", "500", "-d", "1s", "-warmup", "0s", "-c", "1", "-inflight", "1", "-timeout", "50ms", "-quiet"}, &stdout, &stderr)
