@@ -283,16 +283,17 @@ func (st *chanState) peerClosed() {
 
 // peerReset: the receiver asked us to stop. Acknowledge with Close so it can
 // free its side, and free ours. The acknowledgement must follow any item a
-// Send is committing right now, so it goes from a goroutine that waits for
-// sendMu (the reading goroutine must not).
+// Send is committing right now: while a Send holds sendMu it goes from a
+// goroutine that waits for sendMu (the reading goroutine must not wait).
 func (st *chanState) peerReset(link *netpoll.Conn) {
-	// Unless a Send is committing an item right now (it holds sendMu),
-	// the acknowledgement is queued here, before anyone can see the
-	// reset: so it precedes whatever the caller sends once it has seen
-	// it. A request binding new channels sent ahead of it would find the
-	// peer still counting this one against its MaxChannels, a protocol
-	// error that ends the session. (While sendMu is held, Close cannot
-	// run either, so ourDone cannot change under us.)
+	// Otherwise the acknowledgement is queued here, before anyone can see
+	// the reset: so it precedes whatever the caller sends once it has
+	// seen it. A request binding new channels sent ahead of it would find
+	// the peer still counting this one against its MaxChannels, a
+	// protocol error that ends the session. (While we hold sendMu, Close
+	// cannot run either, so ourDone cannot change under us. A full
+	// outbound buffer makes sendSoon hand the frame to a goroutine, and
+	// the order is no longer certain: rare, and as before.)
 	locked := st.sendMu.TryLock()
 	st.mu.Lock()
 	already := st.ourDone
