@@ -295,14 +295,14 @@ func (st *chanState) peerReset(link *netpoll.Conn) {
 	// outbound buffer makes sendSoon hand the frame to a goroutine, and
 	// the order is no longer certain: rare, and as before.)
 	locked := st.sendMu.TryLock()
+	ack := &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id}
 	st.mu.Lock()
 	already := st.ourDone
-	st.mu.Unlock()
-	ack := &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id}
 	if locked && !already {
+		st.mu.Unlock()
 		st.c.sendSoon(ack)
+		st.mu.Lock()
 	}
-	st.mu.Lock()
 	st.peerDone, st.ourDone = true, true
 	st.ended.Store(true)
 	st.shutDoneLocked()
@@ -316,6 +316,8 @@ func (st *chanState) peerReset(link *netpoll.Conn) {
 	if already {
 		return
 	}
+	// Without sendMu, already was read in the same critical section that
+	// set ourDone: a Close that runs later sees ourDone and sends nothing.
 	st.c.s.goTracked(func() {
 		st.sendMu.Lock()
 		defer st.sendMu.Unlock()
