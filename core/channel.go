@@ -110,6 +110,17 @@ type rxItem struct {
 	frame netpoll.Frame
 }
 
+// rxQueueLen is the queue a channel starts with: room for a short stream
+// at once (the default window), rather than growing 1, 2, 4...
+const rxQueueLen = 16
+
+// rxQueues recycles starting queues: a short stream's channel lives for
+// one call, and its queue was a fresh 640 B, pointer-holding allocation
+// per stream (3.7% of a 1024-stream client's CPU). A queue goes back
+// empty (every slot zeroed, pinning no chunk) when its channel drops it;
+// a queue that grew past rxQueueLen is left to the collector.
+var rxQueues = sync.Pool{New: func() any { return new([rxQueueLen]rxItem) }}
+
 // Binding states (chanState.bind).
 const (
 	unbound int32 = iota // made by us, not yet listed in a call
@@ -254,8 +265,7 @@ func (st *chanState) deliver(link *netpoll.Conn, f netpoll.Frame, payload []byte
 		st.queue, st.head = st.queue[:0], 0
 	}
 	if st.queue == nil {
-		// Room for a short stream at once, rather than growing 1, 2, 4...
-		st.queue = make([]rxItem, 0, max(min(st.allowed, 16), 1))
+		st.queue = rxQueues.Get().(*[rxQueueLen]rxItem)[:0]
 	}
 	f.Body = payload
 	st.queue = append(st.queue, rxItem{frame: f})
@@ -341,11 +351,17 @@ func (st *chanState) end(err error) {
 
 func (st *chanState) dropQueue() {
 	st.mu.Lock()
-	q := st.queue[st.head:]
+	all, head := st.queue, st.head
 	st.queue, st.head = nil, 0
 	st.mu.Unlock()
-	for _, it := range q {
+	for _, it := range all[head:] {
 		it.frame.Release()
+	}
+	// No one else holds the queue now (it was only reached through st
+	// under mu): recycle it. Items before head were zeroed as taken.
+	if cap(all) == rxQueueLen {
+		clear(all[head:])
+		rxQueues.Put((*[rxQueueLen]rxItem)(all[:rxQueueLen]))
 	}
 }
 

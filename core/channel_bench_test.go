@@ -97,3 +97,50 @@ func TestChannelItemAllocs(t *testing.T) {
 		t.Fatalf("%.3f allocations per item (%.0f for 10 items, %.0f for 4000)", perItem, small, large)
 	}
 }
+
+// BenchmarkShortStreams: many short streams at once, as loadgen's stream
+// workload runs them (16 items of 64 B each, the default window, items
+// read in the call's While). One op is one stream: its channel's set-up
+// and tear-down (the table, the handle's cleanup) weigh as much as its
+// items.
+func BenchmarkShortStreams(b *testing.B) {
+	for _, tr := range transports() {
+		b.Run(tr.name, func(b *testing.B) {
+			client, _ := tr.pair(b, Options{}, Options{Router: streamRouter()})
+			cl := client.Caller()
+			defer cl.Close()
+			req := []byte("16")
+			stream := func() error {
+				ctx := context.Background()
+				rx := cl.Conn().NewRx(DefaultWindow)
+				defer rx.Close()
+				return cl.Call(ctx, mStream, req, &CallOptions{Channels: []Channel{rx}, While: func() error {
+					for range 16 {
+						it, err := rx.Recv(ctx)
+						if err != nil {
+							return err
+						}
+						it.Release()
+					}
+					return nil
+				}}, nil)
+			}
+			for range 100 {
+				if err := stream(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.SetParallelism(64)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := stream(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
