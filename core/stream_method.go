@@ -54,6 +54,24 @@ func NewBidiStream[In, Out any](service, name string) BidiStream[In, Out] {
 	return BidiStream[In, Out]{Method: NewMethod(service, name)}
 }
 
+// Pretouch prepares the caller's side now, as TypedMethod.Pretouch does:
+// sonic's encoder for Req and decoder for Item.
+func (m ServerStream[Req, Item]) Pretouch() error {
+	return pretouchSonic[Item, Req](codecOr(m.Codec))
+}
+
+// Pretouch prepares the caller's side now, as TypedMethod.Pretouch does:
+// sonic's encoder for Item and decoder for Resp.
+func (m ClientStream[Item, Resp]) Pretouch() error {
+	return pretouchSonic[Resp, Item](codecOr(m.Codec))
+}
+
+// Pretouch prepares the caller's side now, as TypedMethod.Pretouch does:
+// sonic's encoder for In (what the caller sends) and decoder for Out.
+func (m BidiStream[In, Out]) Pretouch() error {
+	return pretouchSonic[Out, In](codecOr(m.Codec))
+}
+
 func codecOr(c Codec) Codec {
 	if c == nil {
 		return SonicCodec{}
@@ -128,7 +146,7 @@ func (pc *pendingCall) outcome(ctx context.Context, recvErr error) error {
 // call's outcome, as for HandlerFunc (an *Error carries a code).
 func (m ServerStream[Req, Item]) Handle(r *Router, fn func(ctx context.Context, req Req, out *Tx[Item]) error) {
 	codec := codecOr(m.Codec)
-	pretouchSonic[Req, Item](codec)
+	_ = pretouchSonic[Req, Item](codec)
 	r.Handle(m.Method, func(ctx context.Context, rq *Request) error {
 		var req Req
 		if err := codec.Unmarshal(rq.Payload(), &req); err != nil {
@@ -187,7 +205,7 @@ func (s *ServerStreamCall[Item]) Close() error {
 // in (io.EOF after the last) and returns the response.
 func (m ClientStream[Item, Resp]) Handle(r *Router, fn func(ctx context.Context, in *Rx[Item]) (Resp, error)) {
 	codec := codecOr(m.Codec)
-	pretouchSonic[Item, Resp](codec)
+	_ = pretouchSonic[Item, Resp](codec)
 	r.Handle(m.Method, func(ctx context.Context, rq *Request) error {
 		raw, err := rq.Rx(0)
 		if err != nil {
@@ -253,7 +271,7 @@ func (s *ClientStreamCall[Item, Resp]) CloseAndRecv() (Resp, error) {
 // (closed for it when fn returns).
 func (m BidiStream[In, Out]) Handle(r *Router, fn func(ctx context.Context, in *Rx[In], out *Tx[Out]) error) {
 	codec := codecOr(m.Codec)
-	pretouchSonic[In, Out](codec)
+	_ = pretouchSonic[In, Out](codec)
 	r.Handle(m.Method, func(ctx context.Context, rq *Request) error {
 		rawIn, err := rq.Rx(0)
 		if err != nil {
