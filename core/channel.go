@@ -143,17 +143,6 @@ func newChanState(c *conn, id uint64, send bool, window uint64) *chanState {
 	return st
 }
 
-// channelTable is a connection's channels, looked up by id on every
-// channel message (lock-free reads: xsync).
-type channelTable struct {
-	m    idMap[*chanState]
-	next atomic.Uint64 // our allocator: the n-th id is first + 2n
-}
-
-// alloc returns a fresh channel id of parity p (a namespace separate from
-// request ids: rule 10).
-func (t *channelTable) alloc(p wire.Parity) uint64 { return p.First() + 2*(t.next.Add(1)-1) }
-
 func signal(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -170,7 +159,7 @@ func (c *conn) dispatchChannel(link *netpoll.Conn, f netpoll.Frame, m *wire.Mess
 		// reused before then: checking the mark answers as Load would.
 		st := c.s.lastItem
 		if st == nil || st.id != m.ID || st.c != c || st.forgotten.Load() {
-			st, _ = c.chans.m.Load(m.ID)
+			st = c.chans.lookup(m.ID)
 			if st == nil || st.send {
 				f.Release()
 				c.s.violation(link, wire.CodeUnknownChannel, fmt.Sprintf("item for channel %d, which is not bound to us as a receiver", m.ID))
@@ -180,7 +169,7 @@ func (c *conn) dispatchChannel(link *netpoll.Conn, f netpoll.Frame, m *wire.Mess
 		}
 		return st.deliver(link, f, m.Payload)
 	}
-	st, _ := c.chans.m.Load(m.ID)
+	st := c.chans.lookup(m.ID)
 	switch m.Kind {
 	case wire.KindChannelClose:
 		f.Release()
@@ -374,9 +363,9 @@ func (c *conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]*chanState
 		return nil, true
 	}
 	n := l.Len()
-	if n > MaxChannelsPerCall || c.chans.m.Size()+n > c.s.opts.MaxChannels {
+	if n > MaxChannelsPerCall || c.chans.size()+n > c.s.opts.MaxChannels {
 		c.s.violation(link, wire.CodeTooManyChannels, fmt.Sprintf("a request binding %d channels, with %d live (limits %d per call, %d per connection)",
-			n, c.chans.m.Size(), MaxChannelsPerCall, c.s.opts.MaxChannels))
+			n, c.chans.size(), MaxChannelsPerCall, c.s.opts.MaxChannels))
 		return nil, false
 	}
 	states := make([]*chanState, 0, n)
@@ -387,7 +376,7 @@ func (c *conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]*chanState
 		}
 		st := newChanState(c, b.ID, b.Dir == wire.CalleeSends, b.Window)
 		st.bind.Store(bound)
-		if _, dup := c.chans.m.LoadOrStore(b.ID, st); dup {
+		if !c.chans.insertPeer(st) {
 			c.s.violation(link, wire.CodeIDInUse, fmt.Sprintf("channel id %d is already bound", b.ID))
 			return nil, false
 		}
@@ -477,17 +466,16 @@ func (st *chanState) dropUnbound() bool {
 // finished on the wire, and no longer holds the connection (rule 31).
 func (st *chanState) forget() {
 	if st.forgotten.CompareAndSwap(false, true) {
-		st.c.chans.m.Delete(st.id)
+		st.c.chans.remove(st)
 		st.c.release()
 	}
 }
 
 // endChannels fails every channel of the connection and forgets them.
 func (c *conn) endChannels(err error) {
-	c.chans.m.Range(func(id uint64, st *chanState) bool {
+	c.chans.each(func(st *chanState) {
 		st.end(err)
 		st.forget()
-		return true
 	})
 }
 
@@ -503,7 +491,7 @@ func (c *conn) channelsFitPeer(n int) error {
 	if p.MaxChannelsPerCall != 0 && uint64(n) > p.MaxChannelsPerCall {
 		return fmt.Errorf("%w: a call binding %d, the peer takes %d per call", ErrTooManyChannels, n, p.MaxChannelsPerCall)
 	}
-	if live := c.chans.m.Size(); p.MaxChannels != 0 && uint64(live) > p.MaxChannels {
+	if live := c.chans.size(); p.MaxChannels != 0 && uint64(live) > p.MaxChannels {
 		return fmt.Errorf("%w: %d live on the connection, the peer holds %d", ErrTooManyChannels, live, p.MaxChannels)
 	}
 	return nil

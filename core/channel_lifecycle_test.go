@@ -93,7 +93,7 @@ func TestCloseUnboundChannelEnds(t *testing.T) {
 	case <-time.After(testwait.Timeout):
 		t.Fatal("Close of a channel never bound to a call blocked")
 	}
-	if n := conn.chans.m.Size(); n != 0 {
+	if n := conn.chans.size(); n != 0 {
 		t.Fatalf("%d channels left in the table", n)
 	}
 	if err := tx.Send(context.Background(), []byte("x")); !errors.Is(err, ErrChannelClosed) {
@@ -134,7 +134,7 @@ func TestChannelsOfRefusedCallEnd(t *testing.T) {
 			return errors.Is(tx.Send(context.Background(), []byte("x")), ErrChannelReset)
 		})
 	}
-	testwait.For(t, "the callee to forget the channels", func() bool { return server.root.chans.m.Size() == 0 })
+	testwait.For(t, "the callee to forget the channels", func() bool { return server.root.chans.size() == 0 })
 	raw := cl.Conn().NewTx(4)
 	sum := TxOf[int](raw, nil)
 	done := make(chan error, 1)

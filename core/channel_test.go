@@ -487,7 +487,7 @@ func TestChannelsEndWithConnection(t *testing.T) {
 		}
 		waitDone(t, server)
 		waitDone(t, client)
-		if n := cl.Conn().chans.m.Size(); n != 0 {
+		if n := cl.Conn().chans.size(); n != 0 {
 			t.Fatalf("%d channel states left", n)
 		}
 	})

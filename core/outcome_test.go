@@ -162,10 +162,9 @@ func TestTeardownEmptiesTables(t *testing.T) {
 				t.Errorf("%d requests counted in flight", n)
 			}
 			c.inflight.each(func(r *Request) { t.Errorf("request %d left in the inbound table", r.id) })
-			if n := c.chans.m.Size(); n != 0 {
-				c.chans.m.Range(func(id uint64, st *chanState) bool {
-					t.Errorf("channel %d left (initiator %v, send %v, bind %d, forgotten %v, err %v)", id, c.s.initiator, st.send, st.bind.Load(), st.forgotten.Load(), st.err)
-					return true
+			if n := c.chans.size(); n != 0 {
+				c.chans.each(func(st *chanState) {
+					t.Errorf("channel %d left (initiator %v, send %v, bind %d, forgotten %v, err %v)", st.id, c.s.initiator, st.send, st.bind.Load(), st.forgotten.Load(), st.err)
 				})
 			}
 			if c.watching != nil {

@@ -51,9 +51,9 @@ func (it Item) Release() { it.frame.Release() }
 // initial credit (0 to 65536, more is clamped; DefaultWindow is a good start).
 // Sends wait until the call's request has gone out.
 func (c *conn) NewTx(window int) *RawTx {
-	st := newChanState(c, c.chans.alloc(c.parity), true, clampWindow(window))
+	st := newChanState(c, 0, true, clampWindow(window))
 	st.boundCh = make(chan struct{})
-	c.chans.m.Store(st.id, st)
+	c.chans.insertOwn(st, c.parity)
 	c.missedByTeardown(st)
 	return newRawTx(st)
 }
@@ -61,8 +61,8 @@ func (c *conn) NewTx(window int) *RawTx {
 // NewRx makes a channel this peer will receive on, to bind to a call: the
 // callee sends. window is the credit granted up front.
 func (c *conn) NewRx(window int) *RawRx {
-	st := newChanState(c, c.chans.alloc(c.parity), false, clampWindow(window))
-	c.chans.m.Store(st.id, st)
+	st := newChanState(c, 0, false, clampWindow(window))
+	c.chans.insertOwn(st, c.parity)
 	c.missedByTeardown(st)
 	return newRawRx(st)
 }
