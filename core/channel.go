@@ -358,7 +358,7 @@ func (st *chanState) dropQueue() {
 // on the reading goroutine, before anything else can arrive for them:
 // items that come before the handler takes its Rx are queued (rule 28),
 // bounded by the window (rule 29).
-func (c *conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]*chanState, bool) {
+func (c *conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]boundChannel, bool) {
 	if l.Empty() {
 		return nil, true
 	}
@@ -368,7 +368,7 @@ func (c *conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]*chanState
 			n, c.chans.size(), MaxChannelsPerCall, c.s.opts.MaxChannels))
 		return nil, false
 	}
-	states := make([]*chanState, 0, n)
+	chans := make([]boundChannel, 0, n) // the Request's own list: one allocation
 	for b, rest, ok := l.Next(); ok; b, rest, ok = rest.Next() {
 		if !c.parity.Opposite().Owns(b.ID) {
 			c.s.violation(link, wire.CodeWrongParity, fmt.Sprintf("channel id %d has our parity", b.ID))
@@ -380,10 +380,10 @@ func (c *conn) bindRequest(link *netpoll.Conn, l wire.ChannelList) ([]*chanState
 			c.s.violation(link, wire.CodeIDInUse, fmt.Sprintf("channel id %d is already bound", b.ID))
 			return nil, false
 		}
-		states = append(states, st)
+		c.missedByTeardown(st)
+		chans = append(chans, boundChannel{st: st})
 	}
-	c.missedByTeardown(states...)
-	return states, true
+	return chans, true
 }
 
 // missedByTeardown ends channels stored in the table after a teardown

@@ -259,14 +259,11 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		return false
 	}
 	if !m.Channels.Empty() {
-		states, ok := c.bindRequest(link, m.Channels)
+		bound, ok := c.bindRequest(link, m.Channels)
 		if !ok {
 			return false
 		}
-		r.channels, r.pooled = make([]boundChannel, len(states)), false
-		for i, st := range states {
-			r.channels[i].st = st
-		}
+		r.channels, r.pooled = bound, false
 	}
 	if s.state.Load() == stateDraining {
 		r.refuse(wire.StatusUnavailable, []byte("draining: the call was not run"))
