@@ -118,24 +118,7 @@ func BenchmarkTypedVsRaw(b *testing.B) {
 		client, _ := tr.pair(b, Options{}, Options{Router: r})
 		cl := client.Caller()
 		ctx := context.Background()
-		run := func(b *testing.B, call func() error) {
-			for range 100 {
-				if err := call(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.SetParallelism(32)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := call(); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
+		run := func(b *testing.B, call func() error) { benchParallel(b, 32, call) }
 		b.Run(tr.name+"/raw", func(b *testing.B) {
 			run(b, func() error { return cl.Call(ctx, mEcho, raw, nil, nil) })
 		})
@@ -144,4 +127,25 @@ func BenchmarkTypedVsRaw(b *testing.B) {
 		})
 		cl.Close()
 	}
+}
+
+// benchParallel warms call up (100 calls), then runs it from p goroutines
+// per GOMAXPROCS until b.N calls are done, reporting allocations.
+func benchParallel(b *testing.B, p int, call func() error) {
+	for range 100 {
+		if err := call(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.SetParallelism(p)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := call(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

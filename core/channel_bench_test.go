@@ -125,22 +125,7 @@ func BenchmarkShortStreams(b *testing.B) {
 					return nil
 				}}, nil)
 			}
-			for range 100 {
-				if err := stream(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.SetParallelism(64)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := stream(); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			benchParallel(b, 64, stream)
 		})
 	}
 }
