@@ -27,11 +27,16 @@ type system struct {
 	name     string
 	kind     string // peers kind; "" for the in-process calibration
 	coalesce bool
+	// variant: another way to call Rove (a pool handler, typed calls),
+	// measured in the closed-loop scenarios only.
+	variant bool
 }
 
 var allSystems = []system{
 	{name: "Rove (gnet)", kind: "rove"},
 	{name: "Rove (std net)", kind: "rove-std"},
+	{name: "Rove, pool handler (gnet)", kind: "rove-pool", variant: true},
+	{name: "Rove, typed (sonic) pool handler (gnet)", kind: "rove-typed", variant: true},
 	{name: "gRPC-Go", kind: "grpc"},
 	{name: "connect-go (h2c)", kind: "connect"},
 	{name: "drpc (a connection per call in flight)", kind: "drpc"},
@@ -100,7 +105,7 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.warmup, "warmup", time.Second, "warm-up per run")
 	fs.BoolVar(&f.quick, "quick", false, "a smoke run of about a minute (CI): 1 run, 500 ms each, the tables on stdout")
 	fs.StringVar(&f.out, "out", "BENCHMARKS.md", "the file whose generated section is replaced (- for stdout)")
-	fs.StringVar(&f.systems, "systems", "", "comma-separated kinds to run (rove,rove-std,grpc,connect,drpc,netrpc,raw,raw-coalesced); default all")
+	fs.StringVar(&f.systems, "systems", "", "comma-separated kinds to run (rove,rove-std,rove-pool,rove-typed,grpc,connect,drpc,netrpc,raw,raw-coalesced); default all")
 	fs.StringVar(&f.scenarios, "scenarios", "", "comma-separated scenarios (ping-pong,1x64,4x256,4x64-4KiB,stream-1,stream-1024); default all")
 	fs.BoolVar(&f.open, "open", true, "also measure open-loop latency at 25, 50 and 80% of each system's 4x256 maximum")
 	fs.IntVar(&f.idle, "idle", 10000, "also hold this many idle connections to each of rove, grpc and raw, and report what each costs (0: skip)")
@@ -145,6 +150,9 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 		}
 		// Open loop at fractions of each system's own maximum so far.
 		for _, sys := range rotate(systems, run) {
+			if sys.variant {
+				continue
+			}
 			var rates []float64
 			for _, s := range results["4x256"][sys.name] {
 				rates = append(rates, s.callsPerSec)

@@ -116,7 +116,7 @@ func serve(kind, addr string, coalesce bool) (func(), error) {
 		return serveDRPC(addr)
 	case "connect":
 		return serveConnect(addr)
-	case "rove":
+	case "rove", "rove-pool", "rove-typed":
 		return serveRove(addr, false)
 	case "rove-std":
 		return serveRove(addr, true)
@@ -160,9 +160,13 @@ func dial(kind, target string, inflight int) (caller, func(), error) {
 	case "connect":
 		return dialConnect(target)
 	case "rove":
-		return dialRove(target, false)
+		return dialRove(target, false, roveEcho)
 	case "rove-std":
-		return dialRove(target, true)
+		return dialRove(target, true, roveEcho)
+	case "rove-pool":
+		return dialRove(target, false, roveEchoPool)
+	case "rove-typed":
+		return dialRoveTyped(target)
 	}
 	return nil, nil, fmt.Errorf("unknown kind %q", kind)
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"strings"
+	"sync/atomic"
 
 	"github.com/rove-rpc/rove/core"
 	"github.com/rove-rpc/rove/netpoll"
@@ -10,9 +12,25 @@ import (
 // Rove served and dialled on gnet, with the inline echo loadgen uses.
 
 var (
-	roveEcho   = core.NewMethod("bench", "echo")
-	roveStream = core.NewMethod("bench", "stream")
+	roveEcho     = core.NewMethod("bench", "echo")
+	roveEchoPool = core.NewMethod("bench", "echo-pool")
+	roveTyped    = core.NewTypedMethod[typedItem, typedItem]("bench", "typed")
+	roveStream   = core.NewMethod("bench", "stream")
 )
+
+// typedItem is the small struct of the typed echo (as core's
+// BenchmarkTypedVsRaw): its Name is sized so that the JSON encoding is
+// about the scenario's payload size, the bytes the raw echoes carry.
+type typedItem struct {
+	ID   int64
+	Name string
+	Tags []string
+}
+
+func newTypedItem(size int) typedItem {
+	const base = len(`{"ID":42,"Name":"","Tags":["x","y"]}`)
+	return typedItem{ID: 42, Name: strings.Repeat("n", max(size-base, 0)), Tags: []string{"x", "y"}}
+}
 
 func serveRove(addr string, std bool) (func(), error) {
 	var tr netpoll.Transport = netpoll.Std{}
@@ -22,9 +40,12 @@ func serveRove(addr string, std bool) (func(), error) {
 		tr, stop = g, func() { g.Close() }
 	}
 	r := core.NewRouter()
-	r.HandleInline(roveEcho, func(_ context.Context, req *core.Request) error {
-		return req.Reply(req.Payload(), nil)
-	})
+	echo := func(_ context.Context, req *core.Request) error { return req.Reply(req.Payload(), nil) }
+	r.HandleInline(roveEcho, echo)
+	// The typed echo and its raw twin both run on the worker pool, as
+	// typed handlers do (Handle).
+	r.Handle(roveEchoPool, echo)
+	roveTyped.Handle(r, func(_ context.Context, in typedItem) (typedItem, error) { return in, nil })
 	// Streaming waits for credit: a handler that may block.
 	r.Handle(roveStream, func(ctx context.Context, req *core.Request) error {
 		n, size, err := parseStreamRequest(req.Payload())
@@ -70,13 +91,39 @@ func dialRoveCaller(target string, std bool) (*core.Caller, func(), error) {
 	return cl, func() { cl.Close(); s.Close() }, nil
 }
 
-func dialRove(target string, std bool) (caller, func(), error) {
+func dialRove(target string, std bool, m core.Method) (caller, func(), error) {
 	cl, closeFn, err := dialRoveCaller(target, std)
 	if err != nil {
 		return nil, nil, err
 	}
 	return func(payload []byte) error {
-		return cl.Call(context.Background(), roveEcho, payload, nil, func(core.Reply) error { return nil })
+		return cl.Call(context.Background(), m, payload, nil, func(core.Reply) error { return nil })
+	}, closeFn, nil
+}
+
+// dialRoveTyped calls the typed echo with an item whose encoding is
+// about the payload's size (made when the size changes).
+func dialRoveTyped(target string) (caller, func(), error) {
+	if err := roveTyped.Pretouch(); err != nil {
+		return nil, nil, err
+	}
+	cl, closeFn, err := dialRoveCaller(target, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	type sized struct {
+		size int
+		item typedItem
+	}
+	var cur atomic.Pointer[sized] // read-shared: a load per call, no lock
+	return func(payload []byte) error {
+		v := cur.Load()
+		if v == nil || v.size != len(payload) {
+			v = &sized{len(payload), newTypedItem(len(payload))}
+			cur.Store(v)
+		}
+		_, err := roveTyped.Call(context.Background(), cl, v.item)
+		return err
 	}, closeFn, nil
 }
 
