@@ -143,7 +143,7 @@ func (r *Request) reportServed(st StatsHandler, start time.Time, err error) {
 	respLen, status, sent := r.respLen, r.respStatus, r.respSent
 	r.mu.Unlock()
 	cs := CallStats{Method: r.Method(), Served: true, Start: start, Duration: time.Since(start),
-		RequestBytes: len(r.payload), ResponseBytes: int(respLen)}
+		RequestBytes: len(r.frame.Body), ResponseBytes: int(respLen)}
 	if sent {
 		cs.Code = statusCode(status, err)
 	} else {

@@ -26,8 +26,7 @@ type Request struct {
 	conn  *conn
 	route *route
 
-	frame    netpoll.Frame
-	payload  []byte
+	frame    netpoll.Frame // Body narrowed to the payload: no slice of its own, so a Request is 256 B (a size class), not 288
 	md       wire.Metadata
 	retains  atomic.Int32   // extra frame references taken by Retain
 	respLen  int32          // the response payload's size, for Options.Stats (set by respond)
@@ -40,7 +39,14 @@ type Request struct {
 	pooled     bool        // Conn.spare's: valid only while an inline handler runs
 	respSent   bool        // respond queued a response (for Options.Stats)
 	respStatus wire.Status // its status
-	next       *Request    // the workers' queue link (workers.mu)
+	// watched: on the connection's list of Done channels to close at
+	// teardown (conn.watchMu): a handler that already replied has left the
+	// inbound table but must still see its context end (rule 33). It is
+	// set under watchMu and r.mu, so finish can skip the list's lock for a
+	// Request that was never on it. (Beside the flags: it fits their
+	// padding.)
+	watched atomic.Bool
+	next    *Request // the workers' queue link (workers.mu)
 
 	// context
 	mu       sync.Mutex
@@ -49,13 +55,7 @@ type Request struct {
 	deadline time.Time
 	timer    *time.Timer
 
-	// On the connection's list of Done channels to close at teardown
-	// (conn.watchMu): a handler that already replied has left the inbound
-	// table but must still see its context end (rule 33). watched is set
-	// under watchMu and r.mu, so finish can skip the list's lock for a
-	// Request that was never on it.
-	watched      atomic.Bool
-	wprev, wnext *Request
+	wprev, wnext *Request // the list of watched Requests (conn.watchMu)
 }
 
 // SetReplyMetadata sets the metadata a typed handler's response carries
@@ -90,7 +90,7 @@ func (r *Request) Conn() *Conn { return r.conn.pub }
 
 // Payload returns the request payload, a view valid until the handler
 // returns (or until Release, after Retain).
-func (r *Request) Payload() []byte { return r.payload }
+func (r *Request) Payload() []byte { return r.frame.Body }
 
 // Metadata copies out the request metadata (it allocates; nil if none).
 func (r *Request) Metadata() Metadata { return metadataFromWire(r.md) }
@@ -252,7 +252,8 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		r = new(Request)
 	}
 	r.pooled = pooled
-	r.id, r.conn, r.route, r.frame, r.payload, r.md, r.onLoop = m.ID, c, rt, f, m.Payload, m.Metadata, true
+	f.Body = m.Payload
+	r.id, r.conn, r.route, r.frame, r.md, r.onLoop = m.ID, c, rt, f, m.Metadata, true
 	if !c.inflight.insert(r) {
 		f.Release()
 		s.violation(link, wire.CodeIDInUse, fmt.Sprintf("request id %d is already in flight", m.ID))
@@ -323,7 +324,7 @@ func (r *Request) recycle() {
 	r.doneCh, r.err = nil, nil
 	c := r.conn
 	r.deadline = time.Time{}
-	r.conn, r.route, r.frame, r.payload, r.md, r.channels, r.replyMD = nil, nil, netpoll.Frame{}, nil, wire.Metadata{}, nil, nil
+	r.conn, r.route, r.frame, r.md, r.channels, r.replyMD = nil, nil, netpoll.Frame{}, wire.Metadata{}, nil, nil
 	r.replied.Store(false)
 	r.left.Store(false)
 	r.respLen, r.respStatus, r.respSent = 0, 0, false
