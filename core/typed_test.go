@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/rove-rpc/rove/internal/race"
@@ -129,5 +130,32 @@ func TestTypedMetadataBothWays(t *testing.T) {
 	// The plain Call still works, without metadata.
 	if resp, err := m.Call(context.Background(), cl, in{}); err != nil || resp.Tenant != "" {
 		t.Fatalf("Call: %+v %v", resp, err)
+	}
+}
+
+// SonicCodec's decoded values never point into the payload, which is a
+// view of pooled memory reused once the call returns: overwriting the
+// payload after Unmarshal leaves them as they were.
+func TestSonicUnmarshalOwnsStrings(t *testing.T) {
+	type item struct {
+		Name string
+		Tags []string
+		Meta map[string]string
+	}
+	for _, name := range []string{"short", strings.Repeat("long", 1000)} {
+		data, err := SonicCodec{}.AppendMarshal(nil, &item{Name: name, Tags: []string{"x", "y"}, Meta: map[string]string{"k": "v"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got item
+		if err := (SonicCodec{}).Unmarshal(data, &got); err != nil {
+			t.Fatal(err)
+		}
+		for i := range data {
+			data[i] = '#'
+		}
+		if got.Name != name || len(got.Tags) != 2 || got.Tags[0] != "x" || got.Tags[1] != "y" || got.Meta["k"] != "v" {
+			t.Fatalf("decoded values changed with the payload (%d bytes): %+v", len(data), got)
+		}
 	}
 }
