@@ -103,16 +103,4 @@ func (t *channelTable) remove(st *chanState) {
 func (t *channelTable) size() int { return int(t.live.Load()) }
 
 // each calls f for every live channel (teardown).
-func (t *channelTable) each(f func(st *chanState)) {
-	if p := t.tab.Load(); p != nil {
-		for i := range *p {
-			if st := (*p)[i].Load(); st != nil {
-				f(st)
-			}
-		}
-	}
-	t.overflow.Range(func(_ uint64, st *chanState) bool {
-		f(st)
-		return true
-	})
-}
+func (t *channelTable) each(f func(st *chanState)) { eachSlotted(&t.tab, &t.overflow, f) }

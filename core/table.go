@@ -307,16 +307,21 @@ func (t *inboundTable) remove(r *Request) {
 }
 
 // each calls f for every live request (teardown).
-func (t *inboundTable) each(f func(r *Request)) {
-	if p := t.tab.Load(); p != nil {
+func (t *inboundTable) each(f func(r *Request)) { eachSlotted(&t.tab, &t.overflow, f) }
+
+// eachSlotted calls f for every entry of a slot array (nil until made)
+// and of its overflow map: the tables that keep most entries in slots
+// indexed by id and the ids that collide in an xsync map.
+func eachSlotted[T any](tab *atomic.Pointer[[]atomic.Pointer[T]], overflow *idMap[*T], f func(*T)) {
+	if p := tab.Load(); p != nil {
 		for i := range *p {
-			if r := (*p)[i].Load(); r != nil {
-				f(r)
+			if v := (*p)[i].Load(); v != nil {
+				f(v)
 			}
 		}
 	}
-	t.overflow.Range(func(_ uint64, r *Request) bool {
-		f(r)
+	overflow.Range(func(_ uint64, v *T) bool {
+		f(v)
 		return true
 	})
 }
