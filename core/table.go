@@ -233,13 +233,20 @@ func (t *pendingTable) drain(f func(c *outCall, k claimKind)) {
 // of this table, and reports what its caller is doing. c may be stale:
 // claimed meanwhile, freed, and live on another connection, whose key has
 // another generation. (It writes nothing to c but its state: the caller
-// may be reading c.key in abandon at the same moment.)
+// may be reading c.key in abandon at the same moment.) As in take, the
+// call's flags may change under us (its caller abandoning it, a woken
+// caller leaving): it tries again while the call is still this table's,
+// or teardown would leave an abandoned call in the table.
 func (t *pendingTable) claim(c *outCall) (ok bool, k claimKind) {
-	st := c.state.Load()
-	if !t.owns(st) || !c.state.CompareAndSwap(st, 0) {
-		return false, 0
+	for {
+		st := c.state.Load()
+		if !t.owns(st) {
+			return false, 0
+		}
+		if c.state.CompareAndSwap(st, 0) {
+			return true, kindOf(st)
+		}
 	}
-	return true, kindOf(st)
 }
 
 // inboundTable holds the peer's requests being served on one connection,
