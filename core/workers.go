@@ -101,24 +101,27 @@ func (w *workers) wakeLocked() {
 func (w *workers) loop() {
 	defer w.wg.Done()
 	var p *parker
+	ran := false // back from a handler: next counts us as searching again, under the lock it takes anyway
 	for {
-		r := w.next(&p)
+		r := w.next(&p, ran)
 		if r == nil {
 			return
 		}
 		w.run(r)
-		w.mu.Lock()
-		w.searching++
-		w.mu.Unlock()
+		ran = true
 	}
 }
 
 // next takes a queued request, parking while there is none; nil when
 // the worker should end. The caller is counted as searching; on return
 // with a request it is not. *p is the worker's parker, made on its first
-// park and reused.
-func (w *workers) next(p **parker) *Request {
+// park and reused. ran: the caller comes back from running a handler and
+// is not counted as searching yet.
+func (w *workers) next(p **parker, ran bool) *Request {
 	w.mu.Lock()
+	if ran {
+		w.searching++
+	}
 	for {
 		if r := w.head; r != nil {
 			w.head, r.next = r.next, nil

@@ -265,7 +265,7 @@ func (c *Conn) Err() error {
 // Stats returns the connection's counters so far.
 func (c *Conn) Stats() Stats {
 	return Stats{
-		FramesOut: c.out.frames.Load(), Writes: c.out.writes.Load(),
+		FramesOut: c.out.framesOut(), Writes: c.out.writes.Load(),
 		FramesIn: c.framesIn.Load(), Reads: c.reads.Load(),
 	}
 }

@@ -48,7 +48,10 @@ type outbound struct {
 	room     chan struct{} // closed when pend shrinks; nil while nobody waits
 	idle     chan struct{} // closed when pend is empty and nobody flushes; nil while nobody waits
 
-	frames  atomic.Uint64 // frames accepted
+	// frames counts frames accepted (under mu: an atomic add here, the
+	// one locked instruction after the frame's copy, measured 7% of a
+	// streaming server's CPU, waiting for those stores to drain).
+	frames  uint64
 	writes  atomic.Uint64 // write calls that carried bytes
 	lastLen int           // bytes in the last batch taken (under mu)
 	fail    func(error)   // the connection's teardown, called once on a write error
@@ -157,10 +160,17 @@ func (o *outbound) appendLocked(body []byte, n Committer) {
 	}
 	o.pend = AppendFrame(o.pend, body)
 	o.pendN++
-	o.frames.Add(1)
+	o.frames++
 	if n != nil {
 		n.Committed()
 	}
+}
+
+// framesOut returns the frames accepted so far.
+func (o *outbound) framesOut() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.frames
 }
 
 // cork holds back flushes until uncork, so that the frames queued while

@@ -94,8 +94,8 @@ func TestOutboundCoalesces(t *testing.T) {
 	if got := len(w.writes[1]); got != others*FrameLen(1) {
 		t.Fatalf("second write carried %d bytes, want all %d queued frames", got, others)
 	}
-	if o.frames.Load() != others+1 || o.writes.Load() != 2 {
-		t.Fatalf("counters: %d frames, %d writes", o.frames.Load(), o.writes.Load())
+	if o.framesOut() != others+1 || o.writes.Load() != 2 {
+		t.Fatalf("counters: %d frames, %d writes", o.framesOut(), o.writes.Load())
 	}
 }
 
