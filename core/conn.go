@@ -24,7 +24,8 @@ type conn struct {
 	// Incoming requests, bounded by localLimit (what we advertised).
 	inflight   inboundTable
 	localLimit int64
-	spare      *Request // an inline call's Request, reused (reading goroutine only)
+	spare      *Request  // an inline call's Request, reused whole (reading goroutine only)
+	reqs       sync.Pool // *served: other handlers' call state, reused (Request.recycle)
 
 	watchMu  sync.Mutex
 	watching *Request // handlers waiting on Done (Request.watched), closed by teardown

@@ -207,3 +207,31 @@ func TestLateReplyAfterReturnIsRefused(t *testing.T) {
 		t.Fatalf("got %v (a second response?), want the Pong", m.Kind)
 	}
 }
+
+// A Request's call state (served) is reused once its handler returns: a
+// goroutine the handler left behind that sets reply metadata late must
+// not write into what may be another call's state by now.
+func TestLateSetReplyMetadataIsIgnored(t *testing.T) {
+	mLeave := NewMethod("test", "leave-md")
+	stale := make(chan *Request, 1)
+	r := NewRouter()
+	r.Handle(mLeave, func(ctx context.Context, req *Request) error {
+		stale <- req
+		return req.Reply(nil, nil)
+	})
+	sess, p := newRawPeer(t, false, Options{Router: r})
+	p.hello(t, wire.Settings{})
+	p.send(t, wire.Message{Kind: wire.KindRequest, ID: 1, Method: mLeave.ID})
+	if m := p.next(t); m.Kind != wire.KindResponse || m.Status != wire.StatusOK {
+		t.Fatalf("got %v %v, want the response", m.Kind, m.Status)
+	}
+	req := <-stale
+	if err := sess.active.waitIdle(context.Background()); err != nil { // recycled by now
+		t.Fatal(err)
+	}
+	in := req.served
+	req.SetReplyMetadata(Metadata{{Key: "late", Value: StringValue("x")}})
+	if in.replyMD != nil {
+		t.Fatal("a late SetReplyMetadata wrote into the reused call state")
+	}
+}

@@ -18,44 +18,59 @@ import (
 // deadline the caller sent passes, or when the connection ends; its values
 // are those of Options.Context.
 //
-// The payload is a view valid until the handler returns; Retain keeps it
-// longer. Methods are safe from any goroutine.
+// The Request is valid until the handler returns: then what it holds of
+// the call (payload, metadata, channels) is reused for a later request of
+// the connection. As a context it stays valid (ended) for goroutines the
+// handler started, and a late Reply is refused. The payload is a view
+// valid as long; Retain keeps it longer. Methods are safe from any
+// goroutine while the handler runs.
 type Request struct {
 	state atomic.Uint64 // live id while in the inbound table, 0 after
 	id    uint64
 	conn  *conn
-	route *route
-
-	frame    netpoll.Frame // Body narrowed to the payload: no slice of its own, so a Request is 256 B (a size class), not 288
-	md       wire.Metadata
-	retains  atomic.Int32   // extra frame references taken by Retain
-	respLen  int32          // the response payload's size, for Options.Stats (set by respond)
-	channels []boundChannel // bound by the request, in order
-	replyMD  Metadata       // set by SetReplyMetadata: sent with the response of a typed handler
-
-	replied    atomic.Bool
-	left       atomic.Bool // out of the inbound table
-	onLoop     bool        // answered from the reading goroutine: responses must never block
-	pooled     bool        // Conn.spare's: valid only while an inline handler runs
-	respSent   bool        // respond queued a response (for Options.Stats)
-	respStatus wire.Status // its status
-	// watched: on the connection's list of Done channels to close at
-	// teardown (conn.watchMu): a handler that already replied has left the
-	// inbound table but must still see its context end (rule 33). It is
-	// set under watchMu and r.mu, so finish can skip the list's lock for a
-	// Request that was never on it. (Beside the flags: it fits their
-	// padding.)
-	watched atomic.Bool
-	next    *Request // the workers' queue link (workers.mu)
+	// served: the call's state, reused once the handler returns (see
+	// served); the fields below it are the context's, which goroutines
+	// the handler started may keep. So a pool handler's call allocates
+	// 128 bytes, not 256: the garbage collector's cycles, and the
+	// spans they free and take back, were a fifth of a pool-handler
+	// server's CPU.
+	*served
 
 	// context
-	mu       sync.Mutex
+	mu       sync.Mutex    // the context's fields; replyMD, the response's stats, which channels were taken
 	doneCh   chan struct{} // made on first Done, closed on cancel
 	err      error
 	deadline time.Time
 	timer    *time.Timer
 
 	wprev, wnext *Request // the list of watched Requests (conn.watchMu)
+	replied      atomic.Bool
+	// watched: on the connection's list of Done channels to close at
+	// teardown (conn.watchMu): a handler that already replied has left the
+	// inbound table but must still see its context end (rule 33). It is
+	// set under watchMu and r.mu, so finish can skip the list's lock for a
+	// Request that was never on it.
+	watched atomic.Bool
+}
+
+// served is what a Request holds of its call while the handler runs. The
+// connection reuses it for a later request once the handler has returned
+// (Request.recycle), unless Retain or channel handles still reach it.
+type served struct {
+	route    *route
+	frame    netpoll.Frame // Body narrowed to the payload
+	md       wire.Metadata
+	retains  atomic.Int32   // extra frame references taken by Retain
+	respLen  int32          // the response payload's size, for Options.Stats (set by respond)
+	channels []boundChannel // bound by the request, in order
+	replyMD  Metadata       // set by SetReplyMetadata: sent with the response of a typed handler
+	next     *Request       // the workers' queue link (workers.mu)
+
+	left       atomic.Bool // out of the inbound table
+	onLoop     bool        // answered from the reading goroutine: responses must never block
+	reusable   bool        // recycle may reuse it (and, for an inline handler's, the Request)
+	respSent   bool        // respond queued a response (for Options.Stats)
+	respStatus wire.Status // its status
 }
 
 // SetReplyMetadata sets the metadata a typed handler's response carries
@@ -63,7 +78,9 @@ type Request struct {
 // Reply instead. Call it from the handler, before it returns.
 func (r *Request) SetReplyMetadata(md Metadata) {
 	r.mu.Lock()
-	r.replyMD = md
+	if !r.replied.Load() { // else its served may be another call's by now
+		r.replyMD = md
+	}
 	r.mu.Unlock()
 }
 
@@ -191,7 +208,7 @@ func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error
 			// reading pauses before such copies pile up.
 			b := append([]byte(nil), *buf...)
 			link.HoldBytes(len(b))
-			r.pooled = false // the goroutine holds r until the commit
+			r.reusable = false // the goroutine holds r until the commit
 			write := func() {
 				if link.WriteFrameCommitted(context.Background(), b, commit) != nil {
 					r.leave()
@@ -240,20 +257,25 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		return false
 	}
 	rt := c.router.lookup(m.Method)
-	// An inline handler's Request lives only while the handler runs (it
-	// may not block, so it cannot hand its context on): it comes from a
-	// pool. Any other handler's Request is its context, which goroutines
-	// it starts may keep, so it is allocated (one allocation per call).
-	pooled := rt != nil && rt.inline
+	// What a Request holds of its call (served) is reused once the
+	// handler returns. An inline handler may not block, so it cannot
+	// hand its context on: its whole Request is reused, and the call
+	// allocates nothing. Any other handler's Request is its context,
+	// which goroutines it starts may keep: that part is allocated (128
+	// B), the one allocation of such a call.
 	var r *Request
-	if pooled && c.spare != nil {
+	if rt != nil && rt.inline && c.spare != nil {
 		r, c.spare = c.spare, nil
 	} else {
 		r = new(Request)
+		if v := c.reqs.Get(); v != nil {
+			r.served = v.(*served)
+		} else {
+			r.served = new(served)
+		}
 	}
-	r.pooled = pooled
 	f.Body = m.Payload
-	r.id, r.conn, r.route, r.frame, r.md, r.onLoop = m.ID, c, rt, f, m.Metadata, true
+	r.id, r.conn, r.route, r.frame, r.md, r.onLoop, r.reusable = m.ID, c, rt, f, m.Metadata, true, true
 	if !c.inflight.insert(r) {
 		f.Release()
 		s.violation(link, wire.CodeIDInUse, fmt.Sprintf("request id %d is already in flight", m.ID))
@@ -264,7 +286,7 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		if !ok {
 			return false
 		}
-		r.channels, r.pooled = bound, false
+		r.channels, r.reusable = bound, false // channel handles reach r
 	}
 	if s.state.Load() == stateDraining {
 		r.refuse(wire.StatusUnavailable, []byte("draining: the call was not run"))
@@ -286,9 +308,6 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 	}
 	if r.route.inline {
 		r.run()
-		if r.pooled {
-			r.recycle()
-		}
 	} else {
 		r.onLoop = false
 		s.workers.submit(r)
@@ -308,26 +327,33 @@ func (r *Request) refuse(status wire.Status, reason []byte) {
 	}
 }
 
-// recycle keeps an inline handler's Request for the connection's next
-// inline call once its handler has returned, unless the handler retained
-// its payload (Release will still touch it) or armed its deadline timer:
-// then it is left to the garbage collector. Inline handlers run one at a
-// time on the reading goroutine, which owns Conn.spare, so one spare per
-// connection makes an inline call allocate nothing; and a Request never
-// moves to another connection, whose teardown could then claim it.
+// recycle reuses what it can of r once its handler has returned: nothing
+// if the handler retained its payload (Release will still touch it) or
+// bound channels (set reusable false). An inline handler's Request
+// (onLoop) becomes the connection's spare, whole, unless it armed its
+// deadline timer, which may still fire on it: inline handlers run one at
+// a time on the reading goroutine, which owns Conn.spare, so one spare
+// per connection makes an inline call allocate nothing. Another
+// handler's context stays with the goroutines it may have started; its
+// served goes to the connection's pool, which the garbage collector
+// empties when the connection idles. Neither moves to another
+// connection, whose teardown could then claim it.
 func (r *Request) recycle() {
+	c, in := r.conn, r.served
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.timer != nil || r.retains.Load() != 0 { // it may still fire on r; Release will touch it
+	if in.retains.Load() != 0 {
 		return
 	}
-	r.doneCh, r.err = nil, nil
-	c := r.conn
-	r.deadline = time.Time{}
-	r.conn, r.route, r.frame, r.md, r.channels, r.replyMD = nil, nil, netpoll.Frame{}, wire.Metadata{}, nil, nil
+	inline := in.onLoop
+	*in = served{}
+	if !inline || r.timer != nil {
+		c.reqs.Put(in)
+		return
+	}
+	r.doneCh, r.err, r.deadline = nil, nil, time.Time{}
+	r.conn = nil
 	r.replied.Store(false)
-	r.left.Store(false)
-	r.respLen, r.respStatus, r.respSent = 0, 0, false
 	c.spare = r
 }
 
@@ -377,6 +403,9 @@ func (r *Request) run() {
 	}
 	if stats != nil {
 		r.reportServed(stats, start, err)
+	}
+	if r.reusable {
+		r.recycle()
 	}
 }
 

@@ -45,7 +45,10 @@ func NewRouter() *Router {
 }
 
 // Handle registers h for m; its handlers run on the session's goroutine
-// pool. It replaces an earlier registration of the same method.
+// pool. It replaces an earlier registration of the same method. ctx may
+// be kept by goroutines h starts (it ends when h returns, if not before);
+// req is valid only until h returns, when what it holds of the call is
+// reused for another request.
 func (r *Router) Handle(m Method, h HandlerFunc) { r.routes.Store(m.ID, newRoute(m, h, false)) }
 
 // HandleInline registers a handler declared non-blocking: it runs on the

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -97,7 +98,27 @@ func TestCallAllocs(t *testing.T) {
 				t.Errorf("%s: %.2f allocations per call, budget %.0f", b.name, got, b.max)
 			}
 		}
+		// A pool handler's one allocation is the Request's context part
+		// (128 B, a size class): what the call holds of the request is
+		// reused (served). 16 B of slack for whatever else runs.
+		if got := bytesPerRun(2000, func() { _ = cl.Call(ctx, mSlow, payload, nil, nil) }); got > 128+16 {
+			t.Errorf("raw pooled handler: %.0f bytes allocated per call, budget 128", got)
+		}
 	})
+}
+
+// bytesPerRun is testing.AllocsPerRun for bytes: the heap bytes
+// allocated per call of f, on average over runs.
+func bytesPerRun(runs int, f func()) float64 {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f() // warm up
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return float64(after.TotalAlloc-before.TotalAlloc) / float64(runs)
 }
 
 // Typed calls take options and return the response metadata; typed

@@ -40,8 +40,8 @@ func TestWorkersQueuedBehindBlockedHandler(t *testing.T) {
 		ran <- r.id
 	})
 	w.mu.Lock()
-	w.pushLocked(&Request{id: 1})
-	w.pushLocked(&Request{id: 2})
+	w.pushLocked(&Request{id: 1, served: new(served)})
+	w.pushLocked(&Request{id: 2, served: new(served)})
 	w.mu.Unlock()
 	select {
 	case id := <-ran:
@@ -69,7 +69,7 @@ func TestWorkersBeyondSize(t *testing.T) {
 	})
 	w.idleFor = time.Hour // only the size bound may end workers here
 	for i := range n {
-		w.submit(&Request{id: uint64(i)})
+		w.submit(&Request{id: uint64(i), served: new(served)})
 	}
 	for i := range n {
 		select {
@@ -91,7 +91,7 @@ func TestWorkersOneWakePerBatch(t *testing.T) {
 	w := testWorkers(t, 4, func(r *Request) { done <- struct{}{} })
 	w.mu.Lock()
 	for i := range n {
-		w.pushLocked(&Request{id: uint64(i)})
+		w.pushLocked(&Request{id: uint64(i), served: new(served)})
 	}
 	alive := w.alive
 	w.mu.Unlock()
@@ -110,13 +110,13 @@ func TestWorkersExpire(t *testing.T) {
 	w := testWorkers(t, 8, func(r *Request) { done <- struct{}{} })
 	w.idleFor = 20 * time.Millisecond
 	for i := range 8 {
-		w.submit(&Request{id: uint64(i)})
+		w.submit(&Request{id: uint64(i), served: new(served)})
 	}
 	for range 8 {
 		<-done
 	}
 	testwait.For(t, "parked workers to expire", func() bool { return w.aliveNow() == 0 })
 	// And the pool still serves afterwards.
-	w.submit(&Request{id: 9})
+	w.submit(&Request{id: 9, served: new(served)})
 	<-done
 }
