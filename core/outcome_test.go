@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/rove-rpc/rove/core/internal/wire"
@@ -233,5 +234,63 @@ func TestLateSetReplyMetadataIsIgnored(t *testing.T) {
 	req.SetReplyMetadata(Metadata{{Key: "late", Value: StringValue("x")}})
 	if in.replyMD != nil {
 		t.Fatal("a late SetReplyMetadata wrote into the reused call state")
+	}
+}
+
+// A payload a pool handler retained may be released from another
+// goroutine just as the handler's call state is reused: Release must be
+// done with the frame before the count lets recycle reuse it (run with
+// -race: otherwise recycle resets the frame while Release reads it, and
+// the frame it then releases may be another call's).
+func TestReleaseFromAnotherGoroutineAsTheHandlerReturns(t *testing.T) {
+	mHand := NewMethod("test", "hand-off")
+	r := NewRouter()
+	var wg sync.WaitGroup
+	r.Handle(mHand, func(ctx context.Context, req *Request) error {
+		req.Retain()
+		p := req.Payload()
+		wg.Go(func() {
+			_ = p[0] // the retained payload, after the handler returned
+			req.Release()
+		})
+		return req.Reply(nil, nil)
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	for range 300 {
+		if _, err := call(context.Background(), cl, mHand, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+}
+
+// A pool handler's Request still names its method after the handler
+// returned (for a goroutine that logs it), though its call state went on
+// to serve another call.
+func TestMethodAfterReturn(t *testing.T) {
+	mFirst, mSecond := NewMethod("test", "first"), NewMethod("test", "second")
+	stale := make(chan *Request, 1)
+	r := NewRouter()
+	r.Handle(mFirst, func(ctx context.Context, req *Request) error {
+		stale <- req
+		return req.Reply(nil, nil)
+	})
+	r.Handle(mSecond, echo)
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	if _, err := call(context.Background(), cl, mFirst, nil); err != nil {
+		t.Fatal(err)
+	}
+	req := <-stale
+	for range 10 {
+		if _, err := call(context.Background(), cl, mSecond, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := req.Method(); got != mFirst {
+		t.Fatalf("the returned handler's Request names %v, want %v", got, mFirst)
 	}
 }

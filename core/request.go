@@ -28,6 +28,7 @@ type Request struct {
 	state atomic.Uint64 // live id while in the inbound table, 0 after
 	id    uint64
 	conn  *conn
+	route *route // here, not in served: Method and String stay right after the handler returns
 	// served: the call's state, reused once the handler returns (see
 	// served); the fields below it are the context's, which goroutines
 	// the handler started may keep. So a pool handler's call allocates
@@ -57,7 +58,6 @@ type Request struct {
 // connection reuses it for a later request once the handler has returned
 // (Request.recycle), unless Retain or channel handles still reach it.
 type served struct {
-	route    *route
 	frame    netpoll.Frame // Body narrowed to the payload
 	md       wire.Metadata
 	retains  atomic.Int32   // extra frame references taken by Retain
@@ -121,10 +121,13 @@ func (r *Request) Retain() {
 
 // Release gives back what one Retain kept.
 func (r *Request) Release() {
-	if r.retains.Add(-1) < 0 {
+	if r.retains.Load() <= 0 {
 		panic("rove: Request.Release without Retain")
 	}
+	// The frame first, the count after: once the count is back to zero
+	// the handler's call state may be reused (recycle), frame and all.
 	r.frame.Release()
+	r.retains.Add(-1)
 }
 
 // Reply sends the successful response now (exactly once: a second Reply,
@@ -352,7 +355,7 @@ func (r *Request) recycle() {
 		return
 	}
 	r.doneCh, r.err, r.deadline = nil, nil, time.Time{}
-	r.conn = nil
+	r.conn, r.route = nil, nil
 	r.replied.Store(false)
 	c.spare = r
 }
