@@ -294,3 +294,27 @@ func TestMethodAfterReturn(t *testing.T) {
 		t.Fatalf("the returned handler's Request names %v, want %v", got, mFirst)
 	}
 }
+
+// A handler may return while a goroutine it started is still inside
+// Reply: the call state must not be reused under that Reply (run with
+// -race), and every call still gets exactly one response.
+func TestReplyFromAnotherGoroutineAsTheHandlerReturns(t *testing.T) {
+	mAsync := NewMethod("test", "async-reply")
+	r := NewRouter()
+	var wg sync.WaitGroup
+	r.Handle(mAsync, func(ctx context.Context, req *Request) error {
+		wg.Go(func() { _ = req.Reply([]byte("async"), nil) })
+		return nil // without waiting: the first of Reply and the return answers
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	for range 300 {
+		_, err := call(context.Background(), cl, mAsync, []byte("x"))
+		var ce *CallError
+		if err != nil && !(errors.As(err, &ce) && ce.Kind == ErrInternal) {
+			t.Fatal(err) // the reply, or the Internal of returning without one
+		}
+	}
+	wg.Wait()
+}

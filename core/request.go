@@ -66,7 +66,11 @@ type served struct {
 	replyMD  Metadata       // set by SetReplyMetadata: sent with the response of a typed handler
 	next     *Request       // the workers' queue link (workers.mu)
 
-	left       atomic.Bool // out of the inbound table
+	left atomic.Bool // out of the inbound table
+	// respDone: the Reply or finish that sent the response has returned.
+	// A handler may return while a goroutine it started is still inside
+	// Reply; recycle reuses nothing until that Reply is done with it.
+	respDone   atomic.Bool
 	onLoop     bool        // answered from the reading goroutine: responses must never block
 	reusable   bool        // recycle may reuse it (and, for an inline handler's, the Request)
 	respSent   bool        // respond queued a response (for Options.Stats)
@@ -137,7 +141,9 @@ func (r *Request) Reply(payload []byte, md Metadata) error {
 	if !r.replied.CompareAndSwap(false, true) {
 		return ErrReplied
 	}
-	return r.respond(wire.StatusOK, payload, md)
+	err := r.respond(wire.StatusOK, payload, md)
+	r.respDone.Store(true) // the last touch of the call state: recycle may reuse it now
+	return err
 }
 
 // leave takes the request out of the inbound table, once. It happens when
@@ -331,8 +337,9 @@ func (r *Request) refuse(status wire.Status, reason []byte) {
 }
 
 // recycle reuses what it can of r once its handler has returned: nothing
-// if the handler retained its payload (Release will still touch it) or
-// bound channels (set reusable false). An inline handler's Request
+// if the handler retained its payload (Release will still touch it),
+// bound channels (set reusable false), or if no response was sent or its
+// Reply, on a goroutine the handler started, is still under way. An inline handler's Request
 // (onLoop) becomes the connection's spare, whole, unless it armed its
 // deadline timer, which may still fire on it: inline handlers run one at
 // a time on the reading goroutine, which owns Conn.spare, so one spare
@@ -345,7 +352,7 @@ func (r *Request) recycle() {
 	c, in := r.conn, r.served
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if in.retains.Load() != 0 {
+	if in.retains.Load() != 0 || !in.respDone.Load() {
 		return
 	}
 	inline := in.onLoop
@@ -438,6 +445,7 @@ func (r *Request) outcome(err error, panicked bool) (wire.Status, []byte) {
 func (r *Request) finish(status wire.Status, payload []byte, send bool) {
 	if send && r.replied.CompareAndSwap(false, true) {
 		_ = r.respond(status, payload, nil) // leaves the table as it is queued
+		r.respDone.Store(true)
 	} else if !r.replied.Load() {
 		r.leave() // torn down, no response: nothing to wait for
 	}
