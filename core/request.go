@@ -56,7 +56,8 @@ type Request struct {
 
 // served is what a Request holds of its call while the handler runs. The
 // connection reuses it for a later request once the handler has returned
-// (Request.recycle), unless Retain or channel handles still reach it.
+// (Request.recycle), unless Retain, channel handles or a Reply still
+// under way still reach it.
 type served struct {
 	frame    netpoll.Frame // Body narrowed to the payload
 	md       wire.Metadata
@@ -337,17 +338,19 @@ func (r *Request) refuse(status wire.Status, reason []byte) {
 }
 
 // recycle reuses what it can of r once its handler has returned: nothing
-// if the handler retained its payload (Release will still touch it),
-// bound channels (set reusable false), or if no response was sent or its
-// Reply, on a goroutine the handler started, is still under way. An inline handler's Request
-// (onLoop) becomes the connection's spare, whole, unless it armed its
-// deadline timer, which may still fire on it: inline handlers run one at
-// a time on the reading goroutine, which owns Conn.spare, so one spare
-// per connection makes an inline call allocate nothing. Another
-// handler's context stays with the goroutines it may have started; its
-// served goes to the connection's pool, which the garbage collector
-// empties when the connection idles. Neither moves to another
-// connection, whose teardown could then claim it.
+// if the handler retained its payload (Release will still touch it) or
+// bound channels (set reusable false), if no response was sent, or if
+// the Reply that sent it, on a goroutine the handler started, is still
+// under way.
+//
+// An inline handler's Request (onLoop) becomes the connection's spare,
+// whole, unless it armed its deadline timer, which may still fire on it:
+// inline handlers run one at a time on the reading goroutine, which owns
+// Conn.spare, so one spare per connection makes an inline call allocate
+// nothing. Another handler's context stays with the goroutines it may
+// have started; its served goes to the connection's pool, which the
+// garbage collector empties when the connection idles. Neither moves to
+// another connection, whose teardown could then claim it.
 func (r *Request) recycle() {
 	c, in := r.conn, r.served
 	r.mu.Lock()
