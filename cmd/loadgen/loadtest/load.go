@@ -377,7 +377,7 @@ func (l *load) measure(ctx context.Context, res *result, stderr io.Writer) {
 	var lastOK, lastFailed int64
 	snap := func(now time.Time) {
 		c, r := l.rec.snapshot()
-		ok, failed := l.rec.ok.Load(), l.rec.failed.Load()
+		ok, failed := l.rec.counts()
 		iv := interval{start: last, end: now, ok: ok - lastOK, failed: failed - lastFailed, corrected: c, raw: r}
 		if l.cfg.rate.open() { // the schedule's average over the interval: its midpoint
 			iv.offered = l.sched.rateAt((last.Sub(res.start) + now.Sub(res.start)) / 2)
@@ -398,7 +398,8 @@ loop:
 		case now := <-ticker.C:
 			snap(now)
 		case <-progress.C:
-			prog.update(time.Since(res.start), l.rec.ok.Load(), l.rec.failed.Load(), res.intervals)
+			ok, failed := l.rec.counts()
+			prog.update(time.Since(res.start), ok, failed, res.intervals)
 		case <-end:
 			break loop
 		case <-l.budgetSpent():
@@ -418,7 +419,8 @@ loop:
 	prog.done()
 
 	res.issued, res.items, res.abandoned = l.issued.Load(), l.items.Load(), l.abandoned.Load()
-	res.ok, res.failed, res.late = l.rec.ok.Load(), l.rec.failed.Load(), l.rec.late.Load()
+	res.ok, res.failed = l.rec.counts()
+	res.late = l.rec.late.Load()
 	res.errKinds = l.rec.errorKinds()
 	res.corrected, res.raw = newHist(), newHist()
 	for _, iv := range res.intervals {
