@@ -52,18 +52,21 @@ func (t *channelTable) slots() []atomic.Pointer[chanState] {
 // shifted by half the table.
 func chanIndex(id uint64) uint64 { return (id>>1 + (id&1)*(chanSlots/2)) % chanSlots }
 
-// insertOwn gives st a fresh id of our parity p (a namespace separate
-// from request ids: rule 10) and stores it.
+// alloc returns a fresh channel id of parity p (a namespace separate from
+// request ids: rule 10).
+func (t *channelTable) alloc(p wire.Parity) uint64 { return p.First() + 2*(t.next.Add(1)-1) }
+
+// insertOwn gives st a fresh id of our parity p and stores it.
 func (t *channelTable) insertOwn(st *chanState, p wire.Parity) {
 	slots := t.slots()
 	t.live.Add(1)
 	for range ownTries {
-		st.id = p.First() + 2*(t.next.Add(1)-1)
+		st.id = t.alloc(p)
 		if slots[chanIndex(st.id)].CompareAndSwap(nil, st) {
 			return
 		}
 	}
-	st.id = p.First() + 2*(t.next.Add(1)-1)
+	st.id = t.alloc(p)
 	t.overflow.Store(st.id, st)
 }
 
