@@ -40,18 +40,25 @@ func (h *holder) count() int {
 	return int(h.next)
 }
 
-// releaseOne lets the oldest frame held go; false if none is held.
-func (h *holder) releaseOne() bool {
+// releaseOne lets the oldest frame held go and returns the bytes that
+// release gave back to the read budget (its chunk, if it was the chunk's
+// last frame held); false if none is held. The count is exact only while
+// nothing else cuts or releases frames of that chunk: while reading is
+// paused, with the holder the only one releasing.
+func (h *holder) releaseOne() (freed int64, ok bool) {
 	h.mu.Lock()
 	if len(h.frames) == 0 {
 		h.mu.Unlock()
-		return false
+		return 0, false
 	}
 	f := h.frames[0]
 	h.frames = h.frames[1:]
 	h.mu.Unlock()
+	if f.acct != nil && f.chunk.frames.Load() == 1 {
+		freed = int64(len(f.chunk.buf))
+	}
 	f.Release()
-	return true
+	return freed, true
 }
 
 // releaseAll lets every frame held so far go.
@@ -72,9 +79,9 @@ func (h *holder) releaseAll() {
 // reordered.
 func TestReadBudgetPausesReading(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tc transportCase) {
-		// 64 MiB sent against 64 KiB: more than the kernel buffers of both
+		// 64 MiB sent against 256 KiB: more than the kernel buffers of both
 		// sockets hold, so the sender has to wait.
-		const budget, frame, frames = 64 << 10, 16 << 10, 4096
+		const budget, frame, frames = 256 << 10, 16 << 10, 4096
 		h, back := &holder{}, newRecorder()
 		client, server := tc.connect(t, Options{MaxHeld: budget, MaxOutbound: 64 << 10}, back, h)
 		sent := make(chan error, 1)
@@ -102,12 +109,28 @@ func TestReadBudgetPausesReading(t *testing.T) {
 		}
 		// Hysteresis: reading stays paused until half the budget is free.
 		testwait.For(t, "the pause to complete", func() bool { return server.rstate.Load() == readPaused })
-		// (Held falls by a chunk when the last frame of one goes.)
-		for h.releaseOne() && server.Held() > budget/2 {
+		// Held falls by a chunk when the last frame of one goes. It is
+		// tracked here rather than read after each release: the release
+		// that crosses half the budget resumes reading, and the reader may
+		// charge a fresh chunk before Held could be read.
+		held := server.Held() // stable: reading is paused, only we release
+		for held > budget/2 {
+			freed, ok := h.releaseOne()
+			if !ok {
+				t.Fatalf("%d bytes held with no frame left to release", held)
+			}
+			if held -= freed; held <= budget/2 {
+				break // this release may resume reading
+			}
 			if st := server.rstate.Load(); st != readPaused {
-				t.Fatalf("reading resumed (state %d) with %d bytes still held", st, server.Held())
+				t.Fatalf("reading resumed (state %d) with %d bytes still held", st, held)
+			}
+			if got := server.Held(); got != held {
+				t.Fatalf("held %d bytes while paused, want %d", got, held)
 			}
 		}
+		// Half the budget is free: reading resumes with no further release.
+		testwait.For(t, "frames after the resume", func() bool { return h.count() > got })
 		for h.count() < frames { // let go as they come: reading resumes each time
 			h.releaseAll()
 			testwait.For(t, "more frames, or the end", func() bool { return h.count() > got || h.count() == frames })
