@@ -154,20 +154,32 @@ func signal(ch chan struct{}) {
 // owns f. False: the session was torn down (a violation).
 func (c *conn) dispatchChannel(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool {
 	if m.Kind == wire.KindChannelItem {
-		// The cached channel is the table's entry for its id until it is
+		// The run's channel is the table's entry for its id until it is
 		// forgotten (forget marks it before it deletes it), and ids are not
 		// reused before then: checking the mark answers as Load would.
-		st := c.s.lastItem
-		if st == nil || st.id != m.ID || st.c != c || st.forgotten.Load() {
+		run := &c.s.run
+		if st := run.st; st == nil || st.id != m.ID || st.c != c || st.forgotten.Load() {
+			if !c.s.endRun() {
+				f.Release()
+				return false
+			}
 			st = c.chans.lookup(m.ID)
 			if st == nil || st.send {
 				f.Release()
 				c.s.violation(link, wire.CodeUnknownChannel, fmt.Sprintf("item for channel %d, which is not bound to us as a receiver", m.ID))
 				return false
 			}
-			c.s.lastItem = st
+			run.st, run.link = st, link
 		}
-		return st.deliver(link, f, m.Payload)
+		if run.frames == nil {
+			run.frames = make([]netpoll.Frame, 0, maxRun)
+		}
+		f.Body = m.Payload
+		run.frames = append(run.frames, f)
+		if len(run.frames) == maxRun {
+			return c.s.endRun()
+		}
+		return true
 	}
 	st := c.chans.lookup(m.ID)
 	switch m.Kind {
@@ -222,48 +234,6 @@ func (st *chanState) addCredit(n uint64) {
 
 // maxCredit is the most credit a sender accumulates.
 const maxCredit = 1 << 40
-
-// deliver queues one item (reading goroutine). A sender over its credit
-// is a violation: nothing is dropped or buffered beyond what was granted
-// (rule 29).
-func (st *chanState) deliver(link *netpoll.Conn, f netpoll.Frame, payload []byte) bool {
-	st.mu.Lock()
-	switch {
-	case st.ourDone: // we reset it: drop what was in flight until the sender's Close
-		st.mu.Unlock()
-		f.Release()
-		return true
-	case st.peerDone:
-		st.mu.Unlock()
-		f.Release()
-		st.c.s.violation(link, wire.CodeUnknownChannel, fmt.Sprintf("item on channel %d after its close", st.id))
-		return false
-	case st.received >= st.allowed:
-		st.mu.Unlock()
-		f.Release()
-		st.c.s.violation(link, wire.CodeCreditExceeded, fmt.Sprintf("item %d on channel %d with %d credits granted", st.received+1, st.id, st.allowed))
-		return false
-	}
-	st.received++
-	// Only an item into an empty queue wakes the receiver: a Recv waits
-	// only after it found the queue empty under mu, so the first item
-	// after that wakes it, and a Recv woken with more queued passes the
-	// wake-up on. A burst of items costs one wake-up, not one each.
-	wake := st.head == len(st.queue)
-	if st.head > 0 && wake {
-		st.queue, st.head = st.queue[:0], 0
-	}
-	if st.queue == nil {
-		st.queue = rxQueues.Get().(*[rxQueueLen]rxItem)[:0]
-	}
-	f.Body = payload
-	st.queue = append(st.queue, rxItem{frame: f})
-	st.mu.Unlock()
-	if wake {
-		signal(st.notify)
-	}
-	return true
-}
 
 // peerClosed: the sender is done; the receiver drains, then sees the end.
 // The id is free from now on: any later message for it is a violation.

@@ -52,13 +52,9 @@ type session struct {
 	hsDone  chan struct{} // closed when the handshake ends either way
 	hsTimer *time.Timer
 
-	heard atomic.Bool // the peer sent something since the last keepalive tick
-	// lastItem is the channel the previous item of this batch went to
-	// (reading goroutine only; nil between batches, so an idle session
-	// pins no channel): a batch carries runs of one stream's items, and
-	// the cache spares a table lookup for each but the first.
-	lastItem  *chanState
-	silent    int // keepalive ticks without hearing from the peer; timer-owned
+	heard     atomic.Bool // the peer sent something since the last keepalive tick
+	run       itemRun     // reading goroutine only; empty between batches
+	silent    int         // keepalive ticks without hearing from the peer; timer-owned
 	keepalive *time.Timer
 	pingNonce uint64 // timer-owned
 
@@ -447,8 +443,8 @@ func (s *session) handleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 		s.attach(link)
 	}
 	s.heard.Store(true)
-	var m wire.Message                  // one for the batch: dispatch keeps no pointer to it
-	defer func() { s.lastItem = nil }() // on every way out of the batch
+	var m wire.Message // one for the batch: dispatch keeps no pointer to it
+	defer s.endRun()   // on every way out of the batch
 	for i, f := range frames {
 		if s.state.Load() == stateClosed {
 			releaseFrames(frames[i:])
@@ -476,6 +472,14 @@ func (s *session) handleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 				}
 				return
 			}
+		}
+		// Anything but an item ends the run of items before it: a
+		// channel's items are queued before its close, a call's before
+		// its response.
+		if m.Kind != wire.KindChannelItem && !s.endRun() {
+			f.Release()
+			releaseFrames(frames[i+1:])
+			return
 		}
 		if !s.dispatch(link, f, &m) {
 			releaseFrames(frames[i+1:])
