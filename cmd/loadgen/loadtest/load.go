@@ -125,8 +125,8 @@ type load struct {
 	reqs     *requests
 	method   core.Method // mEcho, or -method
 	md       core.Metadata
-	issued   atomic.Int64  // measured sends
-	items    atomic.Int64  // stream items received (measured or not)
+	tally    []tally       // per worker, and one for the open loop's scheduler (the last)
+	budget   atomic.Int64  // measured sends reserved against -n (with -n only)
 	answered atomic.Int64  // measured calls ended (with -n)
 	spent    chan struct{} // closed when -n calls have ended
 	sched    schedule
@@ -206,6 +206,7 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*result, error
 
 func newLoad(cfg *config) *load {
 	l := &load{cfg: cfg, rec: newRecorder(16), method: mEcho, sched: newSchedule(cfg.rate), spent: make(chan struct{})}
+	l.tally = make([]tally, cfg.conns*cfg.inflight+1)
 	l.reqs = &requests{fixed: make([]byte, cfg.payload)}
 	l.calls, l.abandon = context.WithCancel(context.Background())
 	return l
@@ -265,7 +266,7 @@ func (l *load) stream(w int, intended time.Time) error {
 		return nil
 	}}, nil)
 	if err == nil && l.rec.measuring.Load() {
-		l.items.Add(int64(l.cfg.items))
+		l.tally[w].items.Add(int64(l.cfg.items))
 	}
 	return err
 }
@@ -418,7 +419,8 @@ loop:
 	snap(time.Now())
 	prog.done()
 
-	res.issued, res.items, res.abandoned = l.issued.Load(), l.items.Load(), l.abandoned.Load()
+	res.issued, res.items = l.tallies()
+	res.abandoned = l.abandoned.Load()
 	res.ok, res.failed = l.rec.counts()
 	res.late = l.rec.late.Load()
 	res.errKinds = l.rec.errorKinds()
@@ -438,18 +440,46 @@ func (l *load) budgetSpent() <-chan struct{} {
 	return l.spent
 }
 
-// take reserves one measured send; false once -n is used up. During the
-// warm-up every send is allowed and unmeasured.
-func (l *load) take() (measured, ok bool) {
+// tally is what one worker (or the open loop's scheduler) counted, on a
+// cache line of its own: a counter every call of every worker wrote would
+// move between the cores on each call, a cost the measured system would
+// be charged with.
+type tally struct {
+	issued atomic.Int64 // measured sends
+	items  atomic.Int64 // stream items received while measuring
+	_      [48]byte
+}
+
+// tallies sums the tallies: measured sends, stream items.
+func (l *load) tallies() (issued, items int64) {
+	for i := range l.tally {
+		issued += l.tally[i].issued.Load()
+		items += l.tally[i].items.Load()
+	}
+	return issued, items
+}
+
+// take reserves one measured send for tally t; false once -n is used up.
+// During the warm-up every send is allowed and unmeasured. Only -n needs
+// a counter that every send writes: its budget must be exact.
+func (l *load) take(t *tally) (measured, ok bool) {
 	if !l.rec.measuring.Load() {
 		return false, true
 	}
-	n := l.issued.Add(1)
-	if l.cfg.total > 0 && n > l.cfg.total {
-		l.issued.Add(-1)
+	if l.cfg.total > 0 && l.budget.Add(1) > l.cfg.total {
+		l.budget.Add(-1)
 		return false, false
 	}
+	t.issued.Add(1)
 	return true, true
+}
+
+// untake gives back a measured send taken but never made.
+func (l *load) untake(t *tally) {
+	t.issued.Add(-1)
+	if l.cfg.total > 0 {
+		l.budget.Add(-1)
+	}
 }
 
 // done counts a measured call's end, closing spent after the last of -n.
@@ -464,7 +494,7 @@ func (l *load) closedLoop(issuing context.Context, wg *sync.WaitGroup) {
 	for w := range l.cfg.conns * l.cfg.inflight {
 		wg.Go(func() {
 			for issuing.Err() == nil {
-				measured, ok := l.take()
+				measured, ok := l.take(&l.tally[w])
 				if !ok {
 					return
 				}
@@ -507,6 +537,7 @@ func (l *load) openLoop(issuing context.Context, wg *sync.WaitGroup) {
 		start := time.Now()
 		var i int64
 		sched := newSchedule(rateSpec{from: l.cfg.rate.from, to: l.cfg.rate.from})
+		own := &l.tally[len(l.tally)-1] // the scheduler's: it sends the jobs
 		warming := true
 		for issuing.Err() == nil {
 			if ms := l.measureStart.Load(); ms != nil && warming {
@@ -520,7 +551,7 @@ func (l *load) openLoop(issuing context.Context, wg *sync.WaitGroup) {
 					return
 				}
 			}
-			measured, ok := l.take()
+			measured, ok := l.take(own)
 			if !ok {
 				return
 			}
@@ -528,7 +559,7 @@ func (l *load) openLoop(issuing context.Context, wg *sync.WaitGroup) {
 			case jobs <- job{intended: due, measured: measured}:
 			case <-issuing.Done():
 				if measured {
-					l.issued.Add(-1)
+					l.untake(own)
 				}
 				return
 			}
