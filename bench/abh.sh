@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# abh.sh: the bench harness built at two git revisions, one scenario run
+# alternately by each build (its servers in processes of their own), then
+# the median of the pair ratios. Prints per run: calls (or items)/s, the
+# client's and the server's CPU per call.
+#
+#   bench/abh.sh REV_A REV_B RUNS [SCENARIO [SYSTEM]]
+#   bench/abh.sh HEAD~1 HEAD 8 stream-1024 rove
+#   bench/abh.sh HEAD work 8 4x256 rove-pool
+#
+# REV may be "work" for the working tree. SCENARIO defaults to 4x256,
+# SYSTEM (a harness kind) to rove.
+set -euo pipefail
+a=$1 b=$2 runs=$3 sc=${4:-4x256} sys=${5:-rove}
+root=$(git rev-parse --show-toplevel)
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+build() { # rev out
+	if [ "$1" = work ]; then (cd "$root/bench" && go build -o "$2" .); return; fi
+	git -C "$root" worktree add -q --detach "$tmp/src-$1" "$1"
+	(cd "$tmp/src-$1/bench" && go build -o "$2" .)
+	git -C "$root" worktree remove --force "$tmp/src-$1"
+}
+build "$a" "$tmp/a"; build "$b" "$tmp/b"
+cd "$tmp"
+for i in $(seq 1 "$runs"); do
+	for v in a b; do
+		rev=$a; [ $v = b ] && rev=$b
+		# The table row: | system | rate | range | p50 | p99 | p99.9 | client CPU | server CPU | failed |
+		"$tmp/$v" -scenarios "$sc" -systems "$sys" -runs 1 -idle 0 -open=false -out - 2>/dev/null |
+			awk -F'|' -v r="$rev" '/^\| Rove/ {gsub(/ /, "", $3); print r, $3, $8, $9}' | tee -a "$tmp/runs"
+	done
+done
+# Median of the pair ratios b/a of the rates (k and M suffixes).
+awk 'function v(x) { m = substr(x, length(x)); n = substr(x, 1, length(x) - 1); return m == "M" ? n * 1e6 : m == "k" ? n * 1e3 : x }
+	NR % 2 == 1 { a = v($2) } NR % 2 == 0 { printf "%.4f\n", v($2) / a }' "$tmp/runs" | sort -n |
+	awk '{ r[++n] = $1 } END { if (n) printf "pairs %d, median ratio %.3f (%.3f-%.3f)\n", n, (n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2), r[1], r[n] }'
