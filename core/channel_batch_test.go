@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -12,10 +13,10 @@ import (
 	"github.com/rove-rpc/rove/netpoll"
 )
 
-// The reading goroutine remembers the channel of the last item within a
-// batch. These tests put many channel messages in one write (one read on
-// loopback, so one batch) and check that each item still reaches the
-// channel the table names for its id.
+// The reading goroutine queues the consecutive items of one channel within
+// a batch as one run (itemRun). These tests put many channel messages in
+// one write (one read on loopback, so one batch) and check that each item
+// still reaches the channel the table names for its id, in order.
 
 var mCollect = NewMethod("testbed", "collect")
 
@@ -66,10 +67,12 @@ func collectServer(t *testing.T) *rawClient {
 	return c
 }
 
-func bindRecv(ids ...uint64) wire.ChannelList {
+func bindRecv(ids ...uint64) wire.ChannelList { return bindRecvWindow(16, ids...) }
+
+func bindRecvWindow(window uint64, ids ...uint64) wire.ChannelList {
 	var b []byte
 	for _, id := range ids {
-		b = wire.AppendChannel(b, wire.ChannelBinding{ID: id, Dir: wire.CallerSends, Window: 16})
+		b = wire.AppendChannel(b, wire.ChannelBinding{ID: id, Dir: wire.CallerSends, Window: window})
 	}
 	return wire.MakeChannelList(b)
 }
@@ -162,4 +165,35 @@ func TestBatchedItemsOfTwoConnsWithOneChannelID(t *testing.T) {
 	if got[[2]uint64{0, 1}] != "root,root2" || got[[2]uint64{1, 1}] != "virtual,virtual2" {
 		t.Fatalf("got %q and %q, want root,root2 and virtual,virtual2", got[[2]uint64{0, 1}], got[[2]uint64{1, 1}])
 	}
+}
+
+// spec:24 a batch carrying more of one channel's items than one run holds
+// (maxRun) delivers them all, in order, before the channel's close.
+func TestBatchedItemsLongerThanARun(t *testing.T) {
+	c := collectServer(t)
+	const n = 3*maxRun + 5
+	msgs := []wire.Message{{Kind: wire.KindRequest, ID: 1, Method: mCollect.ID, Channels: bindRecvWindow(n, 1)}}
+	want := make([]string, n)
+	for i := range n {
+		want[i] = strconv.Itoa(i)
+		msgs = append(msgs, item(0, 1, want[i]))
+	}
+	c.writeBatch(append(msgs, closeCh(0, 1))...)
+	if got := c.responses(1)[[2]uint64{0, 1}]; got != strings.Join(want, ",") {
+		t.Fatalf("items arrived as %q", got)
+	}
+}
+
+// spec:29 items past the credit are a violation also when they come in
+// the same run as items within it: the run is cut at the credit, not
+// queued whole.
+func TestBatchedItemsOverCreditInOneRun(t *testing.T) {
+	c := collectServer(t)
+	const window = 4
+	msgs := []wire.Message{{Kind: wire.KindRequest, ID: 1, Method: mCollect.ID, Channels: bindRecvWindow(window, 1)}}
+	for i := range window + 2 {
+		msgs = append(msgs, item(0, 1, strconv.Itoa(i)))
+	}
+	c.writeBatch(msgs...)
+	c.expectViolation(wire.CodeCreditExceeded)
 }
