@@ -235,10 +235,15 @@ func (l *load) call(w int, intended time.Time) error {
 	switch {
 	case l.callFn != nil:
 		return l.callFn(w, intended)
-	case l.cfg.workload == "stream", l.cfg.workload == "mixed" && w%2 == 1:
+	case l.streams(w):
 		return l.stream(w, intended)
 	}
 	return l.echo(w, intended)
+}
+
+// streams reports whether worker w's calls are streams.
+func (l *load) streams(w int) bool {
+	return l.callFn == nil && (l.cfg.workload == "stream" || l.cfg.workload == "mixed" && w%2 == 1)
 }
 
 // stream makes one streaming call: the server sends -items items of
@@ -265,9 +270,6 @@ func (l *load) stream(w int, intended time.Time) error {
 		}
 		return nil
 	}}, nil)
-	if err == nil && l.rec.measuring.Load() {
-		l.tally[w].items.Add(int64(l.cfg.items))
-	}
 	return err
 }
 
@@ -446,7 +448,7 @@ func (l *load) budgetSpent() <-chan struct{} {
 // be charged with.
 type tally struct {
 	issued atomic.Int64 // measured sends
-	items  atomic.Int64 // stream items received while measuring
+	items  atomic.Int64 // stream items of measured calls that succeeded
 	_      [48]byte
 }
 
@@ -573,8 +575,14 @@ type job struct {
 	measured bool
 }
 
-// recordEnd records a measured call's outcome.
+// recordEnd records a measured call's outcome. A stream call that
+// succeeded counts its items: those of the measured calls only, as ok
+// counts them (a call sent in the warm-up that ends in the window counts
+// for neither).
 func (l *load) recordEnd(w int, intended, sent time.Time, err error) {
+	if err == nil && l.streams(w) {
+		l.tally[w].items.Add(int64(l.cfg.items))
+	}
 	l.rec.record(w, intended, sent, time.Now(), err)
 	l.done()
 }

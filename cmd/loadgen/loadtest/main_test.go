@@ -287,6 +287,11 @@ func TestStreamWorkloads(t *testing.T) {
 		if rep.Issued != rep.OK+rep.Failed || rep.Failed != 0 || rep.ItemsPerSec <= 0 || !strings.Contains(stdout, "items/s") {
 			t.Fatalf("%s: %+v\n%s", w, rep, stdout)
 		}
+		// Items are those of the measured calls: 8 a stream call, and
+		// every call of the stream workload streams.
+		if w == "stream" && math.Abs(rep.ItemsPerSec-8*rep.CallsPerSec) > 1e-6*rep.ItemsPerSec {
+			t.Fatalf("%.1f items/s for %.1f calls/s of 8 items", rep.ItemsPerSec, rep.CallsPerSec)
+		}
 	}
 }
 
