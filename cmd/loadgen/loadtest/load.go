@@ -445,11 +445,12 @@ func (l *load) budgetSpent() <-chan struct{} {
 // tally is what one worker (or the open loop's scheduler) counted, on a
 // cache line of its own: a counter every call of every worker wrote would
 // move between the cores on each call, a cost the measured system would
-// be charged with.
+// be charged with. (128 bytes apart, so that no two tallies' counters
+// share a line however the slice is aligned.)
 type tally struct {
 	issued atomic.Int64 // measured sends
 	items  atomic.Int64 // stream items of measured calls that succeeded
-	_      [48]byte
+	_      [112]byte
 }
 
 // tallies sums the tallies: measured sends, stream items.
