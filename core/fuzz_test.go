@@ -68,6 +68,7 @@ func fuzzSeeds() [][]byte {
 		return out
 	}
 	in := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: 2}))
+	in5 := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 5, Dir: wire.CallerSends, Window: 2}))
 	out := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 3, Dir: wire.CalleeSends, Window: 2}))
 	return [][]byte{
 		frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mEcho.ID, Payload: []byte("hi")}),
@@ -85,5 +86,19 @@ func fuzzSeeds() [][]byte {
 		cat(frame(wire.Message{Kind: wire.KindPing, ID: 7}), frame(wire.Message{Kind: wire.KindGoAway}),
 			frame(wire.Message{Kind: wire.KindResponse, ID: 2, Payload: []byte("late")})),
 		frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mSlow.ID, TimeoutMicros: 1}),
+		// Item runs (itemRun): past the credit within one run, and two
+		// channels' runs interleaved before their closes.
+		cat(frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mSum.ID, Channels: in}),
+			frame(wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: []byte("1")}),
+			frame(wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: []byte("2")}),
+			frame(wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: []byte("3")})),
+		cat(frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mSum.ID, Channels: in}),
+			frame(wire.Message{Kind: wire.KindRequest, ID: 3, Method: mSum.ID, Channels: in5}),
+			frame(wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: []byte("1")}),
+			frame(wire.Message{Kind: wire.KindChannelItem, ID: 5, Payload: []byte("2")}),
+			frame(wire.Message{Kind: wire.KindChannelItem, ID: 5, Payload: []byte("3")}),
+			frame(wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: []byte("4")}),
+			frame(wire.Message{Kind: wire.KindChannelClose, ID: 5}),
+			frame(wire.Message{Kind: wire.KindChannelClose, ID: 1})),
 	}
 }
