@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/rove-rpc/rove/netpoll"
@@ -33,5 +34,21 @@ func TestDroppedQueueIsRecycledEmpty(t *testing.T) {
 		if try == 100 {
 			t.Fatal("a dropped queue never came back to the pool")
 		}
+	}
+}
+
+// spec:30 items that reach a channel after its connection ended are not
+// queued: ending the channel dropped its queue, and a run of items cut
+// before the end (queued at the end of its batch) is dropped as well,
+// instead of waiting in the queue for the handle's Close.
+func TestRunAfterEndIsDropped(t *testing.T) {
+	st := &chanState{allowed: 4, notify: make(chan struct{}, 1), creditWake: make(chan struct{}, 1)}
+	st.end(errors.New("link gone"))
+	frames := []netpoll.Frame{{Body: []byte("a")}, {Body: []byte("b")}}
+	if !st.deliverRun(nil, frames) {
+		t.Fatal("a late run was taken for a violation")
+	}
+	if len(st.queue) != 0 || st.received != 0 {
+		t.Fatalf("queued %d items (received %d) on an ended channel", len(st.queue), st.received)
 	}
 }

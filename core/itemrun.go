@@ -57,6 +57,10 @@ func (st *chanState) deliverRun(link *netpoll.Conn, frames []netpoll.Frame) bool
 		st.mu.Unlock()
 		releaseFrames(frames)
 		return true
+	case st.err != nil: // the connection ended (end dropped the queue): so are these
+		st.mu.Unlock()
+		releaseFrames(frames)
+		return true
 	case st.peerDone:
 		st.mu.Unlock()
 		releaseFrames(frames)
