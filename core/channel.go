@@ -260,9 +260,8 @@ func (st *chanState) peerReset(link *netpoll.Conn) {
 	// seen it. A request binding new channels sent ahead of it would find
 	// the peer still counting this one against its MaxChannels, a
 	// protocol error that ends the session. (While we hold sendMu, Close
-	// cannot run either, so ourDone cannot change under us. A full
-	// outbound buffer makes sendSoon hand the frame to a goroutine, and
-	// the order is no longer certain: rare, and as before.)
+	// cannot run either, so ourDone cannot change under us. sendSoon
+	// queues the frame at once even when the outbound buffer is full.)
 	locked := st.sendMu.TryLock()
 	ack := &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id}
 	st.mu.Lock()

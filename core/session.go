@@ -241,13 +241,19 @@ func (s *session) sendCommitted(ctx context.Context, m *wire.Message, n netpoll.
 }
 
 // sendSoon writes m, a message of connection c, without ever blocking
-// the calling goroutine: it is queued at once when the outbound buffer
-// has room, else a tracked goroutine waits for room. For messages from
-// places that must not wait: Cancel (the caller is told at once, rule
-// 19), cleanups (rule 32), the reading goroutine. A message that waits
-// may be overtaken by later ones; every message sent this way tolerates
-// that. Like every message of a connection, it is dropped once the
-// connection is torn down (connGate).
+// the calling goroutine, and queued at once, before anything its caller
+// sends next: a control frame (netpoll's QueueControl) that does not
+// wait for room in the outbound buffer. For messages from places that
+// must not wait: Cancel (the caller is told at once, rule 19), a
+// channel's Close or Reset and the acknowledgement of the peer's
+// (cleanups, rule 32, and the reading goroutine). Each is sent at most
+// once per call or channel of ours, so a peer that does not read cannot
+// make them pile up beyond our own calls and channels. (Had it to wait,
+// an acknowledgement could be overtaken by a request binding new
+// channels, which the peer would count against its MaxChannels with the
+// old one still open: a violation that ends the session.) Like every
+// message of a connection, it is dropped once the connection is torn
+// down (connGate).
 func (c *conn) sendSoon(m *wire.Message) {
 	s := c.s
 	link := s.link.Load()
@@ -256,10 +262,7 @@ func (c *conn) sendSoon(m *wire.Message) {
 	}
 	buf := getBuf()
 	*buf = s.appendControl((*buf)[:0], m)
-	if link.QueueFrameCommitted(*buf, c.gate()) == netpoll.ErrWouldBlock {
-		b := append([]byte(nil), *buf...)
-		s.goTracked(func() { _ = link.WriteFrameCommitted(context.Background(), b, c.gate()) })
-	}
+	_ = link.QueueControl(*buf, c.gate())
 	putBuf(buf)
 }
 

@@ -236,7 +236,23 @@ func (c *Conn) QueueFrameCommitted(body []byte, n Committer) error {
 	if err := c.checkSize(body); err != nil {
 		return err
 	}
-	return c.out.queue(body, n)
+	return c.out.queue(body, n, false)
+}
+
+// QueueControl is QueueFrameCommitted for a small control frame that must
+// keep its place in the order of what its caller sends next (a
+// cancellation, a channel's close or reset, an acknowledgement): it is
+// queued even when the outbound buffer is full, so it never returns
+// ErrWouldBlock and never needs a goroutine to wait for room. Only for
+// frames whose number the protocol bounds by state this side keeps (one
+// per call or channel): a peer must not be able to make us queue them
+// without end while it does not read. It fails as QueueFrameCommitted
+// otherwise (closed, not admitted, too large).
+func (c *Conn) QueueControl(body []byte, n Committer) error {
+	if err := c.checkSize(body); err != nil {
+		return err
+	}
+	return c.out.queue(body, n, true)
 }
 
 // MaxFrameSize is the largest body WriteFrame accepts on this connection.

@@ -28,8 +28,10 @@ import (
 // flushing is set, one goroutine owns the sink: a writer goroutine, or the
 // reading goroutine (or WriteFrameAlone's caller) during its one
 // non-blocking attempt. At most 2*max
-// bytes are ever held: pend (bounded by max, except that one frame is
-// always accepted into an empty buffer) and the batch being written.
+// bytes are ever held, plus control frames: pend (bounded by max, except
+// that one frame is always accepted into an empty buffer, and control
+// frames, which QueueControl's callers bound by their own state) and the
+// batch being written.
 type outbound struct {
 	sink sink
 	max  int
@@ -111,16 +113,17 @@ func (o *outbound) refusalLocked() error {
 }
 
 // queue is write for goroutines that must never block. It never waits for
-// room (ErrWouldBlock instead) and never makes a blocking write: if no
-// flush is under way it tries one non-blocking write of everything queued,
-// and hands whatever the socket did not take to a writer goroutine.
-func (o *outbound) queue(body []byte, n Committer) error {
+// room (ErrWouldBlock instead, unless control: see QueueControl) and never
+// makes a blocking write: if no flush is under way it tries one
+// non-blocking write of everything queued, and hands whatever the socket
+// did not take to a writer goroutine.
+func (o *outbound) queue(body []byte, n Committer, control bool) error {
 	o.mu.Lock()
 	if err := o.refusalLocked(); err != nil {
 		o.mu.Unlock()
 		return err
 	}
-	if len(o.pend) > 0 && len(o.pend)+FrameLen(len(body)) > o.max {
+	if !control && len(o.pend) > 0 && len(o.pend)+FrameLen(len(body)) > o.max {
 		o.mu.Unlock()
 		return ErrWouldBlock
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -174,13 +175,13 @@ func TestOutboundWriteErrorIsTerminal(t *testing.T) {
 func TestQueueNeverBlocks(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 300)
-	if err := o.queue(make([]byte, 10), nil); err != nil { // handed to the writer goroutine
+	if err := o.queue(make([]byte, 10), nil, false); err != nil { // handed to the writer goroutine
 		t.Fatal(err)
 	}
 	<-w.entered // the writer goroutine is stuck in Write
 	var err error
 	for i := 0; i < 10 && err == nil; i++ {
-		err = o.queue(make([]byte, 98), nil)
+		err = o.queue(make([]byte, 98), nil, false)
 	}
 	if !errors.Is(err, ErrWouldBlock) {
 		t.Fatalf("got %v, want ErrWouldBlock once full", err)
@@ -235,17 +236,65 @@ func TestCommitterSeesFrameQueued(t *testing.T) {
 	}
 	<-w.entered // the writer is stuck: fill the buffer
 	q := &committed{o: o}
-	if err := o.queue(make([]byte, 90), q); err != nil {
+	if err := o.queue(make([]byte, 90), q, false); err != nil {
 		t.Fatal(err)
 	}
 	refused := &committed{o: o}
-	if err := o.queue(make([]byte, 90), refused); !errors.Is(err, ErrWouldBlock) || refused.calls != 0 {
+	if err := o.queue(make([]byte, 90), refused, false); !errors.Is(err, ErrWouldBlock) || refused.calls != 0 {
 		t.Fatalf("refused frame: %v, committed %d times", err, refused.calls)
 	}
 	if q.calls != 1 {
 		t.Fatal("queued frame not committed")
 	}
 	drainAll(t, w, o, true)
+}
+
+// A control frame (QueueControl) is queued even when the buffer is full,
+// behind what was queued before it and ahead of what waits for room, so
+// that it keeps its place in its sender's order; an ordinary queued frame
+// is refused there.
+func TestControlFramePassesAFullBuffer(t *testing.T) {
+	w := newGateWriter()
+	o, _ := startOutbound(t, w, 100)
+	if err := o.write(context.Background(), []byte("first"), nil, false); err != nil {
+		t.Fatal(err)
+	}
+	<-w.entered // the writer is stuck: fill the buffer, so that not even "ctrl" fits
+	if err := o.queue(make([]byte, 97), nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.queue([]byte("late"), nil, false); !errors.Is(err, ErrWouldBlock) {
+		t.Errorf("a plain frame into a full buffer: %v, want ErrWouldBlock", err)
+	}
+	if err := o.queue([]byte("ctrl"), nil, true); err != nil {
+		t.Errorf("a control frame into a full buffer: %v", err) // not Fatal: the stuck writer must still be let go
+	}
+	after := make(chan error, 1)
+	// "after" waits for room; "first" is written, then the writer takes
+	// the full buffer and room is made.
+	go func() { after <- o.write(context.Background(), []byte("after"), nil, false) }()
+	w.gate <- struct{}{}
+	<-w.entered
+	if err := <-after; err != nil { // room again: "after" is queued
+		t.Fatal(err)
+	}
+	drainAll(t, w, o, true)
+	var got []string
+	for _, b := range w.writes {
+		for len(b) > 0 {
+			rest, body, ok, err := ParseFrame(b, 1<<20)
+			if err != nil || !ok {
+				t.Fatalf("written bytes do not parse: %v", err)
+			}
+			if len(body) < 10 {
+				got = append(got, string(body))
+			}
+			b = rest
+		}
+	}
+	if strings.Join(got, ",") != "first,ctrl,after" {
+		t.Fatalf("small frames written as %v, want first, ctrl, after", got)
+	}
 }
 
 // A writer that waits for room while the reader is corked must be woken by
@@ -275,7 +324,7 @@ func TestUncorkFlushWakesWaitingWriter(t *testing.T) {
 	defer wg.Wait()
 
 	o.cork()
-	if err := o.queue(make([]byte, 60), nil); err != nil { // fills the buffer; corked, so no flush
+	if err := o.queue(make([]byte, 60), nil, false); err != nil { // fills the buffer; corked, so no flush
 		t.Fatal(err)
 	}
 	wrote := make(chan error, 1)
@@ -330,7 +379,7 @@ func TestOutboundAcceptsAtTheBound(t *testing.T) {
 					defer cancel()
 					return o.write(ctx, body, nil, false)
 				}
-				return o.queue(body, nil)
+				return o.queue(body, nil, false)
 			}
 			if err := put(make([]byte, 10*max)); err != nil { // empty buffer: accepted
 				t.Fatalf("a large frame into an empty buffer: %v", err)
@@ -384,7 +433,7 @@ func TestAdmitterRefuses(t *testing.T) {
 	if err := o.write(context.Background(), []byte("out"), r, false); !errors.Is(err, ErrNotAdmitted) {
 		t.Fatalf("write: %v, want ErrNotAdmitted", err)
 	}
-	if err := o.queue([]byte("out"), r); !errors.Is(err, ErrNotAdmitted) {
+	if err := o.queue([]byte("out"), r, false); !errors.Is(err, ErrNotAdmitted) {
 		t.Fatalf("queue: %v, want ErrNotAdmitted", err)
 	}
 	o.mu.Lock()
