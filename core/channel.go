@@ -1,7 +1,6 @@
 package core
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -286,10 +285,13 @@ func (st *chanState) peerReset(link *netpoll.Conn) {
 	}
 	// Without sendMu, already was read in the same critical section that
 	// set ourDone: a Close that runs later sees ourDone and sends nothing.
+	// The acknowledgement is queued as soon as the Send committing an item
+	// lets go of sendMu, without waiting for room (sendSoon), so that it
+	// leaves ahead of what the sender does once it sees the reset.
 	st.c.s.goTracked(func() {
 		st.sendMu.Lock()
 		defer st.sendMu.Unlock()
-		_ = st.c.send(context.Background(), ack)
+		st.c.sendSoon(ack)
 	})
 }
 
