@@ -38,7 +38,8 @@ type Options struct {
 	MaxFrameSize int
 	// MaxOutbound is how many bytes of frames may wait to be written before
 	// WriteFrame blocks. Default 1 MiB. One frame is always accepted into an
-	// empty buffer, whatever its size.
+	// empty buffer, whatever its size, and QueueControl's frames into a
+	// full one.
 	MaxOutbound int
 	// ReadChunkSize is the size of the pooled chunks reads land in.
 	// Default 64 KiB.

@@ -38,7 +38,9 @@
 // never block (an event loop): it tries one non-blocking write itself and
 // hands only what the socket did not take to a writer goroutine, and the
 // replies a handler queues while one inbound batch is handled leave in one
-// write.
+// write. [Conn.QueueControl] queues a small control frame even into a full
+// buffer, for frames that must keep their place in their sender's order
+// and whose number the caller bounds.
 //
 // Handing every flush to a writer goroutine was measured against flat
 // combining (the caller that finds the buffer empty writes inline), twice:
