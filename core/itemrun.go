@@ -53,11 +53,9 @@ func (s *session) endRun() bool {
 func (st *chanState) deliverRun(link *netpoll.Conn, frames []netpoll.Frame) bool {
 	st.mu.Lock()
 	switch {
-	case st.ourDone: // we reset it: drop what was in flight until the sender's Close
-		st.mu.Unlock()
-		releaseFrames(frames)
-		return true
-	case st.err != nil: // the connection ended (end dropped the queue): so are these
+	case st.ourDone || st.err != nil:
+		// We reset it (drop what was in flight until the sender's Close),
+		// or the connection ended (end dropped the queue): so are these.
 		st.mu.Unlock()
 		releaseFrames(frames)
 		return true
