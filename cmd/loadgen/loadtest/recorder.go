@@ -66,29 +66,25 @@ func (r *recorder) record(worker int, intended, sent, done time.Time, err error)
 	if !r.measuring.Load() {
 		return
 	}
-	sh := &r.shards[worker%len(r.shards)]
 	if err != nil {
 		r.errMu.Lock()
 		r.errKinds[errKind(err)]++
 		r.errMu.Unlock()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			sh.mu.Lock()
-			sh.failed++
-			sh.mu.Unlock()
-			return
-		}
-		// A call that timed out took at least its timeout: leaving it out
-		// would shrink the tail exactly when the server is slow. It is
-		// counted as failed, and in the percentiles at the time it took.
 	}
+	sh := &r.shards[worker%len(r.shards)]
 	sh.mu.Lock()
 	if err != nil {
 		sh.failed++
 	} else {
 		sh.ok++
 	}
-	_ = sh.corrected.RecordValue(toMicros(done.Sub(intended)))
-	_ = sh.raw.RecordValue(toMicros(done.Sub(sent)))
+	// A failed call is left out of the percentiles, except one that timed
+	// out: it took at least its timeout, and leaving it out would shrink
+	// the tail exactly when the server is slow.
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		_ = sh.corrected.RecordValue(toMicros(done.Sub(intended)))
+		_ = sh.raw.RecordValue(toMicros(done.Sub(sent)))
+	}
 	sh.mu.Unlock()
 }
 
