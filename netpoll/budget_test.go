@@ -54,7 +54,7 @@ func (h *holder) releaseOne() (freed int64, ok bool) {
 	f := h.frames[0]
 	h.frames = h.frames[1:]
 	h.mu.Unlock()
-	if f.acct != nil && f.chunk.frames.Load() == 1 {
+	if f.acct != nil && f.chunk.heldFrames() == 1 {
 		freed = int64(len(f.chunk.buf))
 	}
 	f.Release()

@@ -6,18 +6,31 @@ import (
 	"sync/atomic"
 )
 
-// chunk is a pooled read buffer shared by the frames cut from it. refs
-// counts the reader (while the chunk is its current one) plus every frame not
-// yet released; the chunk goes back to its pool when refs reaches zero.
+// chunk is a pooled read buffer shared by the frames cut from it.
+//
+// refs is one word for both of its counts, so that a frame costs one
+// atomic add to cut (and that one shared by every frame of a read) and one
+// to release, on a line the reader and the frames' holders otherwise pass
+// back and forth twice as often:
+//   - readerRef while the chunk is its reader's current one;
+//   - plus one per frame cut from it and not yet released, and one per
+//     Retain (refs & frameRefs). While that part is above zero the whole
+//     chunk is charged to the frames' connection's read budget (see
+//     Frame.Release).
+//
+// The chunk goes back to its pool when refs reaches zero.
 type chunk struct {
-	buf  []byte
-	refs atomic.Int32
-	// frames counts the frames cut from the chunk for a connection with a
-	// read budget and not yet released: while it is above zero the whole
-	// chunk is charged to that budget (see Frame.Release).
-	frames atomic.Int32
-	class  int8
+	buf   []byte
+	refs  atomic.Int64
+	class int8
 }
+
+// readerRef is the reader's share of refs; frameRefs masks the frames'.
+// A chunk holds at most 2 GiB, so frames and retains stay far below it.
+const (
+	readerRef = 1 << 40
+	frameRefs = readerRef - 1
+)
 
 // Chunk size classes are powers of two from minChunkShift up; a frame
 // larger than the default chunk gets a chunk of its own class.
@@ -47,35 +60,53 @@ const (
 	largeChunkStep = 64 << 10
 )
 
-// getChunk returns a chunk of at least size bytes with one reference (the
-// caller's).
+// getChunk returns a chunk of at least size bytes held by its reader (the
+// caller) alone.
 func getChunk(size int) *chunk {
 	if size > maxPooledChunk {
 		c := &chunk{buf: make([]byte, (size+largeChunkStep-1)/largeChunkStep*largeChunkStep), class: -1}
-		c.refs.Store(1)
+		c.refs.Store(readerRef)
 		return c
 	}
 	class := chunkClass(size)
 	if v := chunkPools[class].Get(); v != nil {
 		c := v.(*chunk)
-		c.refs.Store(1)
+		c.refs.Store(readerRef)
 		return c
 	}
 	c := &chunk{buf: make([]byte, 1<<(class+minChunkShift)), class: int8(class)}
-	c.refs.Store(1)
+	c.refs.Store(readerRef)
 	return c
 }
 
-func (c *chunk) retain() { c.refs.Add(1) }
+// addFrames takes the references of k frames just cut from c, before any
+// of them is handed over, and reports whether they are the only frames of
+// c held: the chunk is then charged to the read budget anew.
+func (c *chunk) addFrames(k int) (first bool) {
+	return c.refs.Add(int64(k))&frameRefs == int64(k)
+}
 
-func (c *chunk) release() {
-	switch n := c.refs.Add(-1); {
+// readerOnly reports whether only the reader holds c: no frame of it is
+// held, so nobody can be looking at its bytes.
+func (c *chunk) readerOnly() bool { return c.refs.Load() == readerRef }
+
+// heldFrames returns how many frames of c (and retains) are held.
+func (c *chunk) heldFrames() int64 { return c.refs.Load() & frameRefs }
+
+// dropReader gives the reader's share back: the chunk is no longer its
+// current one.
+func (c *chunk) dropReader() {
+	switch n := c.refs.Add(-readerRef); {
 	case n == 0:
-		if c.class >= 0 {
-			chunkPools[c.class].Put(c)
-		}
+		c.put()
 	case n < 0:
-		panic("netpoll: Frame released more times than retained")
+		panic("netpoll: read chunk dropped twice by its reader")
+	}
+}
+
+func (c *chunk) put() {
+	if c.class >= 0 {
+		chunkPools[c.class].Put(c)
 	}
 }
 
@@ -102,10 +133,22 @@ func (f Frame) Release() {
 	if f.chunk == nil {
 		return
 	}
-	if f.acct != nil && f.chunk.frames.Add(-1) == 0 {
-		f.acct.unhold(len(f.chunk.buf)) // before the chunk may be reused
+	n := f.chunk.refs.Add(-1)
+	switch n & frameRefs {
+	case frameRefs: // the frames' part went below zero
+		panic("netpoll: Frame released more times than retained")
+	case 0:
+		// The last frame held: the chunk leaves the budget. Its reader may
+		// already be cutting frames from it again and charging it anew;
+		// the budget's count is a sum, and a pause that the two crossing
+		// caused is ended by this unhold (budget's states).
+		if f.acct != nil {
+			f.acct.unhold(len(f.chunk.buf))
+		}
+		if n == 0 {
+			f.chunk.put()
+		}
 	}
-	f.chunk.release()
 }
 
 // Retain takes one more reference to the frame's bytes and returns the
@@ -113,10 +156,7 @@ func (f Frame) Release() {
 // charged to the read budget until the last of them.
 func (f Frame) Retain() Frame {
 	if f.chunk != nil {
-		f.chunk.retain()
-		if f.acct != nil {
-			f.chunk.frames.Add(1)
-		}
+		f.chunk.refs.Add(1)
 	}
 	return f
 }

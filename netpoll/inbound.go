@@ -34,7 +34,7 @@ func (in *inbound) room() []byte {
 		in.cur = getChunk(in.chunkSize)
 		in.r, in.w = 0, 0
 	}
-	if in.r == in.w && in.cur.refs.Load() == 1 {
+	if in.r == in.w && in.cur.readerOnly() {
 		// Only the reader holds the chunk (every frame was released), so
 		// nobody can be looking at its bytes: start again at the front.
 		in.r, in.w = 0, 0
@@ -59,7 +59,7 @@ func (in *inbound) room() []byte {
 func (in *inbound) moveTail(size int) {
 	next := getChunk(size)
 	n := copy(next.buf, in.cur.buf[in.r:in.w])
-	in.cur.release()
+	in.cur.dropReader()
 	in.cur, in.r, in.w = next, 0, n
 }
 
@@ -76,30 +76,39 @@ func (in *inbound) shrink(n int) {
 	}
 	next := getChunk(n)
 	copy(next.buf, in.cur.buf[in.w:in.w+n])
-	in.cur.release()
+	in.cur.dropReader()
 	in.cur, in.r, in.w = next, 0, 0
 }
 
 // commit records n bytes read into room() and cuts every complete frame.
+// The frames' references are taken together (charge) before any of them
+// is handed over: one atomic add per read, not one per frame.
 func (in *inbound) commit(n int) error {
 	in.w += n
+	cut := 0
 	for {
 		rest, body, ok, err := ParseFrame(in.cur.buf[in.r:in.w], in.maxFrame)
-		if err != nil {
+		if err != nil || !ok {
+			in.charge(cut)
 			return err
 		}
-		if !ok {
-			return nil
-		}
-		in.cur.retain()
-		if in.acct != nil && in.cur.frames.Add(1) == 1 {
-			in.acct.hold(len(in.cur.buf)) // see Frame.Release
-		}
 		in.batch = append(in.batch, Frame{Body: body, chunk: in.cur, acct: in.acct})
+		cut++
 		in.r = in.w - len(rest)
 		if len(in.batch) == maxBatchFrames && in.full != nil {
+			in.charge(cut)
+			cut = 0
 			in.full()
 		}
+	}
+}
+
+// charge takes the references of the k frames just cut from the current
+// chunk and, when they are its only frames held, charges the chunk to the
+// read budget (see Frame.Release).
+func (in *inbound) charge(k int) {
+	if k > 0 && in.cur.addFrames(k) && in.acct != nil {
+		in.acct.hold(len(in.cur.buf))
 	}
 }
 
@@ -140,7 +149,7 @@ func (in *inbound) reset() {
 // reads land in the loop's buffer, so it needs a chunk only to copy into.
 func (in *inbound) release() {
 	if in.cur != nil && in.r == in.w {
-		in.cur.release()
+		in.cur.dropReader()
 		in.cur = nil
 	}
 }
@@ -155,7 +164,7 @@ func (in *inbound) free() {
 	}
 	in.batch = in.batch[:0]
 	if in.cur != nil {
-		in.cur.release()
+		in.cur.dropReader()
 		in.cur = nil
 	}
 }

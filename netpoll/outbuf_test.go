@@ -21,6 +21,6 @@ func TestBufferSizes(t *testing.T) {
 		if got := len(ch.buf); got != c.want {
 			t.Errorf("read chunk for %d bytes: %d, want %d", c.n, got, c.want)
 		}
-		ch.release()
+		ch.dropReader()
 	}
 }
