@@ -57,10 +57,15 @@ type chanState struct {
 	boundCh chan struct{} // our Tx: closed when binding ends either way
 
 	forgotten atomic.Bool // out of the table; its hold on the connection released
-	// sendMu orders a Tx's items before its ChannelClose: Send holds it
-	// from the state check to the item's commit, and every Close (ours, or
-	// the acknowledgement of a reset) takes it first.
+	// sendMu makes our Close wait for the item a Send is committing, so
+	// that the receiver gets it: Send holds it from the state check to the
+	// item's commit, and Close takes it first. (What keeps items before
+	// the ChannelClose, ours or the acknowledgement of a reset, is the
+	// gates of txgate.go: the reading goroutine takes no sendMu.)
 	sendMu sync.Mutex
+	// closeSent is what closed the Tx on the wire (closeNotSent, ...): set
+	// under the outbound buffer's lock as its ChannelClose is queued.
+	closeSent atomic.Int32
 
 	mu       sync.Mutex
 	queue    []rxItem // Rx: received, not yet taken (bounded by credit granted)
@@ -199,7 +204,7 @@ func (c *conn) dispatchChannel(link *netpoll.Conn, f netpoll.Frame, m *wire.Mess
 			c.s.violation(link, wire.CodeUnexpected, fmt.Sprintf("reset of channel %d from its sender", m.ID))
 			return false
 		}
-		st.peerReset(link)
+		st.peerReset()
 		return true
 	case wire.KindGrantCredit:
 		f.Release()
@@ -249,50 +254,26 @@ func (st *chanState) peerClosed() {
 	signal(st.notify)
 }
 
-// peerReset: the receiver asked us to stop. Acknowledge with Close so it can
-// free its side, and free ours. The acknowledgement must follow any item a
-// Send is committing right now: while a Send holds sendMu it goes from a
-// goroutine that waits for sendMu (the reading goroutine must not wait).
-func (st *chanState) peerReset(link *netpoll.Conn) {
-	// Otherwise the acknowledgement is queued here, before anyone can see
-	// the reset: so it precedes whatever the caller sends once it has
-	// seen it. A request binding new channels sent ahead of it would find
-	// the peer still counting this one against its MaxChannels, a
-	// protocol error that ends the session. (While we hold sendMu, Close
-	// cannot run either, so ourDone cannot change under us. sendSoon
-	// queues the frame at once even when the outbound buffer is full.)
-	locked := st.sendMu.TryLock()
-	ack := &wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id}
+// peerReset: the receiver asked us to stop (reading goroutine).
+// Acknowledge with our ChannelClose so it can free its side, and free
+// ours. The acknowledgement is queued first, before anyone can see the
+// reset: so it precedes whatever the sender does once it has seen it. (A
+// request binding new channels sent ahead of it would find the peer still
+// counting this one against its MaxChannels, a protocol error that ends
+// the session.) sendSoon queues it at once, without waiting for room; its
+// gate makes it the channel's one ChannelClose (our Close may be racing
+// it) with no item after it: a Send committing an item right now queued
+// it before, or is refused with ErrChannelReset, also while it waits for
+// room (txgate.go).
+func (st *chanState) peerReset() {
+	st.c.sendSoonGated(&wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id}, (*txAckGate)(st))
 	st.mu.Lock()
-	already := st.ourDone
-	if locked && !already {
-		st.mu.Unlock()
-		st.c.sendSoon(ack)
-		st.mu.Lock()
-	}
 	st.peerDone, st.ourDone = true, true
 	st.ended.Store(true)
 	st.shutDoneLocked()
 	st.mu.Unlock()
 	st.forget()
 	signal(st.creditWake)
-	if locked {
-		st.sendMu.Unlock()
-		return
-	}
-	if already {
-		return
-	}
-	// Without sendMu, already was read in the same critical section that
-	// set ourDone: a Close that runs later sees ourDone and sends nothing.
-	// The acknowledgement is queued as soon as the Send committing an item
-	// lets go of sendMu, without waiting for room (sendSoon), so that it
-	// leaves ahead of what the sender does once it sees the reset.
-	st.c.s.goTracked(func() {
-		st.sendMu.Lock()
-		defer st.sendMu.Unlock()
-		st.c.sendSoon(ack)
-	})
 }
 
 // end fails the channel when its connection ends (rule 30).

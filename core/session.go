@@ -254,7 +254,11 @@ func (s *session) sendCommitted(ctx context.Context, m *wire.Message, n netpoll.
 // old one still open: a violation that ends the session.) Like every
 // message of a connection, it is dropped once the connection is torn
 // down (connGate).
-func (c *conn) sendSoon(m *wire.Message) {
+func (c *conn) sendSoon(m *wire.Message) { c.sendSoonGated(m, c.gate()) }
+
+// sendSoonGated is sendSoon with another gate than the connection's (one
+// that keeps its rule too: a Tx's, txgate.go).
+func (c *conn) sendSoonGated(m *wire.Message, gate netpoll.Admitter) {
 	s := c.s
 	link := s.link.Load()
 	if link == nil {
@@ -262,7 +266,7 @@ func (c *conn) sendSoon(m *wire.Message) {
 	}
 	buf := getBuf()
 	*buf = s.appendControl((*buf)[:0], m)
-	_ = link.QueueControl(*buf, c.gate())
+	_ = link.QueueControl(*buf, gate)
 	putBuf(buf)
 }
 

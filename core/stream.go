@@ -159,18 +159,20 @@ func (st *chanState) sendItem(ctx context.Context, frame []byte) error {
 		st.sendMu.Unlock()
 		return err
 	}
-	err := st.c.s.link.Load().WriteFrame(ctx, frame)
+	err := st.c.s.link.Load().WriteFrameCommitted(ctx, frame, (*txItemGate)(st))
 	if err != nil {
 		st.addCredit(1) // the item never left: its credit is still ours
 	}
 	st.sendMu.Unlock()
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &CallError{Kind: ErrSendFailed, Cause: err}
+	switch {
+	case err == nil:
+		return nil
+	case err == netpoll.ErrNotAdmitted: // the channel or its connection ended first
+		return st.refusedErr()
+	case ctx.Err() != nil:
+		return ctx.Err()
 	}
-	return nil
+	return &CallError{Kind: ErrSendFailed, Cause: err}
 }
 
 // takeCredit takes one credit, waiting for a grant while there is none.
@@ -263,7 +265,7 @@ func (st *chanState) closeTx() {
 		return
 	}
 	st.forget()
-	st.c.sendSoon(&wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id})
+	st.c.sendSoonGated(&wire.Message{Kind: wire.KindChannelClose, Conn: st.c.id, ID: st.id}, (*txCloseGate)(st))
 	signal(st.creditWake)
 }
 

@@ -177,8 +177,12 @@ type Committer interface {
 // queued, and false drops it (the write returns ErrNotAdmitted and
 // Committed is not called). A protocol uses it to order a frame against
 // another one it queues under the same lock (a response against the
-// close of its connection, say) without a lock of its own on the write
-// path.
+// close of its connection, an item against the close of its channel)
+// without a lock of its own on the write path. A write waiting for room
+// asks too, each time it wakes, and a frame queued with QueueControl wakes
+// it: so a control frame whose Committed makes Admit refuse ends a wait
+// for room at once with ErrNotAdmitted. Admit may therefore be called
+// more than once per frame.
 type Admitter interface {
 	Committer
 	Admit() bool

@@ -71,6 +71,12 @@ func (o *outbound) write(ctx context.Context, body []byte, n Committer, alone bo
 	need := FrameLen(len(body))
 	o.mu.Lock()
 	for o.err == nil && !o.closing && len(o.pend) > 0 && len(o.pend)+need > o.max {
+		// A frame refused now is refused at once, not once room comes:
+		// a control frame queued meanwhile wakes us to ask again.
+		if !admit(n) {
+			o.mu.Unlock()
+			return ErrNotAdmitted
+		}
 		if err := o.waitLocked(ctx, &o.room); err != nil {
 			return err
 		}
@@ -132,6 +138,12 @@ func (o *outbound) queue(body []byte, n Committer, control bool) error {
 		return ErrNotAdmitted
 	}
 	o.appendLocked(body, n)
+	if control {
+		// It may have changed what an Admitter waiting for room would
+		// answer (a channel's close, for the channel's next item): the
+		// waiting writers ask again (write).
+		wake(&o.room)
+	}
 	if o.flushing || o.corked {
 		o.mu.Unlock()
 		return nil

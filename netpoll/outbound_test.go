@@ -297,6 +297,57 @@ func TestControlFramePassesAFullBuffer(t *testing.T) {
 	}
 }
 
+// closeGate admits frames until its close frame is committed: a protocol's
+// "no item after the channel's close".
+type closeGate struct{ closed atomic.Bool }
+
+func (g *closeGate) Admit() bool { return !g.closed.Load() }
+func (g *closeGate) Committed()  {}
+
+type closeFrame struct{ g *closeGate }
+
+func (c closeFrame) Admit() bool { return c.g.Admit() }
+func (c closeFrame) Committed()  { c.g.closed.Store(true) }
+
+// A write waiting for room whose Admitter a control frame turns to refuse
+// is refused at once, without waiting for room any longer: QueueControl
+// wakes the writers that wait, and they ask their Admitter again. (A Send
+// waiting for room when the peer resets its channel gets the reset now,
+// not whenever the peer reads again, and its item never follows the
+// acknowledgement.)
+func TestControlFrameRefusesAWaitingWrite(t *testing.T) {
+	w := newGateWriter()
+	o, _ := startOutbound(t, w, 100)
+	if err := o.write(context.Background(), []byte("first"), nil, false); err != nil {
+		t.Fatal(err)
+	}
+	<-w.entered // the writer is stuck: fill the buffer
+	if err := o.queue(make([]byte, 97), nil, false); err != nil {
+		t.Fatal(err)
+	}
+	g := &closeGate{}
+	item := make(chan error, 1)
+	go func() { item <- o.write(context.Background(), []byte("item"), g, false) }()
+	testwait.Blocked(t, "netpoll.(*outbound).waitLocked", 1)
+	if err := o.queue([]byte("close"), closeFrame{g}, true); err != nil {
+		t.Errorf("the close frame: %v", err) // not Fatal: the stuck writer must still be let go
+	}
+	var err error
+	stuck := true
+	select {
+	case err = <-item:
+	case <-time.After(10 * time.Second):
+		t.Error("the waiting item was not refused while the buffer stayed full")
+		w.gate <- struct{}{} // room: let it end, to see what it got
+		stuck = false
+		err = <-item
+	}
+	if !errors.Is(err, ErrNotAdmitted) {
+		t.Errorf("the waiting item: %v, want ErrNotAdmitted", err)
+	}
+	drainAll(t, w, o, stuck)
+}
+
 // A writer that waits for room while the reader is corked must be woken by
 // uncork's flush, which empties the buffer with a non-blocking write of
 // its own: a lost wake-up there left it waiting although the buffer was
