@@ -9,11 +9,6 @@ import (
 	"github.com/rove-rpc/rove/netpoll"
 )
 
-// cacheLinePad keeps a field that many goroutines write often off the
-// cache line of fields that others read often (false sharing): each write
-// would take the line from every core that reads it.
-type cacheLinePad struct{ _ [64]byte }
-
 // conn is one connection of a session (the state behind Conn handles).
 type conn struct {
 	s      *session

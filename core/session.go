@@ -52,20 +52,14 @@ type session struct {
 	hsDone  chan struct{} // closed when the handshake ends either way
 	hsTimer *time.Timer
 
-	// The reading goroutine's and the timer's, written per batch or item
-	// run: off the lines of what callers read per call (link, maxFrame).
-	_         cacheLinePad
 	heard     atomic.Bool // the peer sent something since the last keepalive tick
 	run       itemRun     // reading goroutine only; empty between batches
 	silent    int         // keepalive ticks without hearing from the peer; timer-owned
 	keepalive *time.Timer
 	pingNonce uint64 // timer-owned
 
-	// Written per handler by the reading goroutine and the workers.
-	_      cacheLinePad
 	active handlerCount // handlers running (never closed: its add always counts, and each add is owed one done)
 	bg     handlerCount // other goroutines the session started (goTracked)
-	_      cacheLinePad
 
 	errOnce sync.Once
 	err     error
@@ -455,9 +449,7 @@ func (s *session) handleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 	if s.link.Load() == nil { // a Dial's first frames can beat its return
 		s.attach(link)
 	}
-	if !s.heard.Load() { // a store per batch would be a locked instruction, and take the line
-		s.heard.Store(true)
-	}
+	s.heard.Store(true)
 	var m wire.Message // one for the batch: dispatch keeps no pointer to it
 	defer s.endRun()   // on every way out of the batch
 	for i, f := range frames {

@@ -21,15 +21,10 @@ import (
 // while a slot is free and callers wait, a token waits for one of them.
 // (Tokens may go stale, taken slots; a stale one costs one more try.)
 type callSlots struct {
-	limit int64
-	room  chan struct{} // capacity limit (no memory: empty elements); nil until the limit is known
-	// used and waiting change with every call, from every core: a cache
-	// line of their own, so that the connection's fields around them,
-	// which the reading goroutine reads per frame, do not move with them.
-	_       cacheLinePad
 	used    atomic.Int64
 	waiting atomic.Int64
-	_       cacheLinePad
+	limit   int64
+	room    chan struct{} // capacity limit (no memory: empty elements); nil until the limit is known
 }
 
 func (s *callSlots) init(limit int) {

@@ -85,11 +85,7 @@ type pendingTable struct {
 	shift uint   // log2(len(slots)) - spread
 	first uint64 // first id of our parity
 	gen   uint64 // this table's generation, shifted into place
-	// next is written by every call, from every core; the fields above
-	// are read by the reading goroutine per response: not on one line.
-	_    cacheLinePad
-	next atomic.Uint64
-	_    cacheLinePad
+	next  atomic.Uint64
 }
 
 // spread: consecutive ids land spreadSlots apart (a cache line of
@@ -264,11 +260,7 @@ type inboundTable struct {
 	tab      atomic.Pointer[[]atomic.Pointer[Request]] // nil until the first insert
 	mask     uint64
 	overflow idMap[*Request]
-	// live moves with every request, and from the workers too; tab and
-	// mask are read per request: not on one line.
-	_    cacheLinePad
-	live atomic.Int64
-	_    cacheLinePad
+	live     atomic.Int64
 }
 
 func (t *inboundTable) init(limit int) {
