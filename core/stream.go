@@ -101,9 +101,10 @@ func (tx *RawTx) ID() uint64 { return tx.st.id }
 func (rx *RawRx) ID() uint64 { return rx.st.id }
 
 // Send sends one item (payload is not retained). It waits while the
-// channel has no credit, honouring ctx. It fails with ErrChannelClosed
-// after Close, ErrChannelReset once the receiver reset the channel, and
-// ErrConnectionClosed when the connection ends. An item over the peer's
+// channel has no credit, and while the connection's outbound buffer is
+// full, honouring ctx. It fails with ErrChannelClosed after Close,
+// ErrChannelReset once the receiver reset the channel (also ending either
+// wait at once), and ErrConnectionClosed when the connection ends. An item over the peer's
 // maximum frame size fails with ErrSendFailed wrapping
 // netpoll.ErrFrameTooLarge (not retryable); it costs no credit and the
 // channel stays usable.
