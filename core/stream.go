@@ -103,11 +103,11 @@ func (rx *RawRx) ID() uint64 { return rx.st.id }
 // Send sends one item (payload is not retained). It waits while the
 // channel has no credit, and while the connection's outbound buffer is
 // full, honouring ctx. It fails with ErrChannelClosed after Close,
-// ErrChannelReset once the receiver reset the channel (also ending either
-// wait at once), and ErrConnectionClosed when the connection ends. An item over the peer's
-// maximum frame size fails with ErrSendFailed wrapping
-// netpoll.ErrFrameTooLarge (not retryable); it costs no credit and the
-// channel stays usable.
+// ErrChannelReset once the receiver reset the channel (which also ends
+// either wait at once), and ErrConnectionClosed when the connection ends.
+// An item over the peer's maximum frame size fails with ErrSendFailed
+// wrapping netpoll.ErrFrameTooLarge (not retryable); it costs no credit
+// and the channel stays usable.
 func (tx *RawTx) Send(ctx context.Context, payload []byte) error {
 	st := tx.st
 	if st.boundCh != nil {
