@@ -66,8 +66,7 @@ func TestRunAfterEndIsDropped(t *testing.T) {
 func TestControlMessageQueuedWhenOutboundIsFull(t *testing.T) {
 	s, p := newRawPeer(t, false, Options{Router: echoRouter(), Link: netpoll.Options{MaxOutbound: 4 << 10}})
 	p.hello(t, wire.Settings{})
-	var resumed sync.Once
-	resume := func(resume func()) func() { return func() { resumed.Do(resume) } }(p.pause())
+	resume := sync.OnceFunc(p.pause())
 	defer resume() // a failure must not leave the session's Close waiting on a peer that does not read
 	link := s.link.Load()
 	filler := wire.AppendMessage(nil, &wire.Message{Kind: wire.KindChannelItem, ID: 99, Payload: make([]byte, 1000)})

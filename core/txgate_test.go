@@ -41,8 +41,7 @@ func TestResetReachesASendWaitingForRoom(t *testing.T) {
 	})
 	_, p := newRawPeer(t, false, Options{Router: r, Link: netpoll.Options{MaxOutbound: 4 << 10}})
 	p.hello(t, wire.Settings{})
-	var resumed sync.Once
-	resume := func(resume func()) func() { return func() { resumed.Do(resume) } }(p.pause())
+	resume := sync.OnceFunc(p.pause())
 	defer resume() // a failure must not leave the session's Close waiting on a peer that does not read
 	p.send(t, wire.Message{Kind: wire.KindRequest, ID: 1, Method: mFlood.ID,
 		Channels: binds(wire.ChannelBinding{ID: 1, Dir: wire.CalleeSends, Window: wire.MaxWindow})})
