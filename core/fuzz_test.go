@@ -24,6 +24,18 @@ func FuzzSession(f *testing.F) {
 		r.HandleInline(mSlow, echo)
 		s, p := newRawPeer(t, false, Options{Router: r, AcceptConn: acceptWith(echoRouter(), nil), MaxConcurrentRequests: 8})
 		p.send(t, wire.Message{Kind: wire.KindHello, MinVersion: 1, Version: 1, Parity: wire.ParityOdd})
+		// Nobody reads what the session sends: drop it, or a program that
+		// makes it send more than the peer's queue holds (a large grant to
+		// a long stream) stalls the peer's reading and the link's Close.
+		go func() {
+			for {
+				select {
+				case <-p.msgs:
+				case <-p.eof:
+					return
+				}
+			}
+		}()
 		for len(prog) > 0 {
 			n := min(int(prog[0]), len(prog)-1)
 			body := prog[1 : 1+n]
@@ -70,6 +82,8 @@ func fuzzSeeds() [][]byte {
 	in := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: 2}))
 	in5 := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 5, Dir: wire.CallerSends, Window: 2}))
 	out := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 3, Dir: wire.CalleeSends, Window: 2}))
+	wide := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 7, Dir: wire.CalleeSends, Window: 64}))
+	wide9 := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 9, Dir: wire.CalleeSends, Window: 64}))
 	return [][]byte{
 		frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mEcho.ID, Payload: []byte("hi")}),
 		cat(frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mBlock.ID}), frame(wire.Message{Kind: wire.KindCancel, ID: 1})),
@@ -100,5 +114,13 @@ func fuzzSeeds() [][]byte {
 			frame(wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: []byte("4")}),
 			frame(wire.Message{Kind: wire.KindChannelClose, ID: 5}),
 			frame(wire.Message{Kind: wire.KindChannelClose, ID: 1})),
+		// A reset while the handler sends items as fast as credit allows
+		// (the acknowledgement's gate against items being committed, and
+		// our Close racing it), then a second stream started at once.
+		cat(frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mGenerate.ID, Payload: []byte("1000"), Channels: wide}),
+			frame(wire.Message{Kind: wire.KindChannelReset, ID: 7}),
+			frame(wire.Message{Kind: wire.KindRequest, ID: 3, Method: mGenerate.ID, Payload: []byte("3"), Channels: wide9}),
+			frame(wire.Message{Kind: wire.KindGrantCredit, ID: 9, Credit: 1}),
+			frame(wire.Message{Kind: wire.KindChannelReset, ID: 9})),
 	}
 }
