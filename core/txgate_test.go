@@ -39,7 +39,9 @@ func TestResetReachesASendWaitingForRoom(t *testing.T) {
 		sendErr <- err
 		return req.Reply([]byte("after the reset"), nil)
 	})
-	_, p := newRawPeer(t, false, Options{Router: r, Link: netpoll.Options{MaxOutbound: 4 << 10}})
+	// No keepalive: a Ping waiting for room would be a second writer in
+	// waitLocked below.
+	_, p := newRawPeer(t, false, Options{Router: r, KeepaliveInterval: -1, Link: netpoll.Options{MaxOutbound: 4 << 10}})
 	p.hello(t, wire.Settings{})
 	resume := sync.OnceFunc(p.pause())
 	defer resume() // a failure must not leave the session's Close waiting on a peer that does not read
