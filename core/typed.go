@@ -160,10 +160,25 @@ func (tm TypedMethod[Req, Resp]) call(ctx context.Context, cl *Caller, req Req, 
 // and Resp before it returns, so that the first request does not wait for
 // it (so do the stream methods' Handle).
 func (tm TypedMethod[Req, Resp]) Handle(r *Router, fn func(ctx context.Context, req Req) (Resp, error)) {
+	r.Handle(tm.Method, tm.handler(fn))
+}
+
+// HandleInline is Handle for a handler declared non-blocking, as
+// Router.HandleInline: fn runs on the event loop that read the request,
+// with no hand-off to a worker. It must never block, and its ctx must not
+// outlive it (it is pooled). The decoded request is fn's own (its strings
+// are copies), so fn may keep it.
+func (tm TypedMethod[Req, Resp]) HandleInline(r *Router, fn func(ctx context.Context, req Req) (Resp, error)) {
+	r.HandleInline(tm.Method, tm.handler(fn))
+}
+
+// handler is fn as a raw handler: decode, call, encode, reply. It compiles
+// sonic's codec for the type pair first (see Handle).
+func (tm TypedMethod[Req, Resp]) handler(fn func(ctx context.Context, req Req) (Resp, error)) HandlerFunc {
 	codec := tm.codec()
 	_ = pretouchSonic[Req, Resp](codec)
 	pool := typedPool[Req, Resp]()
-	r.Handle(tm.Method, func(ctx context.Context, req *Request) error {
+	return func(ctx context.Context, req *Request) error {
 		tc := pool.Get().(*typedCall[Req, Resp])
 		defer func() {
 			var zeroReq Req
@@ -188,7 +203,7 @@ func (tm TypedMethod[Req, Resp]) Handle(r *Router, fn func(ctx context.Context, 
 		md := req.replyMD
 		req.mu.Unlock()
 		return req.Reply(b, md)
-	})
+	}
 }
 
 // pretouchSonic compiles, when codec is SonicCodec, sonic's decoder for

@@ -180,3 +180,39 @@ func TestSonicUnmarshalOwnsStrings(t *testing.T) {
 		}
 	}
 }
+
+// spec:17 a typed handler registered with HandleInline runs on the
+// reading goroutine (no hand-off: its Request is answered from the loop),
+// one registered with Handle on a worker; both decode, answer and report
+// an undecodable request the same way.
+func TestTypedHandleInline(t *testing.T) {
+	mInline := NewTypedMethod[addReq, addResp]("calc", "AddInline")
+	onLoop := make(chan bool, 2)
+	add := func(ctx context.Context, req addReq) (addResp, error) {
+		r, _ := RequestFrom(ctx)
+		onLoop <- r.onLoop
+		return addResp{Sum: req.A + req.B, Note: req.Note}, nil
+	}
+	r := NewRouter()
+	mInline.HandleInline(r, add)
+	mAdd.Handle(r, add)
+	client, _, _ := pipePair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	ctx := context.Background()
+	for _, c := range []struct {
+		m      TypedMethod[addReq, addResp]
+		inline bool
+	}{{mInline, true}, {mAdd, false}} {
+		got, err := c.m.Call(ctx, cl, addReq{A: 2, B: 3, Note: "n"})
+		if err != nil || got.Sum != 5 || got.Note != "n" {
+			t.Fatalf("%s: got %+v %v", c.m.Name, got, err)
+		}
+		if loop := <-onLoop; loop != c.inline {
+			t.Errorf("%s ran on the reading goroutine: %v, want %v", c.m.Name, loop, c.inline)
+		}
+		if err := cl.Call(ctx, c.m.Method, []byte("{not json"), nil, nil); !errors.Is(err, ErrInvalidPayload) {
+			t.Errorf("%s, bad payload: %v", c.m.Name, err)
+		}
+	}
+}
