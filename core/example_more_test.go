@@ -143,3 +143,30 @@ func ExampleServer_Drain() {
 	// drain: <nil>
 	// new call retryable: true true
 }
+
+type scaleReq struct{ X, Factor float64 }
+type scaleResp struct{ Y float64 }
+
+// A typed handler that never blocks (it computes from its arguments) can
+// run on the event loop that read the request: no hand-off to a worker.
+func ExampleTypedMethod_HandleInline() {
+	scale := core.NewTypedMethod[scaleReq, scaleResp]("calc", "Scale")
+	router := core.NewRouter()
+	scale.HandleInline(router, func(_ context.Context, req scaleReq) (scaleResp, error) {
+		return scaleResp{Y: req.X * req.Factor}, nil
+	})
+
+	ctx := context.Background()
+	client, server, err := core.Pipe(ctx, core.Options{}, core.Options{Router: router})
+	if err != nil {
+		panic(err)
+	}
+	defer server.Close()
+	defer client.Close()
+	caller := client.Caller()
+	defer caller.Close()
+
+	resp, err := scale.Call(ctx, caller, scaleReq{X: 1.5, Factor: 4})
+	fmt.Println(resp.Y, err)
+	// Output: 6 <nil>
+}
