@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -383,11 +381,8 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// loadLoop is the one client loop for every system: conns connections,
-// inflight workers on each, each with one call at a time. Each worker
-// records into a histogram and counters of its own (no atomics, no
-// sharing on the hot path); they are merged per connection, then for the
-// run, at the end. The calibration row measures what this costs.
+// loadLoop dials the scenario's connections and runs closedLoop on them,
+// reading both processes' CPU clocks at the measured window's edges.
 func loadLoop(dialer func(inflight int) (caller, func(), error), sc scenario, warmup, dur time.Duration, srv *serverProc) (sample, error) {
 	calls := make([]caller, sc.conns)
 	for i := range calls {
@@ -398,56 +393,18 @@ func loadLoop(dialer func(inflight int) (caller, func(), error), sc scenario, wa
 		defer closeFn()
 		calls[i] = c
 	}
-	payload := make([]byte, sc.payload)
-	var measuring, stop atomic.Bool
-	workers := make([]*workerRec, sc.conns*sc.inflight)
-	base := time.Now()
-	var wg sync.WaitGroup
-	for w := range workers {
-		rec := &workerRec{}
-		workers[w] = rec
-		call := calls[w%sc.conns]
-		wg.Go(func() {
-			// time.Since of a time with a monotonic reading reads only the
-			// monotonic clock: cheaper than time.Now twice.
-			for !stop.Load() {
-				t0 := time.Since(base)
-				err := call(payload)
-				if !measuring.Load() {
-					continue
-				}
-				if err != nil {
-					rec.failed++
-					continue
-				}
-				rec.ok++
-				rec.hist.record(time.Since(base) - t0)
-			}
-		})
-	}
-	time.Sleep(warmup)
-	cpu0, srv0 := selfCPU(), time.Duration(0)
-	if srv != nil {
-		srv0 = srv.cpu()
-	}
-	measuring.Store(true)
-	start := time.Now()
-	time.Sleep(dur)
-	measuring.Store(false)
-	elapsed := time.Since(start)
-	cpu1 := selfCPU()
-	var srv1 time.Duration
-	if srv != nil {
-		srv1 = srv.cpu()
-	}
-	stop.Store(true)
-	wg.Wait()
-	total := newLatencyHist()
-	var n, failed int64
-	for _, r := range workers {
-		total.merge(&r.hist)
-		n, failed = n+r.ok, failed+r.failed
-	}
+	var cpu0, cpu1, srv0, srv1 time.Duration
+	total, n, failed, elapsed := closedLoop(calls, sc.inflight, make([]byte, sc.payload), warmup, dur, func(open bool) {
+		cpu, srvCPU := selfCPU(), time.Duration(0)
+		if srv != nil {
+			srvCPU = srv.cpu()
+		}
+		if open {
+			cpu0, srv0 = cpu, srvCPU
+		} else {
+			cpu1, srv1 = cpu, srvCPU
+		}
+	})
 	s := sample{callsPerSec: float64(n) / elapsed.Seconds(), errors: failed,
 		p50: total.quantile(0.50), p99: total.quantile(0.99), p999: total.quantile(0.999)}
 	if n == 0 {
@@ -456,11 +413,4 @@ func loadLoop(dialer func(inflight int) (caller, func(), error), sc scenario, wa
 	s.clientCPU = (cpu1 - cpu0) / time.Duration(n)
 	s.srvCPU = (srv1 - srv0) / time.Duration(n)
 	return s, nil
-}
-
-// workerRec is one worker's recording: its goroutine alone writes it,
-// until wg.Wait.
-type workerRec struct {
-	ok, failed int64
-	hist       latencyHist
 }

@@ -30,8 +30,6 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -209,50 +207,7 @@ func load(kind, target, workload string, items, conns, inflight, size int, warmu
 		defer closeFn()
 		callers = append(callers, c)
 	}
-	payload := make([]byte, size)
-	// Recorded as loadLoop records: each worker into counters and a
-	// histogram of its own, merged at the end, so that profiles of this
-	// client show the system under test, not the recording (a shared
-	// counter and an HdrHistogram of 188 KB per worker cost 11-14% of a
-	// 4 x 256 client's CPU).
-	var measuring, stop atomic.Bool
-	workers := make([]*workerRec, conns*inflight)
-	base := time.Now()
-	var wg sync.WaitGroup
-	for w := range workers {
-		rec := &workerRec{}
-		workers[w] = rec
-		call := callers[w%conns]
-		wg.Go(func() {
-			for !stop.Load() {
-				t0 := time.Since(base)
-				err := call(payload)
-				if !measuring.Load() {
-					continue
-				}
-				if err != nil {
-					rec.failed++
-					continue
-				}
-				rec.ok++
-				rec.hist.record(time.Since(base) - t0)
-			}
-		})
-	}
-	time.Sleep(warmup)
-	measuring.Store(true)
-	start := time.Now()
-	time.Sleep(dur)
-	measuring.Store(false)
-	elapsed := time.Since(start)
-	stop.Store(true)
-	wg.Wait()
-	h := newLatencyHist()
-	var ok, failed int64
-	for _, r := range workers {
-		h.merge(&r.hist)
-		ok, failed = ok+r.ok, failed+r.failed
-	}
+	h, ok, failed, elapsed := closedLoop(callers, inflight, make([]byte, size), warmup, dur, nil)
 	us := func(q float64) int64 { return h.quantile(q).Microseconds() }
 	res := &result{
 		Kind: kind, Workload: workload, Conns: conns, Inflight: inflight,
