@@ -192,29 +192,14 @@ func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 		return false, c.finish(ctx, oc, fn) // teardown claimed it: its error is on the way
 	}
 
-	msg := wire.Message{Kind: wire.KindRequest, Conn: c.id, ID: id, Method: method, Payload: req}
+	var timeout uint64
 	if d, ok := ctx.Deadline(); ok {
-		msg.TimeoutMicros = uint64(max((time.Until(d)+time.Microsecond-1)/time.Microsecond, 1))
+		timeout = uint64(max((time.Until(d)+time.Microsecond-1)/time.Microsecond, 1))
 	}
-	var mdBuf, chBuf *[]byte
-	if opts != nil && len(opts.Metadata) > 0 {
-		mdBuf = getBuf()
-		*mdBuf = opts.Metadata.appendWire((*mdBuf)[:0])
-		msg.Metadata = wire.MakeMetadata(*mdBuf)
-	}
-	if opts != nil && len(opts.Channels) > 0 {
-		chBuf = getBuf()
-		for _, ch := range opts.Channels {
-			*chBuf = wire.AppendChannel(*chBuf, ch.binding())
-		}
-		msg.Channels = wire.MakeChannelList(*chBuf)
-	}
-	oc.buf = wire.AppendMessage(oc.buf[:0], &msg)
-	if mdBuf != nil {
-		putBuf(mdBuf)
-	}
-	if chBuf != nil {
-		putBuf(chBuf)
+	if opts != nil && (len(opts.Metadata) > 0 || len(opts.Channels) > 0) {
+		oc.buf = appendRequestWith(oc.buf[:0], c.id, id, method, timeout, opts, req)
+	} else {
+		oc.buf = wire.AppendRequest(oc.buf[:0], c.id, id, method, timeout, wire.ChannelList{}, wire.Metadata{}, req)
 	}
 	if limit := c.s.sendMax(); len(oc.buf) > limit {
 		if got, _ := c.pending.take(id); got != nil {
@@ -267,6 +252,28 @@ func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 	case <-done:
 	}
 	return true, c.abandonCancelled(ctx, oc, fn)
+}
+
+// appendRequestWith appends a request that carries metadata or binds
+// channels (encoded into pooled scratch buffers first).
+func appendRequestWith(dst []byte, conn, id, method, timeout uint64, opts *CallOptions, req []byte) []byte {
+	var md wire.Metadata
+	var ch wire.ChannelList
+	if len(opts.Metadata) > 0 {
+		mdBuf := getBuf()
+		defer putBuf(mdBuf)
+		*mdBuf = opts.Metadata.appendWire((*mdBuf)[:0])
+		md = wire.MakeMetadata(*mdBuf)
+	}
+	if len(opts.Channels) > 0 {
+		chBuf := getBuf()
+		defer putBuf(chBuf)
+		for _, c := range opts.Channels {
+			*chBuf = wire.AppendChannel(*chBuf, c.binding())
+		}
+		ch = wire.MakeChannelList(*chBuf)
+	}
+	return wire.AppendRequest(dst, conn, id, method, timeout, ch, md, req)
 }
 
 // abandonCancelled gives up a sent call whose context ended.

@@ -187,17 +187,16 @@ func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error
 	}
 	buf := getBuf()
 	defer putBuf(buf)
-	msg := wire.Message{Kind: wire.KindResponse, Conn: r.conn.id, ID: r.id, Status: status, Payload: payload}
-	var mdBuf *[]byte
+	var mdW wire.Metadata
 	if len(md) > 0 {
-		mdBuf = getBuf()
+		mdBuf := getBuf()
 		defer putBuf(mdBuf)
 		*mdBuf = md.appendWire((*mdBuf)[:0])
-		msg.Metadata = wire.MakeMetadata(*mdBuf)
+		mdW = wire.MakeMetadata(*mdBuf)
 	}
-	*buf = wire.AppendMessage((*buf)[:0], &msg)
+	*buf = wire.AppendResponse((*buf)[:0], r.conn.id, r.id, status, wire.ChannelList{}, mdW, payload)
 	if limit := r.conn.s.sendMax(); len(*buf) > limit {
-		*buf = appendFittingResponse((*buf)[:0], &msg, limit)
+		*buf = appendFittingResponse((*buf)[:0], &wire.Message{Kind: wire.KindResponse, Conn: r.conn.id, ID: r.id, Status: status, Metadata: mdW, Payload: payload}, limit)
 	}
 	if r.conn.s.opts.Stats != nil {
 		r.mu.Lock() // a handler's goroutine may reply while run reports

@@ -140,7 +140,7 @@ const (
 )
 
 func (st *chanState) appendItem(dst, payload []byte) []byte {
-	return wire.AppendMessage(dst, &wire.Message{Kind: wire.KindChannelItem, Conn: st.c.id, ID: st.id, Payload: payload})
+	return wire.AppendChannelItem(dst, st.c.id, st.id, payload)
 }
 
 // sendItem is Send's body after the binding: frame is the encoded item.

@@ -39,7 +39,24 @@ func FuzzParseMessage(f *testing.F) {
 		if enc2 := AppendMessage(nil, &m2); !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding not stable: %x vs %x", enc, enc2)
 		}
+		if direct := appendDirect(&m); direct != nil && !bytes.Equal(direct, enc) {
+			t.Fatalf("the direct encoder of %v writes %x, AppendMessage %x", m.Kind, direct, enc)
+		}
 	})
+}
+
+// appendDirect encodes m with the encoder of its own kind that builds no
+// Message (AppendRequest and the others), nil for kinds that have none.
+func appendDirect(m *Message) []byte {
+	switch m.Kind {
+	case KindRequest:
+		return AppendRequest(nil, m.Conn, m.ID, m.Method, m.TimeoutMicros, m.Channels, m.Metadata, m.Payload)
+	case KindResponse:
+		return AppendResponse(nil, m.Conn, m.ID, m.Status, m.Channels, m.Metadata, m.Payload)
+	case KindChannelItem:
+		return AppendChannelItem(nil, m.Conn, m.ID, m.Payload)
+	}
+	return nil
 }
 
 // FuzzParseMetadata: validated metadata iterates to the end without error

@@ -246,13 +246,9 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	case KindCloseConn:
 		dst = appendBytes(dst, m.Metadata.raw)
 	case KindRequest:
-		dst = AppendUvarint(dst, m.ID)
-		dst = appendU64(dst, m.Method)
-		dst = appendCallTail(dst, m, m.TimeoutMicros)
+		dst = appendRequestBody(dst, m.ID, m.Method, m.TimeoutMicros, m.Channels, m.Metadata, m.Payload)
 	case KindResponse:
-		dst = AppendUvarint(dst, m.ID)
-		dst = append(dst, byte(m.Status))
-		dst = appendCallTail(dst, m, 0)
+		dst = appendResponseBody(dst, m.ID, m.Status, m.Channels, m.Metadata, m.Payload)
 	case KindCancel:
 		dst = AppendUvarint(dst, m.ID)
 	case KindChannelItem:
@@ -268,28 +264,71 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	return dst
 }
 
+// AppendRequest appends a Request frame body: the bytes AppendMessage
+// writes for Message{Kind: KindRequest, Conn: conn, ID: id, Method:
+// method, TimeoutMicros: timeout, Channels: ch, Metadata: md, Payload:
+// payload}, without building the Message. The hot paths (a call, its
+// response, a channel item) use these: a Message is 200 bytes, and
+// building one on a goroutine stack that has gone cold since the
+// goroutine last ran (a client with a thousand calls in flight) cost 2%
+// of the client's CPU.
+func AppendRequest(dst []byte, conn, id, method, timeout uint64, ch ChannelList, md Metadata, payload []byte) []byte {
+	dst = append(dst, byte(KindRequest))
+	dst = AppendUvarint(dst, conn)
+	return appendRequestBody(dst, id, method, timeout, ch, md, payload)
+}
+
+// AppendResponse appends a Response frame body, as AppendMessage would
+// (see AppendRequest).
+func AppendResponse(dst []byte, conn, id uint64, status Status, ch ChannelList, md Metadata, payload []byte) []byte {
+	dst = append(dst, byte(KindResponse))
+	dst = AppendUvarint(dst, conn)
+	return appendResponseBody(dst, id, status, ch, md, payload)
+}
+
+// AppendChannelItem appends a ChannelItem frame body, as AppendMessage
+// would (see AppendRequest).
+func AppendChannelItem(dst []byte, conn, id uint64, payload []byte) []byte {
+	dst = append(dst, byte(KindChannelItem))
+	dst = AppendUvarint(dst, conn)
+	dst = AppendUvarint(dst, id)
+	return append(dst, payload...)
+}
+
+func appendRequestBody(dst []byte, id, method, timeout uint64, ch ChannelList, md Metadata, payload []byte) []byte {
+	dst = AppendUvarint(dst, id)
+	dst = appendU64(dst, method)
+	return appendCallTail(dst, timeout, ch, md, payload)
+}
+
+func appendResponseBody(dst []byte, id uint64, status Status, ch ChannelList, md Metadata, payload []byte) []byte {
+	dst = AppendUvarint(dst, id)
+	dst = append(dst, byte(status))
+	return appendCallTail(dst, 0, ch, md, payload)
+}
+
 // appendCallTail writes the flags byte, the optional fields and the payload
 // shared by Request and Response.
-func appendCallTail(dst []byte, m *Message, timeout uint64) []byte {
+func appendCallTail(dst []byte, timeout uint64, ch ChannelList, md Metadata, payload []byte) []byte {
 	var flags byte
 	if timeout != 0 {
 		flags |= flagTimeout
 	}
-	if !m.Channels.Empty() {
+	if !ch.Empty() {
 		flags |= flagChannels
 	}
-	if !m.Metadata.Empty() {
+	if !md.Empty() {
 		flags |= flagMetadata
 	}
 	dst = append(dst, flags)
 	if timeout != 0 {
 		dst = AppendUvarint(dst, timeout)
 	}
-	if !m.Channels.Empty() {
-		dst = appendBytes(dst, m.Channels.raw)
+	if !ch.Empty() {
+		dst = appendBytes(dst, ch.raw)
 	}
-	if !m.Metadata.Empty() {
-		dst = appendBytes(dst, m.Metadata.raw)
+	if !md.Empty() {
+		dst = appendBytes(dst, md.raw)
 	}
-	return append(dst, m.Payload...)
+	return append(dst, payload...)
 }

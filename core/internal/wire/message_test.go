@@ -254,3 +254,26 @@ func TestParseMessageIntoOverwritesWhole(t *testing.T) {
 		}
 	}
 }
+
+// The encoders that build no Message write what AppendMessage writes, and
+// it parses back to the message.
+func TestDirectEncoders(t *testing.T) {
+	n := 0
+	for _, m := range sampleMessages() {
+		direct := appendDirect(&m)
+		if direct == nil {
+			continue
+		}
+		n++
+		if enc := AppendMessage(nil, &m); !bytes.Equal(direct, enc) {
+			t.Fatalf("%v: direct %x, AppendMessage %x", m.Kind, direct, enc)
+		}
+		got, err := ParseMessage(direct)
+		if err != nil || !equalMessages(got, m) {
+			t.Fatalf("%v: parses to %+v, %v", m.Kind, got, err)
+		}
+	}
+	if n < 3 {
+		t.Fatalf("only %d samples have a direct encoder", n)
+	}
+}
