@@ -318,3 +318,31 @@ func TestReplyFromAnotherGoroutineAsTheHandlerReturns(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A reply callback that panics still gives back the response's frame and
+// the call's slot: the panic is the caller's, the connection's memory and
+// its in-flight count are not lost to it.
+func TestReplyCallbackPanicFreesCall(t *testing.T) {
+	for _, tr := range transports() {
+		t.Run(tr.name, func(t *testing.T) {
+			client, _ := tr.pair(t, Options{}, Options{Router: echoRouter()})
+			cl := client.Caller()
+			defer cl.Close()
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Error("the callback's panic did not reach the caller")
+					}
+				}()
+				_ = cl.Call(context.Background(), mEcho, make([]byte, 512), nil, func(Reply) error { panic("boom") })
+			}()
+			if n := client.root.slots.inUse(); n != 0 {
+				t.Fatalf("%d call slots still in use", n)
+			}
+			testwait.For(t, "the response's frame released", func() bool { return client.link.Load().Held() == 0 })
+			if err := cl.Call(context.Background(), mEcho, []byte("after"), nil, nil); err != nil {
+				t.Fatalf("a call after the panic: %v", err)
+			}
+		})
+	}
+}
