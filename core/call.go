@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,14 +36,46 @@ type outCall struct {
 	md     wire.Metadata
 	status wire.Status
 	err    *CallError
+
+	// early, if set, is the caller's reply callback, known not to block
+	// (a typed call's decode), which the reading goroutine runs itself on
+	// a successful response of up to earlyMax bytes while the frame is
+	// still in its cache; decoded then says so and earlyErr holds what it
+	// returned. Set by the caller before the request goes out.
+	early    func(Reply) error
+	earlyErr error
+	decoded  bool
 }
+
+// earlyMax bounds the payload a reading goroutine decodes for its caller:
+// a larger one is decoded on the caller's goroutine, so that one response
+// cannot hold up the others behind it for long.
+const earlyMax = 1 << 10
 
 var outCallPool = sync.Pool{New: func() any { return &outCall{done: make(chan struct{}, 1)} }}
 
 func (oc *outCall) complete(f netpoll.Frame, m *wire.Message) {
 	f.Body = m.Payload
+	if oc.early != nil && m.Status == wire.StatusOK && len(f.Body) <= earlyMax {
+		oc.earlyErr = runEarly(oc.early, Reply{Payload: f.Body, md: m.Metadata, frame: f})
+		f.Release()
+		oc.status, oc.decoded = m.Status, true
+		oc.done <- struct{}{}
+		return
+	}
 	oc.frame, oc.md, oc.status = f, m.Metadata, m.Status
 	oc.done <- struct{}{}
+}
+
+// runEarly runs an early callback on the reading goroutine; a panic in
+// it (a codec's bug) fails the one call instead of the connection.
+func runEarly(fn func(Reply) error, r Reply) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &CallError{Kind: ErrInvalidPayload, Message: fmt.Sprintf("decoding the response panicked: %v", p)}
+		}
+	}()
+	return fn(r)
 }
 
 func (oc *outCall) fail(err *CallError) {
@@ -53,6 +86,7 @@ func (oc *outCall) fail(err *CallError) {
 // freeCall returns a finished call (and its in-flight slot) to the pools.
 func (c *conn) freeCall(oc *outCall) {
 	oc.frame, oc.md, oc.status, oc.err = netpoll.Frame{}, wire.Metadata{}, 0, nil
+	oc.early, oc.earlyErr, oc.decoded = nil, nil, false
 	if oc.watch.Load() != nil { // most calls never had one: skip the store's barrier
 		oc.watch.Store(nil)
 	}
@@ -130,7 +164,7 @@ func (cl *Caller) Call(ctx context.Context, m Method, req []byte, opts *CallOpti
 	return cl.c.invoke(ctx, m, req, opts, fn)
 }
 
-func (c *conn) call(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error) error {
+func (c *conn) call(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error, early bool) error {
 	if opts != nil && len(opts.Channels) > 0 {
 		if err := c.claimBindings(opts.Channels); err != nil {
 			return err
@@ -148,7 +182,7 @@ func (c *conn) call(ctx context.Context, method uint64, req []byte, opts *CallOp
 		}
 	}
 	if err == nil {
-		sent, err = c.callBound(ctx, method, req, opts, fn)
+		sent, err = c.callBound(ctx, method, req, opts, fn, early)
 	}
 	if !sent && err != nil {
 		err = unsent(err)
@@ -162,7 +196,7 @@ func (c *conn) call(ctx context.Context, method uint64, req []byte, opts *CallOp
 
 // callBound sends the request and waits for its outcome; sent reports
 // whether the request went out (and its channels were bound).
-func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error) (sent bool, err error) {
+func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *CallOptions, fn func(Reply) error, early bool) (sent bool, err error) {
 	if err := c.usable(); err != nil {
 		return false, err
 	}
@@ -179,6 +213,9 @@ func (c *conn) callBound(ctx context.Context, method uint64, req []byte, opts *C
 		}
 	}
 	oc := outCallPool.Get().(*outCall)
+	if early {
+		oc.early = fn
+	}
 	id := c.pending.insert(oc)
 	if id == 0 {
 		c.freeCall(oc)
@@ -322,6 +359,9 @@ func (c *conn) result(ctx context.Context, oc *outCall, fn func(Reply) error) er
 	defer c.freeCall(oc)
 	if oc.err != nil {
 		return oc.err
+	}
+	if oc.decoded {
+		return oc.earlyErr
 	}
 	defer oc.frame.Release()
 	payload := oc.frame.Body

@@ -46,14 +46,25 @@ func (c *conn) invoke(ctx context.Context, m Method, req []byte, opts *CallOptio
 	}
 	ics := c.s.opts.CallInterceptors
 	if len(ics) == 0 {
-		return c.call(ctx, m.ID, req, opts, fn)
+		return c.call(ctx, m.ID, req, opts, fn, false)
 	}
 	return c.invokeChain(ctx, ics, m, req, opts, fn)
 }
 
+// invokeEarly is invoke for a reply callback that never blocks and keeps
+// nothing of the Reply (a typed call's decode): with no interceptor or
+// stats handler to see the Reply, the reading goroutine may run it (see
+// outCall.early).
+func (c *conn) invokeEarly(ctx context.Context, m Method, req []byte, opts *CallOptions, fn func(Reply) error) error {
+	if c.s.opts.Stats != nil || len(c.s.opts.CallInterceptors) > 0 {
+		return c.invoke(ctx, m, req, opts, fn)
+	}
+	return c.call(ctx, m.ID, req, opts, fn, true)
+}
+
 func (c *conn) invokeChain(ctx context.Context, ics []CallInterceptor, m Method, req []byte, opts *CallOptions, fn func(Reply) error) error {
 	if len(ics) == 0 {
-		return c.call(ctx, m.ID, req, opts, fn)
+		return c.call(ctx, m.ID, req, opts, fn, false)
 	}
 	return ics[0](ctx, m, req, opts, fn, func(ctx context.Context, m Method, req []byte, opts *CallOptions, fn func(Reply) error) error {
 		return c.invokeChain(ctx, ics[1:], m, req, opts, fn)
