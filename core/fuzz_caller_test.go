@@ -55,26 +55,7 @@ func FuzzCaller(f *testing.F) {
 				t.Fatalf("call %d has id %d, want %d", i, m.ID, 2*i+1)
 			}
 		}
-		// Nobody reads what the session sends from here on (cancels, a
-		// GoAway): drop it.
-		go func() {
-			for {
-				select {
-				case <-p.msgs:
-				case <-p.eof:
-					return
-				}
-			}
-		}()
-		for len(prog) > 0 {
-			n := min(int(prog[0]), len(prog)-1)
-			body := prog[1 : 1+n]
-			prog = prog[1+n:]
-			if err := p.link.WriteFrame(context.Background(), body); err != nil {
-				break // the session already closed the link
-			}
-		}
-		p.link.Close()
+		p.playProgram(prog) // what the session sends meanwhile (cancels, a GoAway) is dropped
 		for range calls {
 			select {
 			case err := <-ends:
@@ -86,21 +67,7 @@ func FuzzCaller(f *testing.F) {
 				t.Fatal("a call never ended")
 			}
 		}
-		select {
-		case <-s.Done():
-		case <-time.After(20 * time.Second):
-			t.Fatal("the session never saw its link close")
-		}
-		if err := s.Err(); !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrConnectionClosed) {
-			t.Fatalf("session ended with %v", err)
-		}
-		done := make(chan struct{})
-		go func() { s.Close(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Fatal("close hung")
-		}
+		endsWith(t, s, ErrProtocol, ErrConnectionClosed)
 	})
 }
 

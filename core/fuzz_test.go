@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,46 +25,60 @@ func FuzzSession(f *testing.F) {
 		r.HandleInline(mSlow, echo)
 		s, p := newRawPeer(t, false, Options{Router: r, AcceptConn: acceptWith(echoRouter(), nil), MaxConcurrentRequests: 8})
 		p.send(t, wire.Message{Kind: wire.KindHello, MinVersion: 1, Version: 1, Parity: wire.ParityOdd})
-		// Nobody reads what the session sends: drop it, or a program that
-		// makes it send more than the peer's queue holds (a large grant to
-		// a long stream) stalls the peer's reading and the link's Close.
-		go func() {
-			for {
-				select {
-				case <-p.msgs:
-				case <-p.eof:
-					return
-				}
-			}
-		}()
-		for len(prog) > 0 {
-			n := min(int(prog[0]), len(prog)-1)
-			body := prog[1 : 1+n]
-			prog = prog[1+n:]
-			if err := p.link.WriteFrame(context.Background(), body); err != nil {
-				break // the session already closed the link
-			}
-		}
-		// End of input: the session reads every byte sent, then sees the
-		// link close. Whatever it made of them, it ends with one of the
-		// errors the document promises, and closes without hanging.
-		p.link.Close()
-		select {
-		case <-s.Done():
-		case <-time.After(20 * time.Second):
-			t.Fatal("the session never saw its link close")
-		}
-		if err := s.Err(); !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrHandshake) && !errors.Is(err, ErrConnectionClosed) {
-			t.Fatalf("session ended with %v", err)
-		}
-		done := make(chan struct{})
-		go func() { s.Close(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Fatal("close hung")
-		}
+		p.playProgram(prog)
+		// The session read every byte sent, then saw the link close.
+		// Whatever it made of them, it ends with one of the errors the
+		// document promises, and closes without hanging.
+		endsWith(t, s, ErrProtocol, ErrHandshake, ErrConnectionClosed)
 	})
+}
+
+// playProgram feeds the session a program of frames (each one length byte
+// and that many bytes of body), then closes the peer's side of the link.
+// Nobody reads what the session sends meanwhile: it is dropped, or a
+// program that makes the session send more than the peer's queue holds
+// (a large grant to a long stream) would stall the peer's reading and
+// the link's Close.
+func (p *rawPeer) playProgram(prog []byte) {
+	go func() {
+		for {
+			select {
+			case <-p.msgs:
+			case <-p.eof:
+				return
+			}
+		}
+	}()
+	for len(prog) > 0 {
+		n := min(int(prog[0]), len(prog)-1)
+		body := prog[1 : 1+n]
+		prog = prog[1+n:]
+		if err := p.link.WriteFrame(context.Background(), body); err != nil {
+			break // the session already closed the link
+		}
+	}
+	p.link.Close()
+}
+
+// endsWith waits for s to end after its link closed, checks that it ended
+// with one of errs, and that its Close returns.
+func endsWith(t *testing.T, s *Session, errs ...error) {
+	t.Helper()
+	select {
+	case <-s.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the session never saw its link close")
+	}
+	if err := s.Err(); !slices.ContainsFunc(errs, func(e error) bool { return errors.Is(err, e) }) {
+		t.Fatalf("session ended with %v", err)
+	}
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("close hung")
+	}
 }
 
 // fuzzSeeds are programs of well-formed traffic to start from.
