@@ -22,7 +22,7 @@ type fuzzItem struct {
 // format of FuzzSession's): responses to those calls or to none, twice,
 // with any status, payload and metadata, and anything else. The typed
 // calls' small responses are decoded on the reading goroutine (see
-// outCall.early). Whatever arrives: nothing panics, every call ends once,
+// outCall.early). Whatever arrives: nothing panics, every call returns,
 // with a value or a *CallError, the session ends with a protocol or
 // connection error once the link closes, and Close returns.
 //
