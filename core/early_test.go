@@ -85,37 +85,45 @@ func TestEarlyReplyStaysWithInterceptors(t *testing.T) {
 // A typed call decodes on the reading goroutine only with SonicCodec,
 // whose decode never blocks: another codec decodes on the caller's.
 func TestTypedDecodeGoroutine(t *testing.T) {
-	for name, codec := range map[string]Codec{"sonic": nil, "other": &goroutineCodec{}} {
-		t.Run(name, func(t *testing.T) {
+	for _, sonic := range []bool{true, false} {
+		t.Run(map[bool]string{true: "sonic", false: "other"}[sonic], func(t *testing.T) {
 			client, _ := transports()[1].pair(t, Options{}, Options{Router: calcRouter()})
 			cl := client.Caller()
 			defer cl.Close()
-			m := mAdd
-			gc := &goroutineCodec{}
-			if codec != nil {
-				m.Codec = gc
+			// The response type notes the goroutine that decodes it
+			// (sonic calls its UnmarshalJSON).
+			m := TypedMethod[addReq, goidSum]{Method: mAdd.Method}
+			if !sonic {
+				m.Codec = otherCodec{}
 			}
 			got, err := m.Call(context.Background(), cl, addReq{A: 1, B: 2})
 			if err != nil || got.Sum != 3 {
 				t.Fatalf("got %+v, %v", got, err)
 			}
-			if codec != nil && gc.decodedOn != goid() {
-				t.Errorf("decoded on goroutine %d, not the caller's", gc.decodedOn)
+			if onCaller := got.decodedOn == goid(); onCaller == sonic {
+				t.Errorf("decoded on the caller's goroutine: %v, want %v", onCaller, !sonic)
 			}
 		})
 	}
 }
 
-// goroutineCodec is SonicCodec that notes which goroutine decoded.
-type goroutineCodec struct {
-	SonicCodec
+// goidSum is addResp that notes the goroutine that decoded it.
+type goidSum struct {
+	Sum       int
 	decodedOn uint64
 }
 
-func (g *goroutineCodec) Unmarshal(data []byte, v any) error {
+func (g *goidSum) UnmarshalJSON(b []byte) error {
 	g.decodedOn = goid()
-	return g.SonicCodec.Unmarshal(data, v)
+	var r addResp
+	err := SonicCodec{}.Unmarshal(b, &r)
+	g.Sum = r.Sum
+	return err
 }
+
+// otherCodec is SonicCodec under another type: a codec the runtime
+// cannot know never to block.
+type otherCodec struct{ SonicCodec }
 
 // A response that does not decode fails its typed call with
 // ErrInvalidPayload when the reading goroutine decoded it, and a callback
