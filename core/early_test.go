@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+
+	"github.com/rove-rpc/rove/internal/testwait"
 )
 
 // goid is the current goroutine's id, read from its stack header: the
@@ -127,7 +129,8 @@ type otherCodec struct{ SonicCodec }
 
 // A response that does not decode fails its typed call with
 // ErrInvalidPayload when the reading goroutine decoded it, and a callback
-// that panics there fails its one call, not the connection.
+// that panics there fails its one call, not the connection; either way
+// the call's slot and its response's frame are given back.
 func TestEarlyReplyErrors(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tr transport) {
 		r := NewRouter()
@@ -144,6 +147,12 @@ func TestEarlyReplyErrors(t *testing.T) {
 		if !errors.Is(err, ErrInvalidPayload) {
 			t.Fatalf("panicking callback: %v", err)
 		}
+		// Both calls gave back their slots and their responses' frames
+		// (the read budget).
+		if n := client.root.slots.inUse(); n != 0 {
+			t.Fatalf("%d call slots still in use", n)
+		}
+		testwait.For(t, "the responses' frames released", func() bool { return client.link.Load().Held() == 0 })
 		if got, err := call(ctx, cl, mEcho, []byte("after")); err != nil || string(got) != "after" {
 			t.Fatalf("the next call: %q, %v", got, err)
 		}
