@@ -93,7 +93,8 @@ func TestTypedDecodeGoroutine(t *testing.T) {
 			cl := client.Caller()
 			defer cl.Close()
 			// The response type notes the goroutine that decodes it
-			// (sonic calls its UnmarshalJSON).
+			// (sonic calls its UnmarshalJSON): on the early path the
+			// reading goroutine runs it, as TypedMethod.Call says.
 			m := TypedMethod[addReq, goidSum]{Method: mAdd.Method}
 			if !sonic {
 				m.Codec = otherCodec{}

@@ -124,8 +124,11 @@ func typedPool[Req, Resp any]() *sync.Pool {
 // With SonicCodec, and no CallInterceptors or Stats on the session, the
 // connection's reading goroutine decodes a response of up to 1 KiB itself
 // before it wakes the caller: the bytes are still in its core's cache
-// there, and sonic's decode never blocks. Other codecs, and larger
-// responses, are decoded on the caller's goroutine.
+// there, and sonic's decode never blocks. (As with net/rpc's client,
+// which decodes every reply on its reading goroutine, a Resp type's own
+// UnmarshalJSON or UnmarshalText methods then run there too: they must
+// not block, or every call of the connection waits.) Other codecs, and
+// larger responses, are decoded on the caller's goroutine.
 func (tm TypedMethod[Req, Resp]) Call(ctx context.Context, cl *Caller, req Req) (Resp, error) {
 	resp, _, err := tm.call(ctx, cl, req, nil, false)
 	return resp, err
