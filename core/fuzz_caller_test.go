@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,24 +75,11 @@ func FuzzCaller(f *testing.F) {
 // callerFuzzSeeds answer FuzzCaller's calls (typed: ids 1, 3, 5, 7; raw:
 // 9, 11) in well-formed and broken ways.
 func callerFuzzSeeds() [][]byte {
-	frame := func(m wire.Message) []byte {
-		b := wire.AppendMessage(nil, &m)
-		if len(b) > 255 {
-			panic("seed frame too long for the program's length byte")
-		}
-		return append([]byte{byte(len(b))}, b...)
-	}
+	frame, cat := programFrame, slices.Concat[[]byte]
 	resp := func(id uint64, st wire.Status, payload string) []byte {
 		return frame(wire.Message{Kind: wire.KindResponse, ID: id, Status: st, Payload: []byte(payload)})
 	}
 	ok := func(id uint64, payload string) []byte { return resp(id, wire.StatusOK, payload) }
-	cat := func(frames ...[]byte) []byte {
-		var out []byte
-		for _, f := range frames {
-			out = append(out, f...)
-		}
-		return out
-	}
 	good := `{"ID":1,"Name":"n","Tags":["x","y"]}`
 	md := wire.MakeMetadata(wire.AppendEntry(nil, wire.Entry{Key: []byte("k"), Type: wire.ValueString, Value: []byte("v")}))
 	return [][]byte{

@@ -60,6 +60,16 @@ func (p *rawPeer) playProgram(prog []byte) {
 	p.link.Close()
 }
 
+// programFrame is m as one step of a program for playProgram: its length
+// byte, then its encoding.
+func programFrame(m wire.Message) []byte {
+	b := wire.AppendMessage(nil, &m)
+	if len(b) > 255 {
+		panic("a seed frame longer than a program's length byte allows")
+	}
+	return append([]byte{byte(len(b))}, b...)
+}
+
 // endsWith waits for s to end after its link closed, checks that it ended
 // with one of errs, and that its Close returns.
 func endsWith(t *testing.T, s *Session, errs ...error) {
@@ -83,17 +93,7 @@ func endsWith(t *testing.T, s *Session, errs ...error) {
 
 // fuzzSeeds are programs of well-formed traffic to start from.
 func fuzzSeeds() [][]byte {
-	frame := func(m wire.Message) []byte {
-		b := wire.AppendMessage(nil, &m)
-		return append([]byte{byte(len(b))}, b...)
-	}
-	cat := func(frames ...[]byte) []byte {
-		var out []byte
-		for _, f := range frames {
-			out = append(out, f...)
-		}
-		return out
-	}
+	frame, cat := programFrame, slices.Concat[[]byte]
 	in := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: 2}))
 	in5 := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 5, Dir: wire.CallerSends, Window: 2}))
 	out := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 3, Dir: wire.CalleeSends, Window: 2}))
