@@ -1,6 +1,7 @@
 package core
 
 import (
+	"reflect"
 	"testing"
 	"unsafe"
 )
@@ -11,30 +12,21 @@ import (
 // objects that start on a line boundary.
 func TestOutCallLayout(t *testing.T) {
 	const line = 64
-	var oc outCall
-	if got := unsafe.Sizeof(oc); got != 3*line {
+	typ := reflect.TypeFor[outCall]()
+	if got := typ.Size(); got != 3*line {
 		t.Fatalf("outCall is %d bytes, want %d: fix outCallPad", got, 3*line)
 	}
-	for _, f := range []struct {
-		name      string
-		off, size uintptr
-		line      uintptr
-	}{
-		{"state", unsafe.Offsetof(oc.state), unsafe.Sizeof(oc.state), 0},
-		{"done", unsafe.Offsetof(oc.done), unsafe.Sizeof(oc.done), 0},
-		{"early", unsafe.Offsetof(oc.early), unsafe.Sizeof(oc.early), 0},
-		{"earlyErr", unsafe.Offsetof(oc.earlyErr), unsafe.Sizeof(oc.earlyErr), 0},
-		{"err", unsafe.Offsetof(oc.err), unsafe.Sizeof(oc.err), 0},
-		{"status", unsafe.Offsetof(oc.status), unsafe.Sizeof(oc.status), 0},
-		{"decoded", unsafe.Offsetof(oc.decoded), unsafe.Sizeof(oc.decoded), 0},
-		{"frame", unsafe.Offsetof(oc.frame), unsafe.Sizeof(oc.frame), 1},
-		{"md", unsafe.Offsetof(oc.md), unsafe.Sizeof(oc.md), 1},
-		{"key", unsafe.Offsetof(oc.key), unsafe.Sizeof(oc.key), 2},
-		{"buf", unsafe.Offsetof(oc.buf), unsafe.Sizeof(oc.buf), 2},
-		{"watch", unsafe.Offsetof(oc.watch), unsafe.Sizeof(oc.watch), 2},
+	for name, want := range map[string]uintptr{
+		"state": 0, "done": 0, "early": 0, "earlyErr": 0, "err": 0, "status": 0, "decoded": 0,
+		"frame": 1, "md": 1,
+		"key": 2, "buf": 2, "watch": 2,
 	} {
-		if first, last := f.off/line, (f.off+f.size-1)/line; first != f.line || last != f.line {
-			t.Errorf("outCall.%s spans lines %d-%d, want line %d", f.name, first, last, f.line)
+		f, ok := typ.FieldByName(name)
+		if !ok {
+			t.Fatalf("outCall has no field %s", name)
+		}
+		if first, last := f.Offset/line, (f.Offset+f.Type.Size()-1)/line; first != want || last != want {
+			t.Errorf("outCall.%s spans lines %d-%d, want line %d", name, first, last, want)
 		}
 	}
 	// The allocator's 192-byte size class starts each object on a line
