@@ -114,7 +114,7 @@ func serve(kind, addr string, coalesce bool) (func(), error) {
 		return serveDRPC(addr)
 	case "connect":
 		return serveConnect(addr)
-	case "rove", "rove-pool", "rove-typed":
+	case "rove", "rove-pool", "rove-typed", "rove-typed-bin":
 		return serveRove(addr, false)
 	case "rove-std":
 		return serveRove(addr, true)
@@ -164,7 +164,9 @@ func dial(kind, target string, inflight int) (caller, func(), error) {
 	case "rove-pool":
 		return dialRove(target, false, roveEchoPool)
 	case "rove-typed":
-		return dialRoveTyped(target)
+		return dialRoveTyped(target, roveTyped)
+	case "rove-typed-bin":
+		return dialRoveTyped(target, roveTypedBin)
 	}
 	return nil, nil, fmt.Errorf("unknown kind %q", kind)
 }
