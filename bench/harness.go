@@ -35,6 +35,7 @@ var allSystems = []system{
 	{name: "Rove (std net)", kind: "rove-std"},
 	{name: "Rove, pool handler (gnet)", kind: "rove-pool", variant: true},
 	{name: "Rove, typed (sonic) pool handler (gnet)", kind: "rove-typed", variant: true},
+	{name: "Rove, typed (hand-written codec) pool handler (gnet)", kind: "rove-typed-bin", variant: true},
 	{name: "gRPC-Go", kind: "grpc"},
 	{name: "connect-go (h2c)", kind: "connect"},
 	{name: "drpc (a connection per call in flight)", kind: "drpc"},
@@ -75,6 +76,7 @@ var streamingKinds = map[string]bool{"rove": true, "rove-std": true, "grpc": tru
 
 // sample is one measured run of one system in one scenario.
 type sample struct {
+	run               int // which run of the harness measured it (ratios pair by run)
 	callsPerSec       float64
 	p50, p99, p999    time.Duration
 	clientCPU, srvCPU time.Duration // per call
@@ -103,7 +105,7 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.warmup, "warmup", time.Second, "warm-up per run")
 	fs.BoolVar(&f.quick, "quick", false, "a smoke run of about a minute (CI): 1 run, 500 ms each, the tables on stdout")
 	fs.StringVar(&f.out, "out", "BENCHMARKS.md", "the file whose generated section is replaced (- for stdout)")
-	fs.StringVar(&f.systems, "systems", "", "comma-separated kinds to run (rove,rove-std,rove-pool,rove-typed,grpc,connect,drpc,netrpc,raw,raw-coalesced); default all")
+	fs.StringVar(&f.systems, "systems", "", "comma-separated kinds to run (rove,rove-std,rove-pool,rove-typed,rove-typed-bin,grpc,connect,drpc,netrpc,raw,raw-coalesced); default all")
 	fs.StringVar(&f.scenarios, "scenarios", "", "comma-separated scenarios (ping-pong,1x64,4x256,4x64-4KiB,stream-1,stream-1024); default all")
 	fs.BoolVar(&f.open, "open", true, "also measure open-loop latency at 25, 50 and 80% of each system's 4x256 maximum")
 	fs.IntVar(&f.idle, "idle", 10000, "also hold this many idle connections to each of rove, grpc and raw, and report what each costs (0: skip)")
@@ -136,6 +138,7 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 					fmt.Fprintln(stderr, "failed:", err)
 					continue
 				}
+				s.run = run
 				fmt.Fprintf(stderr, "%.0f calls/s, p99 %v\n", s.callsPerSec, s.p99)
 				if results[sc.name] == nil {
 					results[sc.name] = map[string][]sample{}
@@ -174,7 +177,8 @@ func harnessMain(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	section := renderTables(f, scenarios, append([]system{calibration}, systems...), results) + renderOpen(f, systems, open)
+	section := renderTables(f, scenarios, append([]system{calibration}, systems...), results) +
+		renderRatios(systems, results) + renderOpen(f, systems, open)
 	if f.idle > 0 {
 		raiseFileLimit()
 		var idles []idleResult
@@ -217,11 +221,7 @@ func pick(f harnessFlags) ([]system, []scenario, error) {
 		for _, k := range strings.Split(f.systems, ",") {
 			found := false
 			for _, s := range allSystems {
-				key := s.kind
-				if s.coalesce {
-					key += "-coalesced"
-				}
-				if key == strings.TrimSpace(k) {
+				if systemKey(s) == strings.TrimSpace(k) {
 					systems, found = append(systems, s), true
 				}
 			}

@@ -16,13 +16,18 @@ const (
 	endMarker   = "<!-- bench: end -->"
 )
 
+// median is the middle value, or the mean of the two middle ones.
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	if len(s) == 0 {
+	n := len(s)
+	if n == 0 {
 		return 0
 	}
-	return s[len(s)/2]
+	if n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[n/2]
 }
 
 func durs(samples []sample, f func(sample) time.Duration) []float64 {
