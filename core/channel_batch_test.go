@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/rove-rpc/rove/core/internal/wire"
+	"github.com/rove-rpc/rove/internal/testwait"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
@@ -196,4 +197,38 @@ func TestBatchedItemsOverCreditInOneRun(t *testing.T) {
 	}
 	c.writeBatch(msgs...)
 	c.expectViolation(wire.CodeCreditExceeded)
+}
+
+// spec:29 the credit left for a run is the window less the items that came
+// before it: items over the window are a violation also when each came in
+// a run of its own.
+func TestCreditCountsEarlierRuns(t *testing.T) {
+	r := NewRouter()
+	r.Handle(mSum, func(ctx context.Context, req *Request) error {
+		<-ctx.Done() // never reads: no credit comes back
+		return nil
+	})
+	s, p := newRawPeer(t, false, Options{Router: r})
+	p.hello(t, wire.Settings{})
+	const window = 3
+	chans := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: window}))
+	p.send(t, wire.Message{Kind: wire.KindRequest, ID: 1, Method: mSum.ID, Channels: chans})
+	for i := range window {
+		p.send(t, wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: []byte("1")})
+		// The item is queued before the next is sent, so each is a run.
+		testwait.For(t, "the item queued", func() bool {
+			st := s.root.chans.lookup(1)
+			if st == nil {
+				return false
+			}
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			return st.received == uint64(i+1)
+		})
+	}
+	p.send(t, wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: []byte("1")})
+	if m := p.next(t); m.Kind != wire.KindProtocolError || m.Code != wire.CodeCreditExceeded {
+		t.Fatalf("an item over the window: got %v %v", m.Kind, m.Code)
+	}
+	waitDone(t, s)
 }

@@ -248,3 +248,61 @@ func TestJoinFiredWatch(t *testing.T) {
 		t.Fatal("the call waited under a watch that had already fired")
 	}
 }
+
+// A call's watch goes with it: an outCall that waited under a shared
+// context's watch and is then reused for a call on a context of its own
+// must not be cancelled when the shared context ends (the watch's scan
+// matches calls by the watch they hold, so freeCall must clear it).
+func TestReusedCallForgetsItsWatch(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		release := make(chan struct{})
+		r := echoRouter()
+		r.Handle(mBlock, func(ctx context.Context, req *Request) error {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return req.Reply([]byte("done"), nil)
+		})
+		client, server := tr.pair(t, Options{}, Options{Router: r})
+		cl := client.Caller()
+		defer cl.Close()
+		shared, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for range 2 { // two calls in a row make the watch
+			if _, err := call(shared, cl, mEcho, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if installedWatch(client.root, shared.Done()) == nil {
+			t.Fatal("no watch")
+		}
+		// Each round frees a call that waited under the watch into this
+		// P's pool slot, then starts a call on its own context that runs
+		// next on this P and so most likely takes that outCall.
+		const n = 8
+		errs := make(chan error, n)
+		for i := range n {
+			if _, err := call(shared, cl, mEcho, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			go func() { _, err := call(context.Background(), cl, mBlock, nil); errs <- err }()
+			waitInflight(t, server.root, int64(i+1))
+		}
+		// A call that does wait under the watch: its caller is back once
+		// the watch has fired and scanned the table.
+		werr := make(chan error, 1)
+		go func() { _, err := call(shared, cl, mBlock, nil); werr <- err }()
+		waitInflight(t, server.root, n+1)
+		cancel()
+		if err := <-werr; !errors.Is(err, ErrCancelled) {
+			t.Fatalf("the call under the watch: %v, want Cancelled", err)
+		}
+		close(release)
+		for range n {
+			if err := <-errs; err != nil {
+				t.Errorf("a call on its own context, after another's ended: %v", err)
+			}
+		}
+	})
+}

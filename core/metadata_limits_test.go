@@ -164,3 +164,34 @@ func TestMetadataWireSize(t *testing.T) {
 		}
 	}
 }
+
+// spec:34 while the connection holds more channels than the peer holds per
+// connection, a call binding channels fails locally; at the peer's limit it
+// goes out.
+func TestChannelsKeptWithinPeerConnectionLimit(t *testing.T) {
+	s, p := newRawPeer(t, true, Options{})
+	p.acceptHello(t, s, wire.Settings{MaxChannels: 2})
+	cl := s.Caller()
+	defer cl.Close()
+	ctx, cancel := context.WithCancel(context.Background()) // the raw peer never answers
+	defer cancel()
+	a, b := NewRx[int](cl.Conn(), 4), NewRx[int](cl.Conn(), 4)
+	defer b.Close()
+	sent := make(chan error, 1)
+	go func() { _, err := call(ctx, cl, mEcho, nil, &CallOptions{Channels: []Channel{a}}); sent <- err }()
+	if m := p.nextKind(t, wire.KindRequest); m.Channels.Len() != 1 {
+		t.Fatalf("the call at the limit went out binding %d channels", m.Channels.Len())
+	}
+	c := NewRx[int](cl.Conn(), 4) // three live: over the peer's two
+	_, err := call(ctx, cl, mEcho, nil, &CallOptions{Channels: []Channel{c}})
+	if !errors.Is(err, ErrSendFailed) || !errors.Is(err, ErrTooManyChannels) || IsRetryable(err) {
+		t.Fatalf("a call over the peer's connection limit: %v", err)
+	}
+	cancel()
+	if err := <-sent; !errors.Is(err, ErrCancelled) {
+		t.Fatalf("the call that went out: %v, want Cancelled", err)
+	}
+	if s.Err() != nil {
+		t.Fatalf("session ended: %v", s.Err())
+	}
+}

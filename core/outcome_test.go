@@ -346,3 +346,33 @@ func TestReplyCallbackPanicFreesCall(t *testing.T) {
 		})
 	}
 }
+
+// A Release with no Retain to match is a bug in the handler, caught at
+// once with a panic: releasing the payload's frame once more would let its
+// read chunk be reused under another call's payload. After a matched
+// Retain and Release, one more Release panics too.
+func TestReleaseWithoutRetainPanics(t *testing.T) {
+	mRel := NewMethod("test", "release")
+	r := NewRouter()
+	r.Handle(mRel, func(ctx context.Context, req *Request) error {
+		unmatched := func() (p any) {
+			defer func() { p = recover() }()
+			req.Release()
+			return nil
+		}
+		first := unmatched()
+		req.Retain()
+		req.Release()
+		second := unmatched()
+		str := func(v any) string { s, _ := v.(string); return s }
+		return req.Reply([]byte(str(first)+"|"+str(second)), nil)
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	got, err := call(context.Background(), cl, mRel, []byte("x"))
+	const want = "rove: Request.Release without Retain"
+	if err != nil || string(got) != want+"|"+want {
+		t.Fatalf("got %q, %v; want both Releases to panic with %q", got, err, want)
+	}
+}
