@@ -61,3 +61,31 @@ func TestChunkCountsReaderAndFrames(t *testing.T) {
 	mustPanic(t, "a release too many after the reader let go", f.Release)
 	mustPanic(t, "the reader letting go twice", c.dropReader)
 }
+
+// A chunk (and a write batch's buffer) fits what it must hold: a pooled one the power of two of its
+// class, up to maxPooledChunk; a larger one the size rounded up to the
+// next largeChunkStep, so that a large frame pins (and is charged) little
+// more than its own size, and is left to the collector, not pooled.
+func TestChunkSizes(t *testing.T) {
+	for _, c := range []struct {
+		size, want int
+		pooled     bool
+	}{
+		{1, 1 << minChunkShift, true},
+		{1<<minChunkShift + 1, 2 << minChunkShift, true},
+		{maxPooledChunk, maxPooledChunk, true},
+		{maxPooledChunk + 1, maxPooledChunk + largeChunkStep, false},
+		{3 * maxPooledChunk, 3 * maxPooledChunk, false},
+		{3*maxPooledChunk + largeChunkStep - 1, 3*maxPooledChunk + largeChunkStep, false},
+	} {
+		ch := getChunk(c.size)
+		if len(ch.buf) != c.want || (ch.class >= 0) != c.pooled || !ch.readerOnly() {
+			t.Errorf("getChunk(%d): %d bytes, class %d, reader only %v; want %d bytes, pooled %v",
+				c.size, len(ch.buf), ch.class, ch.readerOnly(), c.want, c.pooled)
+		}
+		// A write batch's buffer is sized the same way.
+		if b := getOutBuf(c.size); len(b) != 0 || cap(b) != c.want {
+			t.Errorf("getOutBuf(%d): len %d, cap %d; want 0, %d", c.size, len(b), cap(b), c.want)
+		}
+	}
+}
