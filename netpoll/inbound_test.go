@@ -80,3 +80,63 @@ func TestManyFramesDeliveredInRuns(t *testing.T) {
 		t.Fatalf("the frame list grew to %d", cap(in.batch))
 	}
 }
+
+// A read of at most an eighth of the chunk that starts a new run of frames
+// (nothing unparsed before it) moves to a chunk of its own size, so that a
+// frame held from it pins that, not the default chunk (the std transport's
+// reads; see shrink). A larger read stays where it landed, and so does one
+// that completes a frame already begun.
+func TestSmallReadMovesToItsOwnChunk(t *testing.T) {
+	const chunkSize = 64 << 10
+	read := func(t *testing.T, in *inbound, p []byte) {
+		t.Helper()
+		n := copy(in.room(), p)
+		if n != len(p) {
+			t.Fatalf("room for %d of %d bytes", n, len(p))
+		}
+		in.shrink(n)
+		if err := in.commit(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name      string
+		read      int // one frame of this many bytes, header included, in one read
+		wantChunk int
+	}{
+		{"small", 104, 4 << 10},
+		{"an eighth of the chunk", chunkSize / 8, 8 << 10},
+		{"over an eighth", chunkSize/8 + 1, chunkSize},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := inbound{chunkSize: chunkSize, maxFrame: 1 << 20}
+			defer in.free()
+			body := c.read - 1
+			for FrameLen(body) > c.read {
+				body--
+			}
+			read(t, &in, AppendFrame(nil, make([]byte, body)))
+			if len(in.batch) != 1 {
+				t.Fatalf("%d frames cut, want 1", len(in.batch))
+			}
+			if got := len(in.batch[0].chunk.buf); got != c.wantChunk {
+				t.Fatalf("a read of %d bytes: its frame is held in a chunk of %d bytes, want %d", c.read, got, c.wantChunk)
+			}
+			in.batch[0].Release()
+			in.reset()
+		})
+	}
+	t.Run("completing a frame begun", func(t *testing.T) {
+		in := inbound{chunkSize: chunkSize, maxFrame: 1 << 20}
+		defer in.free()
+		frame := AppendFrame(nil, make([]byte, 100))
+		read(t, &in, frame[:3])
+		begun := in.cur
+		read(t, &in, frame[3:])
+		if len(in.batch) != 1 || in.batch[0].chunk != begun {
+			t.Fatalf("%d frames; the rest of a frame begun moved to another chunk", len(in.batch))
+		}
+		in.batch[0].Release()
+		in.reset()
+	})
+}
