@@ -157,8 +157,15 @@ func (c *rawClient) expectViolation(code wire.Code) {
 			c.expectClose()
 			return
 		}
+		if m.Kind == wire.KindPong && m.ID == pingAfterViolation {
+			c.t.Fatal("the Ping sent after the violation was answered: a message after it was handled")
+		}
 	}
 }
+
+// pingAfterViolation is the id of a Ping a case sends after its violation,
+// which must never be answered.
+const pingAfterViolation = 9
 
 // expectReject waits for a Reject with code, then the close.
 func (c *rawClient) expectReject(code wire.Code) {
@@ -209,6 +216,15 @@ func req(id uint64, m Method, payload []byte) wire.Message {
 	return wire.Message{Kind: wire.KindRequest, ID: id, Method: m.ID, Payload: payload}
 }
 
+// frames encodes msgs as one byte stream, for a single write.
+func frames(msgs ...wire.Message) []byte {
+	var raw []byte
+	for _, m := range msgs {
+		raw = netpoll.AppendFrame(raw, wire.AppendMessage(nil, &m))
+	}
+	return raw
+}
+
 func binds(bs ...wire.ChannelBinding) wire.ChannelList {
 	var raw []byte
 	for _, b := range bs {
@@ -249,6 +265,16 @@ func TestHostileViolations(t *testing.T) {
 		{"item beyond credit", wire.CodeCreditExceeded, []wire.Message{
 			{Kind: wire.KindRequest, ID: 1, Method: mHostileBlock.ID, Channels: binds(wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: 1})},
 			item(1), item(1)}, nil},
+		// The close frees the id at once, though the item before it still
+		// waits unread: the item after it names no channel.
+		{"item after its channel's close", wire.CodeUnknownChannel, []wire.Message{
+			{Kind: wire.KindRequest, ID: 1, Method: mHostileBlock.ID, Channels: binds(wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: 4})},
+			item(1), {Kind: wire.KindChannelClose, ID: 1}, item(1)}, nil},
+		// In one read: the run over the credit is ended by the Ping after
+		// it, which must not be handled.
+		{"a run beyond credit, then another message", wire.CodeCreditExceeded, nil, frames(
+			wire.Message{Kind: wire.KindRequest, ID: 1, Method: mHostileBlock.ID, Channels: binds(wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: 1})},
+			item(1), item(1), wire.Message{Kind: wire.KindPing, ID: pingAfterViolation})},
 		{"channel of the acceptor's parity", wire.CodeWrongParity, []wire.Message{
 			{Kind: wire.KindRequest, ID: 1, Method: mEcho.ID, Channels: binds(wire.ChannelBinding{ID: 2, Dir: wire.CallerSends, Window: 1})}}, nil},
 		{"a channel bound twice", wire.CodeIDInUse, []wire.Message{
