@@ -328,3 +328,31 @@ func TestDeadlineWithoutWaiting(t *testing.T) {
 		t.Fatalf("handler's ctx.Err() after its deadline: %v", err)
 	}
 }
+
+// A Reply retained in its callback stays valid after Call returns, while
+// the connection reads later replies into its buffers; Release gives it
+// back. Without the Retain, the read chunk would be reused under it.
+func TestReplyRetainOutlivesTheCall(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		client, _ := tr.pair(t, Options{}, Options{Router: echoRouter()})
+		cl := client.Caller()
+		defer cl.Close()
+		ctx := context.Background()
+		var kept Reply
+		if err := cl.Call(ctx, mEcho, []byte("the first reply"), nil, func(r Reply) error {
+			kept = r.Retain()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 200 {
+			if _, err := call(ctx, cl, mEcho, bytes.Repeat([]byte{byte(i)}, len("the first reply"))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := string(kept.Payload); got != "the first reply" {
+			t.Fatalf("the retained reply reads %q after later calls", got)
+		}
+		kept.Release()
+	})
+}
