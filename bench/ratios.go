@@ -112,6 +112,6 @@ func renderRatios(systems []system, results map[string]map[string][]sample) stri
 		return ""
 	}
 	return "\n#### issue 13's targets, run by run\n\n" +
-		"Each ratio is taken within one run, between the two systems' samples of that run (measured minutes apart, interleaved with the others), then the median over the runs: the machine's drift between runs cancels in each ratio. Rates are calls/s (items/s for streams); a latency ratio compares the two runs' p50 or p99.\n\n" +
+		"Each ratio is taken within one run, between the two systems' samples of that run (measured minutes apart, interleaved with the others), then the median over the runs: the machine's drift between runs cancels in each ratio. Rates are calls/s (items/s for streams); a latency ratio compares the two samples' p50 or p99.\n\n" +
 		"| target | scenario | median ratio | range | target | runs meeting it |\n|---|---|---|---|---|---|\n" + rows.String()
 }

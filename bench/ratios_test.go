@@ -22,7 +22,7 @@ func TestRenderRatiosPairsByRun(t *testing.T) {
 	}}
 	out := renderRatios([]system{rove, echo}, results)
 	for _, want := range []string{
-		// 0.90 and 0.80: median 0.85, both runs at or above 0.85 only in run 0.
+		// 0.90 and 0.80: median 0.85; only run 0 reaches 0.85.
 		"| calls, Rove against the coalesced raw gnet echo | 4x256 | **0.85x** | 0.80x-0.90x | >= 0.85x | 1 of 2 |",
 		// 1.5 and 1.0: median 1.25; only run 2 within 1.2.
 		"| p99, Rove against the coalesced raw gnet echo | 4x256 | **1.25x** | 1.00x-1.50x | <= 1.20x | 1 of 2 |",

@@ -290,7 +290,9 @@ func TestReusedCallForgetsItsWatch(t *testing.T) {
 			waitInflight(t, server.root, int64(i+1))
 		}
 		// A call that does wait under the watch: its caller is back once
-		// the watch has fired and scanned the table.
+		// the watch has fired. A stale watch on the other calls would have
+		// claimed them in the same scan, long before their responses (a
+		// round trip after the release below) could complete them.
 		werr := make(chan error, 1)
 		go func() { _, err := call(shared, cl, mBlock, nil); werr <- err }()
 		waitInflight(t, server.root, n+1)
