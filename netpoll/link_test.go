@@ -8,8 +8,11 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rove-rpc/rove/internal/testwait"
 )
 
 // spec:1 frames arrive whole, in order, without loss or duplication, over
@@ -310,4 +313,33 @@ func TestMaxFrameSizeFloor(t *testing.T) {
 			t.Fatalf("MaxFrameSize 8 gave %d, want the floor %d", got, MinMaxFrameSize)
 		}
 	})
+}
+
+// A peer that resets the connection (it closed with unread bytes or a
+// zero linger) ends the link with an error, after the frames that came
+// before it; on the std transport the read's own, which says so
+// (errors.Is syscall.ECONNRESET). No test reached that read error before.
+func TestPeerResetEndsTheLink(t *testing.T) {
+	for _, tr := range rawTransports()[1:] { // the sockets: std, gnet
+		t.Run(tr.name, func(t *testing.T) {
+			srv := newRecorder()
+			raw := tr.connectRaw(t, Options{}, srv)
+			if _, err := raw.Write(AppendFrame(nil, []byte("ok"))); err != nil {
+				t.Fatal(err)
+			}
+			testwait.For(t, "the frame", func() bool { return srv.count() == 1 })
+			tc := raw.(*net.TCPConn)
+			if err := tc.SetLinger(0); err != nil { // close sends a reset
+				t.Fatal(err)
+			}
+			tc.Close()
+			err := srv.waitClose(t)
+			if err == nil {
+				t.Fatal("a reset link closed without an error")
+			}
+			if tr.name == "std" && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("got %v, want the reset (ECONNRESET)", err)
+			}
+		})
+	}
 }
