@@ -110,3 +110,76 @@ func TestNoResponseAfterCloseConn(t *testing.T) {
 		t.Fatalf("session ended: %v", s.Err())
 	}
 }
+
+// spec:8,34 OpenConn refuses locally, before anything is sent: on a
+// session at its own MaxVirtualConns (ErrTooManyConns), with metadata over
+// the peer's limits (ErrSendFailed, ErrMetadataTooLarge), and on a closed
+// session (ErrConnectionClosed). The root connection does not close alone.
+func TestOpenConnRefusedLocally(t *testing.T) {
+	client, server := transports()[0].pair(t, Options{MaxVirtualConns: 1}, Options{AcceptConn: acceptWith(nil, nil), MaxMetadataEntries: 1})
+	ctx := context.Background()
+	c, err := client.OpenConn(ctx, ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.OpenConn(ctx, ConnOptions{}); !errors.Is(err, ErrTooManyConns) {
+		t.Fatalf("a second connection at MaxVirtualConns 1: %v", err)
+	}
+	c.Close()
+	testwait.For(t, "the closed connection to be forgotten", func() bool { return client.vconns.Size() == 0 })
+	two := Metadata{}.Add("a", U64Value(1), 0).Add("b", U64Value(2), 0)
+	if _, err := client.OpenConn(ctx, ConnOptions{Metadata: two}); !errors.Is(err, ErrSendFailed) || !errors.Is(err, ErrMetadataTooLarge) {
+		t.Fatalf("two metadata entries, the peer takes one: %v", err)
+	}
+	if server.vconns.Size() != 0 {
+		t.Fatal("a refused OpenConn reached the peer")
+	}
+	if err := client.Caller().Conn().Close(); err == nil {
+		t.Fatal("the root connection closed alone")
+	}
+	if client.Err() != nil {
+		t.Fatalf("session ended: %v", client.Err())
+	}
+	client.Close()
+	if _, err := client.OpenConn(ctx, ConnOptions{}); !errors.Is(err, ErrConnectionClosed) {
+		t.Fatalf("OpenConn on a closed session: %v", err)
+	}
+}
+
+// spec:7,8 an AcceptConn for a connection already open, or one that takes
+// the opener's parity, is a violation.
+func TestAcceptConnViolations(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		parity wire.Parity // of the first AcceptConn
+		second bool        // a second AcceptConn
+		code   wire.Code
+	}{
+		{"accepted twice", wire.ParityOdd, true, wire.CodeUnexpected},
+		{"accepted with the opener's parity", wire.ParityEven, false, wire.CodeParity},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, p := newRawPeer(t, false, Options{})
+			p.hello(t, wire.Settings{})
+			opened := make(chan error, 1)
+			go func() { _, err := s.OpenConn(context.Background(), ConnOptions{}); opened <- err }()
+			m := p.nextKind(t, wire.KindOpenConn)
+			p.send(t, wire.Message{Kind: wire.KindAcceptConn, Conn: m.Conn, Parity: c.parity})
+			if c.second {
+				if err := <-opened; err != nil {
+					t.Fatal(err)
+				}
+				p.send(t, wire.Message{Kind: wire.KindAcceptConn, Conn: m.Conn, Parity: c.parity})
+			}
+			if m := p.nextKind(t, wire.KindProtocolError); m.Code != c.code {
+				t.Fatalf("ProtocolError %v %q, want %v", m.Code, m.Payload, c.code)
+			}
+			waitDone(t, s)
+			if !c.second {
+				if err := <-opened; err == nil {
+					t.Fatal("OpenConn succeeded on a violating AcceptConn")
+				}
+			}
+		})
+	}
+}
