@@ -82,6 +82,72 @@ func TestInitiatorSeesReject(t *testing.T) {
 	}
 }
 
+// spec:2,5 an initiator given a garbage answer to its Hello fails Dial
+// with a HandshakeError that says what was wrong (not a Reject, which only
+// the peer sends), and ends the session.
+func TestInitiatorRefusesBadHelloAck(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		reply wire.Message
+		raw   []byte // sent instead of reply when set
+		code  ReasonCode
+	}{
+		{"a request", wire.Message{Kind: wire.KindRequest, ID: 2}, nil, ReasonUnexpected},
+		{"a version not offered", wire.Message{Kind: wire.KindHelloAck, Version: wire.MaxVersion + 1, Parity: wire.ParityEven}, nil, ReasonVersion},
+		{"our own parity", wire.Message{Kind: wire.KindHelloAck, Version: 1, Parity: wire.ParityOdd}, nil, ReasonParity},
+		{"undecodable", wire.Message{}, []byte{0xff, 0xff, 0xff}, ReasonMalformed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, p := newRawPeer(t, true, Options{})
+			errc := make(chan error, 1)
+			go func() { errc <- s.start(context.Background()) }()
+			if m := p.next(t); m.Kind != wire.KindHello {
+				t.Fatalf("first message %v", m.Kind)
+			}
+			if c.raw != nil {
+				p.sendRaw(t, c.raw)
+			} else {
+				p.send(t, c.reply)
+			}
+			err := <-errc
+			var he *HandshakeError
+			if !errors.Is(err, ErrHandshake) || !errors.As(err, &he) || he.Rejected || he.Code != c.code {
+				t.Fatalf("got %v, want a HandshakeError of code %v", err, c.code)
+			}
+			// Only an acceptor rejects: the initiator just closes.
+			for ended := false; !ended; {
+				select {
+				case m := <-p.msgs:
+					if m.m.Kind == wire.KindReject {
+						t.Fatal("the initiator sent a Reject")
+					}
+				case <-p.eof:
+					ended = true
+				case <-time.After(10 * time.Second):
+					t.Fatal("the session did not close the link")
+				}
+			}
+			waitDone(t, s)
+		})
+	}
+}
+
+// spec:2 Dial's context ending during the handshake ends it at once.
+func TestHandshakeCancelled(t *testing.T) {
+	s, p := newRawPeer(t, true, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.start(ctx) }()
+	if m := p.next(t); m.Kind != wire.KindHello {
+		t.Fatalf("first message %v", m.Kind)
+	}
+	cancel() // the peer never answers
+	if err := <-errc; !errors.Is(err, ErrHandshake) {
+		t.Fatalf("got %v", err)
+	}
+	waitDone(t, s)
+}
+
 // spec:2 a peer that says nothing is dropped after the handshake timeout.
 func TestHandshakeTimeout(t *testing.T) {
 	s, p := newRawPeer(t, false, Options{HandshakeTimeout: 50 * time.Millisecond})
