@@ -172,3 +172,33 @@ func TestCallErrorUnsent(t *testing.T) {
 		t.Fatal("an unsent call is not retried")
 	}
 }
+
+// A Client that cannot reach its peer makes a call wait for a session
+// only as long as the call's context allows: then Cancelled, with the
+// context's error beneath, while the Client stays Connecting; after Close
+// a call fails with ErrClientClosed at once.
+func TestClientCallWithoutASession(t *testing.T) {
+	refused := errors.New("connection refused")
+	var dials atomic.Int64
+	cl := NewClient(func(ctx context.Context) (*Session, error) {
+		dials.Add(1)
+		return nil, refused
+	}, ClientOptions{BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond})
+	testwait.For(t, "a few dial attempts", func() bool { return dials.Load() >= 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err := cl.Call(ctx, mEcho, []byte("x"), nil, nil)
+	if !errors.Is(err, ErrCancelled) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a call with no session: %v", err)
+	}
+	if got := cl.State(); got != ClientConnecting || got.String() != "connecting" {
+		t.Fatalf("state %v", got)
+	}
+	cl.Close()
+	if err := cl.Call(context.Background(), mEcho, []byte("x"), nil, nil); !errors.Is(err, ErrClientClosed) {
+		t.Fatalf("a call after Close: %v", err)
+	}
+	if got := cl.State().String(); got != "closed" {
+		t.Fatalf("state after Close: %q", got)
+	}
+}
