@@ -177,3 +177,53 @@ func TestDrainWaitsUntilGoAwaySeen(t *testing.T) {
 		t.Fatal("Drain did not end after the Pong")
 	}
 }
+
+// spec:6 Drain is bounded by its context: against a peer that never
+// answers the Ping after the GoAway, it returns the context's error when
+// the context ends, and the session ends with ErrSessionClosed rather than
+// waiting for the peer.
+func TestDrainGivesUpOnASilentPeer(t *testing.T) {
+	s, p := newRawPeer(t, false, Options{Router: echoRouter()})
+	p.silent.Store(true)
+	p.hello(t, wire.Settings{})
+	ctx, cancel := context.WithCancel(context.Background())
+	drained := make(chan error, 1)
+	go func() { drained <- s.Drain(ctx) }()
+	p.nextKind(t, wire.KindGoAway)
+	p.nextKind(t, wire.KindPing) // never answered
+	cancel()
+	if err := <-drained; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Drain: %v, want the context's error", err)
+	}
+	waitDone(t, s)
+	if !errors.Is(s.Err(), ErrSessionClosed) {
+		t.Fatalf("session error %v", s.Err())
+	}
+}
+
+// spec:6 a Drain during the handshake ends it at once, before any
+// HelloAck and with no GoAway: the peer never gets a session to send
+// calls on, and Drain does not wait for one.
+func TestDrainDuringHandshake(t *testing.T) {
+	s, p := newRawPeer(t, false, Options{})
+	if err := s.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Ended by the Drain, not by the handshake timing out meanwhile.
+	if !errors.Is(s.Err(), ErrSessionClosed) {
+		t.Fatalf("session error %v", s.Err())
+	}
+	for ended := false; !ended; {
+		select {
+		case m := <-p.msgs:
+			if m.m.Kind == wire.KindHelloAck || m.m.Kind == wire.KindGoAway {
+				t.Fatalf("got %v from a session drained in its handshake", m.m.Kind)
+			}
+		case <-p.eof:
+			ended = true
+		case <-time.After(10 * time.Second):
+			t.Fatal("the session did not close the link")
+		}
+	}
+	waitDone(t, s)
+}
