@@ -114,19 +114,7 @@ func TestInitiatorRefusesBadHelloAck(t *testing.T) {
 			if !errors.Is(err, ErrHandshake) || !errors.As(err, &he) || he.Rejected || he.Code != c.code {
 				t.Fatalf("got %v, want a HandshakeError of code %v", err, c.code)
 			}
-			// Only an acceptor rejects: the initiator just closes.
-			for ended := false; !ended; {
-				select {
-				case m := <-p.msgs:
-					if m.m.Kind == wire.KindReject {
-						t.Fatal("the initiator sent a Reject")
-					}
-				case <-p.eof:
-					ended = true
-				case <-time.After(10 * time.Second):
-					t.Fatal("the session did not close the link")
-				}
-			}
+			p.expectEndWithout(t, wire.KindReject) // only an acceptor rejects
 			waitDone(t, s)
 		})
 	}

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -186,11 +187,17 @@ func (p *rawPeer) next(t *testing.T) wire.Message {
 }
 
 // expectEnd waits for the session to close the link.
-func (p *rawPeer) expectEnd(t *testing.T) {
+func (p *rawPeer) expectEnd(t *testing.T) { t.Helper(); p.expectEndWithout(t) }
+
+// expectEndWithout is expectEnd that fails on a message of any of kinds.
+func (p *rawPeer) expectEndWithout(t *testing.T, kinds ...wire.Kind) {
 	t.Helper()
 	for {
 		select {
-		case <-p.msgs:
+		case m := <-p.msgs:
+			if slices.Contains(kinds, m.m.Kind) {
+				t.Fatalf("got %v before the link closed", m.m.Kind)
+			}
 		case <-p.eof:
 			return
 		case <-time.After(10 * time.Second):
