@@ -126,7 +126,7 @@ func TestOpenConnRefusedLocally(t *testing.T) {
 		t.Fatalf("a second connection at MaxVirtualConns 1: %v", err)
 	}
 	c.Close()
-	testwait.For(t, "the closed connection to be forgotten", func() bool { return client.vconns.Size() == 0 })
+	testwait.For(t, "both sides to forget the closed connection", func() bool { return client.vconns.Size() == 0 && server.vconns.Size() == 0 })
 	two := Metadata{}.Add("a", U64Value(1), 0).Add("b", U64Value(2), 0)
 	if _, err := client.OpenConn(ctx, ConnOptions{Metadata: two}); !errors.Is(err, ErrSendFailed) || !errors.Is(err, ErrMetadataTooLarge) {
 		t.Fatalf("two metadata entries, the peer takes one: %v", err)
