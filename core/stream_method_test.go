@@ -159,3 +159,32 @@ func TestBidiStreamMethod(t *testing.T) {
 		t.Fatalf("end: %v", err)
 	}
 }
+
+// A server stream's request that does not decode as the handler's type
+// fails the call as InvalidPayload (code InvalidArgument), which the
+// caller's first Recv returns, without running the handler.
+func TestServerStreamBadRequest(t *testing.T) {
+	count := NewServerStream[rangeReq, num]("test", "count")
+	wrong := NewServerStream[string, num]("test", "count") // the same method, another request type
+	ran := make(chan struct{}, 1)
+	r := NewRouter()
+	count.Handle(r, func(ctx context.Context, req rangeReq, out *Tx[num]) error {
+		ran <- struct{}{}
+		return nil
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	s, err := wrong.Call(context.Background(), cl, "not a range", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(context.Background()); !errors.Is(err, ErrInvalidPayload) || CodeOf(err) != InvalidArgument {
+		t.Fatalf("Recv: %v (code %v), want InvalidPayload", err, CodeOf(err))
+	}
+	select {
+	case <-ran:
+		t.Fatal("the handler ran on an undecodable request")
+	default:
+	}
+}
