@@ -218,7 +218,12 @@ func (e *UserError) Error() string { return "rove: user error: " + payloadText(e
 // decode; the caller sees ErrInvalidPayload.
 type InvalidPayloadError struct{ Err error }
 
-func (e *InvalidPayloadError) Error() string { return "rove: invalid payload: " + e.Err.Error() }
+func (e *InvalidPayloadError) Error() string {
+	if e.Err == nil {
+		return ErrInvalidPayload.Error()
+	}
+	return "rove: invalid payload: " + e.Err.Error()
+}
 
 // Unwrap returns the decoding error.
 func (e *InvalidPayloadError) Unwrap() error { return e.Err }

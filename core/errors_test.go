@@ -136,3 +136,22 @@ func TestParseMethod(t *testing.T) {
 		}
 	}
 }
+
+// An InvalidPayloadError without a cause still reads as one; a handler
+// that returns it answers InvalidPayload with no text, and the caller's
+// error names the kind once.
+func TestInvalidPayloadErrorWithoutCause(t *testing.T) {
+	if got := (&InvalidPayloadError{}).Error(); got != "rove: invalid payload" {
+		t.Fatalf("text %q", got)
+	}
+	mBad := NewMethod("test", "bad")
+	r := NewRouter()
+	r.Handle(mBad, func(ctx context.Context, req *Request) error { return &InvalidPayloadError{} })
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	_, err := call(context.Background(), cl, mBad, nil)
+	if !errors.Is(err, ErrInvalidPayload) || err.Error() != "rove: invalid payload" {
+		t.Fatalf("got %q", err)
+	}
+}

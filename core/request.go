@@ -438,7 +438,12 @@ func (r *Request) outcome(err error, panicked bool) (wire.Status, []byte) {
 	case errors.As(err, &ue):
 		return wire.StatusUserError, ue.Payload
 	case errors.As(err, &ipe):
-		return wire.StatusInvalidPayload, []byte(ipe.Error())
+		// The status names the kind: the text is the cause alone, or the
+		// caller's error would say "invalid payload" twice.
+		if ipe.Err == nil {
+			return wire.StatusInvalidPayload, nil
+		}
+		return wire.StatusInvalidPayload, []byte(ipe.Err.Error())
 	}
 	return wire.StatusInternal, []byte(err.Error())
 }

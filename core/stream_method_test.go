@@ -179,8 +179,12 @@ func TestServerStreamBadRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Recv(context.Background()); !errors.Is(err, ErrInvalidPayload) || CodeOf(err) != InvalidArgument {
+	_, err = s.Recv(context.Background())
+	if !errors.Is(err, ErrInvalidPayload) || CodeOf(err) != InvalidArgument {
 		t.Fatalf("Recv: %v (code %v), want InvalidPayload", err, CodeOf(err))
+	}
+	if n := strings.Count(err.Error(), "invalid payload"); n != 1 {
+		t.Fatalf("%q says invalid payload %d times", err, n)
 	}
 	select {
 	case <-ran:
