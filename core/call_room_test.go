@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 
@@ -22,18 +20,11 @@ func callWaitingForRoom(ctx context.Context, cl *Caller, payload []byte, errc ch
 	errc <- err
 }
 
-// callWaitingState finds callWaitingForRoom's goroutine: whether it is
-// parked, and whether in the outbound buffer's wait for room.
+// callWaitingState says whether callWaitingForRoom's goroutine is parked,
+// and whether in the outbound buffer's wait for room.
 func callWaitingState() (parked, forRoom bool) {
-	buf := make([]byte, 1<<20)
-	n := runtime.Stack(buf, true)
-	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-		header, _, _ := strings.Cut(g, "\n")
-		if strings.Contains(g, "core.callWaitingForRoom(") && (strings.Contains(header, "[select") || strings.Contains(header, "[chan ")) {
-			return true, strings.Contains(g, "netpoll.(*outbound).waitLocked(")
-		}
-	}
-	return false, false
+	return testwait.Parked("core.callWaitingForRoom") > 0,
+		testwait.Parked("core.callWaitingForRoom", "netpoll.(*outbound).waitLocked") > 0
 }
 
 // spec:19 a call whose request waits for room in a full outbound buffer

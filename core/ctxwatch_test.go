@@ -21,6 +21,22 @@ func installedWatch(c *conn, done <-chan struct{}) *ctxWatch {
 	return nil
 }
 
+// makeWatch makes ctx's watch on client's root connection the way callers
+// do, with two calls in a row on ctx, and returns it.
+func makeWatch(t *testing.T, client *Session, cl *Caller, ctx context.Context) *ctxWatch {
+	t.Helper()
+	for range 2 {
+		if _, err := call(ctx, cl, mEcho, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := installedWatch(client.root, ctx.Done())
+	if w == nil {
+		t.Fatal("a context two calls in a row shared has no watch")
+	}
+	return w
+}
+
 func watchCount(c *conn) int {
 	n := 0
 	for i := range c.watches.slots {
@@ -52,16 +68,7 @@ func TestSharedContextCancelsEveryCall(t *testing.T) {
 		defer cl.Close()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		// Two calls in a row make the context's watch.
-		for range 2 {
-			if _, err := call(ctx, cl, mEcho, []byte("x")); err != nil {
-				t.Fatal(err)
-			}
-		}
-		w := installedWatch(client.root, ctx.Done())
-		if w == nil {
-			t.Fatal("a context two calls in a row shared has no watch")
-		}
+		w := makeWatch(t, client, cl, ctx)
 		errs := make(chan error, n)
 		for range n {
 			go func() { _, err := call(ctx, cl, mBlock, nil); errs <- err }()
@@ -195,15 +202,7 @@ func TestTeardownDropsWatches(t *testing.T) {
 	defer cl.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	for range 2 {
-		if _, err := call(ctx, cl, mEcho, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w := installedWatch(client.root, ctx.Done())
-	if w == nil {
-		t.Fatal("no watch")
-	}
+	w := makeWatch(t, client, cl, ctx)
 	errc := make(chan error, 1)
 	go func() { _, err := call(ctx, cl, mBlock, nil); errc <- err }()
 	waitInflight(t, server.root, 1)
@@ -269,14 +268,7 @@ func TestReusedCallForgetsItsWatch(t *testing.T) {
 		defer cl.Close()
 		shared, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		for range 2 { // two calls in a row make the watch
-			if _, err := call(shared, cl, mEcho, []byte("x")); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if installedWatch(client.root, shared.Done()) == nil {
-			t.Fatal("no watch")
-		}
+		makeWatch(t, client, cl, shared)
 		// Each round frees a call that waited under the watch into this
 		// P's pool slot, then starts a call on its own context that runs
 		// next on this P and so most likely takes that outCall.

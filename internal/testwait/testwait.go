@@ -43,21 +43,32 @@ func Until(cond func() bool) bool {
 // them, so that it tests the wake-up and not a race it happened to win.
 func Blocked(t testing.TB, fn string, n int) {
 	t.Helper()
-	For(t, "goroutines blocked in "+fn, func() bool { return countBlocked(fn) >= n })
+	For(t, "goroutines blocked in "+fn, func() bool { return Parked(fn) >= n })
 }
 
-func countBlocked(fn string) int {
-	buf := allStacks()
+// Parked counts the goroutines parked (in a select, a channel operation or
+// a lock) with every one of fns on their stack, named as for Blocked: with
+// two, a test can tell where in a call of its own a goroutine waits.
+func Parked(fns ...string) int {
 	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
+	for _, g := range strings.Split(string(allStacks()), "\n\n") {
 		header, _, _ := strings.Cut(g, "\n")
 		parked := strings.Contains(header, "[select") || strings.Contains(header, "[chan ") ||
 			strings.Contains(header, "[sync.Mutex") || strings.Contains(header, "[sync.Cond")
-		if parked && strings.Contains(g, fn+"(") {
+		if parked && containsAll(g, fns) {
 			count++
 		}
 	}
 	return count
+}
+
+func containsAll(stack string, fns []string) bool {
+	for _, fn := range fns {
+		if !strings.Contains(stack, fn+"(") {
+			return false
+		}
+	}
+	return true
 }
 
 // Goroutines counts the goroutines with any of match on their stack (a
