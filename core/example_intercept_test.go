@@ -49,28 +49,35 @@ func ExampleServerInterceptor() {
 	if err != nil {
 		panic(err)
 	}
-	defer server.Close()
-	defer client.Close()
 	caller := client.Caller()
-	defer caller.Close()
 	err = caller.Call(context.Background(), get, nil, nil, func(r core.Reply) error {
 		fmt.Printf("%s\n", r.Payload)
 		return nil
 	})
-	fmt.Println(err, ok.Load(), failed.Load())
+	fmt.Println(err)
 
 	// A session without the token's interceptor is refused by auth.
 	bare, server2, _ := core.Pipe(context.Background(), core.Options{},
 		core.Options{Router: router, ServerInterceptors: []core.ServerInterceptor{metrics, auth}})
-	defer server2.Close()
-	defer bare.Close()
 	c2 := bare.Caller()
-	defer c2.Close()
 	err = c2.Call(context.Background(), get, nil, nil, nil)
 	var ce *core.CallError
-	fmt.Println(errors.As(err, &ce) && string(ce.Payload) == "unauthenticated", ok.Load(), failed.Load())
+	fmt.Println(errors.As(err, &ce) && string(ce.Payload) == "unauthenticated")
+
+	// The handler's Reply sends the response before next returns, so a
+	// caller can see its reply before metrics has counted the call. Close
+	// waits for every handler, so the counts are final once the servers
+	// are closed.
+	caller.Close()
+	c2.Close()
+	client.Close()
+	bare.Close()
+	server.Close()
+	server2.Close()
+	fmt.Println("ok", ok.Load(), "failed", failed.Load())
 	// Output:
 	// v1
-	// <nil> 1 0
-	// true 1 1
+	// <nil>
+	// true
+	// ok 1 failed 1
 }
