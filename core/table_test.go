@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -203,5 +204,32 @@ func TestDrainWhileAbandoning(t *testing.T) {
 		if abandoned := <-done; drained != 1 {
 			t.Fatalf("drained %d calls (abandoned first: %v), want the one", drained, abandoned)
 		}
+	}
+}
+
+// A connection that has used every request id of its parity fails each
+// further call at once (ConnectionClosed: open a new connection), and
+// gives back the call's slot under the peer's limit: an id is never
+// reused, which would let a late response complete another call.
+func TestRequestIDsExhausted(t *testing.T) {
+	r := NewRouter()
+	r.HandleInline(mEcho, echo)
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	root := client.root
+	root.pending.next.Store((maxOwnID - root.pending.first) / 2) // the last id
+	cl := client.Caller()
+	defer cl.Close()
+	if got, err := call(context.Background(), cl, mEcho, []byte("last")); err != nil || string(got) != "last" {
+		t.Fatalf("the last id's call: %q, %v", got, err)
+	}
+	for range 2 { // the second finds its slot given back, or it would wait
+		_, err := call(context.Background(), cl, mEcho, []byte("one too many"))
+		var ce *CallError
+		if !errors.Is(err, ErrConnectionClosed) || !errors.As(err, &ce) || ce.Message != errIDsExhausted.Message {
+			t.Fatalf("a call past the last id: %v", err)
+		}
+	}
+	if n := root.slots.inUse(); n != 0 {
+		t.Fatalf("%d slots still taken", n)
 	}
 }
