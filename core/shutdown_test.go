@@ -216,3 +216,24 @@ func TestDrainDuringHandshake(t *testing.T) {
 	p.expectEndWithout(t, wire.KindHelloAck, wire.KindGoAway)
 	waitDone(t, s)
 }
+
+// spec:6 once the peer has sent GoAway, a new call is refused before it
+// is sent: Unavailable, retryable (elsewhere), and no request reaches the
+// draining peer.
+func TestCallAfterPeerGoAway(t *testing.T) {
+	s, p := newRawPeer(t, true, Options{})
+	p.acceptHello(t, s, wire.Settings{})
+	p.send(t, wire.Message{Kind: wire.KindGoAway, Payload: []byte("draining")})
+	testwait.For(t, "the GoAway to be read", s.peerGoAway.Load)
+	cl := s.Caller()
+	defer cl.Close()
+	_, err := call(context.Background(), cl, mEcho, []byte("late"))
+	if !errors.Is(err, ErrUnavailable) || !IsRetryable(err) {
+		t.Fatalf("a call after the peer's GoAway: %v", err)
+	}
+	// Anything the call had sent would come before this Ping's Pong.
+	p.send(t, wire.Message{Kind: wire.KindPing, ID: 9})
+	if m := p.next(t); m.Kind != wire.KindPong || m.ID != 9 {
+		t.Fatalf("got %v %d, want the Pong: a request went out", m.Kind, m.ID)
+	}
+}

@@ -36,6 +36,21 @@ func Until(cond func() bool) bool {
 	return true
 }
 
+// Recv receives from ch, failing the test if nothing comes within
+// Timeout: for a result that a hang would never send.
+func Recv[T any](t testing.TB, what string, ch <-chan T) T {
+	t.Helper()
+	timer := time.NewTimer(Timeout)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
 // Blocked waits until at least n goroutines are parked (in a select, a
 // channel operation or a lock) with fn on their stack: fn is a function
 // name as runtime.Stack prints it, e.g. "core.(*chanState).takeCredit".
