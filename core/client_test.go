@@ -202,3 +202,80 @@ func TestClientCallWithoutASession(t *testing.T) {
 		t.Fatalf("state after Close: %q", got)
 	}
 }
+
+// A call is tried at most Attempts times, and its error is the last
+// try's: here every try's session ends under the call (the server's
+// handler closes it), which an idempotent call retries on a new session
+// and any other call does not (it may have run).
+func TestClientAttemptsExhausted(t *testing.T) {
+	var runs atomic.Int64
+	var servers sync.Map // each server session's root *Conn -> its *Session
+	r := NewRouter()
+	r.Handle(mEcho, func(ctx context.Context, req *Request) error {
+		runs.Add(1)
+		if s, ok := servers.Load(req.Conn()); ok {
+			go s.(*Session).Close() // Close waits for this handler
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	cl := NewClient(func(ctx context.Context) (*Session, error) {
+		c, s, err := Pipe(ctx, Options{}, Options{Router: r})
+		if err == nil {
+			servers.Store(s.Root(), s)
+		}
+		return c, err
+	}, ClientOptions{BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond, Attempts: 3})
+	defer func() {
+		cl.Close()
+		servers.Range(func(_, s any) bool { s.(*Session).Close(); return true })
+	}()
+	for _, idempotent := range []bool{true, false} {
+		runs.Store(0)
+		err := cl.Call(context.Background(), mEcho, nil, &ClientCallOptions{Idempotent: idempotent}, nil)
+		if !errors.Is(err, ErrConnectionClosed) {
+			t.Fatalf("idempotent %v: %v, want the last try's ConnectionClosed", idempotent, err)
+		}
+		if want := map[bool]int64{true: 3, false: 1}[idempotent]; runs.Load() != want {
+			t.Fatalf("idempotent %v: ran %d times, want %d", idempotent, runs.Load(), want)
+		}
+	}
+}
+
+// Close ends a session that is still draining (the server sent GoAway and
+// a call on it has not finished): the call fails at once, and Close
+// neither waits for the server to finish nor leaves the session behind.
+func TestClientCloseEndsADrainingSession(t *testing.T) {
+	started := make(chan struct{}, 1)
+	r := NewRouter()
+	r.Handle(mBlock, func(ctx context.Context, req *Request) error {
+		started <- struct{}{}
+		<-ctx.Done() // until the session ends
+		return ctx.Err()
+	})
+	var server *Session
+	var dials atomic.Int64
+	cl := NewClient(func(ctx context.Context) (*Session, error) {
+		if dials.Add(1) > 1 {
+			return nil, errors.New("the server is draining")
+		}
+		c, s, err := Pipe(ctx, Options{}, Options{Router: r})
+		server = s
+		return c, err
+	}, ClientOptions{BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond})
+	inFlight := make(chan error, 1)
+	go func() { inFlight <- cl.Call(context.Background(), mBlock, nil, nil, nil) }()
+	testwait.Recv(t, "the handler to start", started)
+	drained := make(chan error, 1)
+	go func() { drained <- server.Drain(context.Background()) }() // waits for the handler
+	testwait.For(t, "the Client to see the GoAway", func() bool { return cl.State() == ClientDraining || dials.Load() > 1 })
+	closed := make(chan struct{})
+	go func() { cl.Close(); close(closed) }()
+	testwait.Recv(t, "Close", closed)
+	if err := testwait.Recv(t, "the call's end", inFlight); !errors.Is(err, ErrConnectionClosed) {
+		t.Fatalf("the call on the draining session: %v", err)
+	}
+	if err := testwait.Recv(t, "the server's Drain", drained); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+}
