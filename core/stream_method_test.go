@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rove-rpc/rove/internal/testwait"
 )
 
 type rangeReq struct{ From, To int }
@@ -190,5 +192,78 @@ func TestServerStreamBadRequest(t *testing.T) {
 	case <-ran:
 		t.Fatal("the handler ran on an undecodable request")
 	default:
+	}
+}
+
+// Bad input: a caller (a raw one, or another implementation) that calls a
+// streaming method without binding the channels its shape needs gets
+// InvalidPayload naming the method; the handler never runs, a channel it
+// did bind is ended, and the connection goes on.
+func TestStreamMethodsNeedTheirChannels(t *testing.T) {
+	ss := NewServerStream[rangeReq, num]("test", "ss")
+	cs := NewClientStream[num, total]("test", "cs")
+	bs := NewBidiStream[string, string]("test", "bs")
+	ran := make(chan string, 4)
+	r := NewRouter()
+	ss.Handle(r, func(context.Context, rangeReq, *Tx[num]) error { ran <- "ss"; return nil })
+	cs.Handle(r, func(context.Context, *Rx[num]) (total, error) { ran <- "cs"; return total{}, nil })
+	bs.Handle(r, func(context.Context, *Rx[string], *Tx[string]) error { ran <- "bs"; return nil })
+	r.HandleInline(mEcho, echo)
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	ctx := context.Background()
+	lone := cl.Conn().NewTx(4) // a bidi call's first channel without its second
+	for _, tc := range []struct {
+		name string
+		m    Method
+		req  []byte
+		opts *CallOptions
+	}{
+		{"server stream without its Tx", ss.Method, []byte(`{"From":0,"To":1}`), nil},
+		{"client stream without its Rx", cs.Method, nil, nil},
+		{"bidi without channels", bs.Method, nil, nil},
+		{"bidi with one channel", bs.Method, nil, &CallOptions{Channels: []Channel{lone}}},
+	} {
+		err := cl.Call(ctx, tc.m, tc.req, tc.opts, nil)
+		if !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), tc.m.String()) {
+			t.Fatalf("%s: %v, want InvalidPayload naming %v", tc.name, err, tc.m)
+		}
+	}
+	// The bidi handler's side of the one channel was ended: the Tx sees it.
+	if err := lone.Send(ctx, []byte("x")); err == nil {
+		t.Fatal("a Send on the channel the refused call bound went through")
+	}
+	select {
+	case name := <-ran:
+		t.Fatalf("the %s handler ran", name)
+	default:
+	}
+	if got, err := call(ctx, cl, mEcho, []byte("still up")); err != nil || string(got) != "still up" {
+		t.Fatalf("after the refused calls: %q %v", got, err)
+	}
+}
+
+// A client-streaming handler that fails before reading everything: once
+// the call has ended, Send returns the call's outcome (the handler's
+// error, with its code) rather than a bare channel error, and so does
+// CloseAndRecv.
+func TestClientStreamHandlerFailsEarly(t *testing.T) {
+	sum := NewClientStream[num, total]("test", "sum")
+	r := NewRouter()
+	sum.Handle(r, func(ctx context.Context, in *Rx[num]) (total, error) {
+		return total{}, Errorf(PermissionDenied, "no sums today")
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	ctx := context.Background()
+	s := sum.Call(ctx, cl, nil)
+	testwait.Recv(t, "the call's end", s.call.done)
+	if err := s.Send(ctx, num{1}); CodeOf(err) != PermissionDenied {
+		t.Fatalf("Send after the handler failed: %v", err)
+	}
+	if _, err := s.CloseAndRecv(); CodeOf(err) != PermissionDenied {
+		t.Fatalf("CloseAndRecv: %v", err)
 	}
 }
