@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/rove-rpc/rove/core/internal/wire"
@@ -64,7 +65,7 @@ func TestVirtualConnRefused(t *testing.T) {
 	client, server := transports()[0].pair(t, Options{}, Options{AcceptConn: acceptWith(nil, nil), MaxVirtualConns: 1})
 	_, err := client.OpenConn(context.Background(), ConnOptions{Metadata: Metadata{}.Add("deny", StringValue("no"), 0)})
 	var rej *ConnRejectedError
-	if !errors.As(err, &rej) || rej.Code != ReasonCode(wire.CodeRefused) || rej.Reason != "denied: no" {
+	if !errors.As(err, &rej) || rej.Code != ReasonCode(wire.CodeRefused) || rej.Reason != "denied: no" || !strings.HasSuffix(err.Error(), ": denied: no") {
 		t.Fatalf("acceptor refusal: %v", err)
 	}
 	c, err := client.OpenConn(context.Background(), ConnOptions{})
@@ -101,6 +102,7 @@ func TestVirtualConnViolations(t *testing.T) {
 		{"close of root", []wire.Message{{Kind: wire.KindCloseConn, Conn: 0}}, wire.CodeRootClose},
 		{"request before accept", []wire.Message{{Kind: wire.KindOpenConn, Conn: 3, Parity: wire.ParityOdd}, {Kind: wire.KindRequest, Conn: 3, ID: 1}}, wire.CodeUnexpected},
 		{"accept we never asked for", []wire.Message{{Kind: wire.KindAcceptConn, Conn: 4, Parity: wire.ParityOdd}}, wire.CodeUnknownConn},
+		{"close of a connection never opened", []wire.Message{{Kind: wire.KindCloseConn, Conn: 5}}, wire.CodeUnknownConn},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -296,5 +298,53 @@ func TestNoMessageAfterCloseConn(t *testing.T) {
 	}
 	if err := server.Err(); err != nil {
 		t.Fatalf("server session ended: %v", err)
+	}
+}
+
+// spec:18 a virtual connection's own MaxConcurrentRequests (ConnOptions)
+// is what its side advertises for it: the peer keeps within it on that
+// connection, while the root goes on under the session's limit.
+func TestVirtualConnOwnLimit(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 8)
+	r := NewRouter()
+	r.Handle(mBlock, func(ctx context.Context, req *Request) error {
+		started <- struct{}{}
+		<-release
+		return req.Reply(nil, nil)
+	})
+	accept := func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
+		return ConnOptions{Router: r, MaxConcurrentRequests: 1}, nil
+	}
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r, AcceptConn: accept})
+	vc, err := client.OpenConn(context.Background(), ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	vcl, root := vc.Caller(), client.Caller()
+	defer vcl.Close()
+	defer root.Close()
+	errc := make(chan error, 4)
+	callOn := func(cl *Caller) { go func() { _, err := call(context.Background(), cl, mBlock, nil); errc <- err }() }
+	callOn(vcl)
+	testwait.Recv(t, "the first call on the connection", started)
+	callOn(vcl) // over the connection's limit of 1: waits
+	testwait.Blocked(t, "core.(*callSlots).acquire", 1)
+	callOn(root) // the root's limit is the session's: runs at once
+	callOn(root)
+	for range 2 {
+		testwait.Recv(t, "the root's calls", started)
+	}
+	select {
+	case <-started:
+		t.Fatal("a second call ran on the connection over its limit of 1")
+	default:
+	}
+	close(release)
+	for range 4 {
+		if err := testwait.Recv(t, "the calls' ends", errc); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
