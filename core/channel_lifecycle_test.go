@@ -309,3 +309,43 @@ func TestTxDoneOnReset(t *testing.T) {
 		}
 	})
 }
+
+// spec:25 Done asked for only after the receiver reset the channel is
+// closed already: a sender that looks late is not left waiting.
+func TestTxDoneAfterReset(t *testing.T) {
+	watch := NewMethod("test", "watch")
+	closedAtOnce := make(chan bool, 1)
+	r := NewRouter()
+	r.Handle(watch, func(ctx context.Context, req *Request) error {
+		tx, err := req.Tx(0)
+		if err != nil {
+			return err
+		}
+		defer tx.Close()
+		if err := req.Reply(nil, nil); err != nil {
+			return err
+		}
+		// Send until a Send fails: the reset has come (once the credit
+		// is spent, Send waits for it).
+		for tx.Send(ctx, []byte("x")) == nil {
+		}
+		select {
+		case <-tx.Done(): // its first use
+			closedAtOnce <- true
+		default:
+			closedAtOnce <- false
+		}
+		return nil
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	rx := cl.Conn().NewRx(4)
+	if err := cl.Call(context.Background(), watch, nil, &CallOptions{Channels: []Channel{rx}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rx.Reset()
+	if !testwait.Recv(t, "the handler to see the reset", closedAtOnce) {
+		t.Fatal("Done, first asked for after the reset, was not closed")
+	}
+}

@@ -275,6 +275,13 @@ func TestHostileViolations(t *testing.T) {
 		{"a run beyond credit, then another message", wire.CodeCreditExceeded, nil, frames(
 			wire.Message{Kind: wire.KindRequest, ID: 1, Method: mHostileBlock.ID, Channels: binds(wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: 1})},
 			item(1), item(1), wire.Message{Kind: wire.KindPing, ID: pingAfterViolation})},
+		// GrantCredit and ChannelReset come from a channel's receiver only.
+		{"reset from the channel's sender", wire.CodeUnexpected, []wire.Message{
+			{Kind: wire.KindRequest, ID: 1, Method: mHostileBlock.ID, Channels: binds(wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: 1})},
+			{Kind: wire.KindChannelReset, ID: 1}}, nil},
+		{"credit from the channel's sender", wire.CodeUnexpected, []wire.Message{
+			{Kind: wire.KindRequest, ID: 1, Method: mHostileBlock.ID, Channels: binds(wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: 1})},
+			{Kind: wire.KindGrantCredit, ID: 1, Credit: 1}}, nil},
 		{"channel of the acceptor's parity", wire.CodeWrongParity, []wire.Message{
 			{Kind: wire.KindRequest, ID: 1, Method: mEcho.ID, Channels: binds(wire.ChannelBinding{ID: 2, Dir: wire.CallerSends, Window: 1})}}, nil},
 		{"a channel bound twice", wire.CodeIDInUse, []wire.Message{
