@@ -349,3 +349,48 @@ func TestTxDoneAfterReset(t *testing.T) {
 		t.Fatal("Done, first asked for after the reset, was not closed")
 	}
 }
+
+// A call refused because one of its channels is bound already leaves the
+// others it named unbound: they can go with a later call.
+func TestRefusedBindingLeavesTheOthersFree(t *testing.T) {
+	r := NewRouter()
+	r.Handle(mEcho, func(ctx context.Context, req *Request) error {
+		rx, err := req.Rx(0)
+		if err != nil {
+			return err
+		}
+		defer rx.Close()
+		it, err := rx.Recv(ctx)
+		if err != nil {
+			return err
+		}
+		return req.Reply(it.Payload, nil)
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	conn := client.Root()
+	closed := conn.NewTx(4)
+	closed.Close() // can never be bound
+	free := conn.NewTx(4)
+	if _, err := call(context.Background(), cl, mEcho, nil, &CallOptions{Channels: []Channel{free, closed}}); !errors.Is(err, ErrChannelBound) {
+		t.Fatalf("a call binding a closed channel: %v", err)
+	}
+	got := make(chan []byte, 1)
+	go func() { // the handler answers with the first item it reads
+		b, err := call(context.Background(), cl, mEcho, nil, &CallOptions{Channels: []Channel{free}})
+		if err != nil {
+			b = []byte(err.Error())
+		}
+		got <- b
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Timeout)
+	defer cancel()
+	if err := free.Send(ctx, []byte("item")); err != nil { // waits while it is not bound
+		t.Fatal(err)
+	}
+	if b := testwait.Recv(t, "the call", got); string(b) != "item" {
+		t.Fatalf("the later call binding the freed channel: %q", b)
+	}
+	free.Close()
+}
