@@ -109,7 +109,14 @@ func (s *Server) Register(r *core.Router) {
 		s.mu.Unlock()
 		defer func() {
 			s.mu.Lock()
-			delete(s.watchers[req.Service], ch)
+			// The service's set goes with its last watcher: the name is
+			// the peer's choice, and a set left behind per name would let
+			// a peer grow the map by watching names that do not exist.
+			if w := s.watchers[req.Service]; len(w) == 1 {
+				delete(s.watchers, req.Service)
+			} else {
+				delete(w, ch)
+			}
 			s.mu.Unlock()
 		}()
 		if !ok {

@@ -77,3 +77,23 @@ func TestWatch(t *testing.T) {
 	}
 	testwait.For(t, "the server to drop the watcher", func() bool { return hs.watcherCount("kv") == 0 })
 }
+
+// A watch of a service that has no status holds nothing once it ends: the
+// name is the peer's, so each name left behind would let a peer grow the
+// server's memory by watching names that do not exist.
+func TestWatchesLeaveNothingBehind(t *testing.T) {
+	hs := NewServer()
+	cl := serve(t, hs)
+	ctx := context.Background()
+	for _, service := range []string{"a", "b", "a", "c"} {
+		err := WatchStatus(ctx, cl, service, func(st Status) bool { return st != ServiceUnknown })
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	testwait.For(t, "every watch let go", func() bool {
+		hs.mu.Lock()
+		defer hs.mu.Unlock()
+		return len(hs.watchers) == 0
+	})
+}
