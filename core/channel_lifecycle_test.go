@@ -261,60 +261,12 @@ func TestFailedGrantIsSentAgain(t *testing.T) {
 	}
 }
 
-// spec:25 Tx.Done tells a sender that waits on something else that the
-// receiver has reset the channel (or the connection ended): a handler
-// streaming events as they happen stops at once, not at its next Send.
-func TestTxDoneOnReset(t *testing.T) {
-	eachTransport(t, func(t *testing.T, tr transport) {
-		watch := NewMethod("test", "watch")
-		stopped := make(chan error, 1)
-		r := NewRouter()
-		r.Handle(watch, func(ctx context.Context, req *Request) error {
-			tx, err := req.Tx(0)
-			if err != nil {
-				return err
-			}
-			defer tx.Close()
-			if err := req.Reply(nil, nil); err != nil {
-				return err
-			}
-			if err := tx.Send(ctx, []byte("first")); err != nil {
-				return err
-			}
-			select {
-			case <-tx.Done(): // no more events would come for an hour
-				stopped <- tx.Send(ctx, []byte("late"))
-			case <-time.After(time.Hour):
-			}
-			return nil
-		})
-		client, _ := tr.pair(t, Options{}, Options{Router: r})
-		cl := client.Caller()
-		defer cl.Close()
-		rx := cl.Conn().NewRx(4)
-		if err := cl.Call(context.Background(), watch, nil, &CallOptions{Channels: []Channel{rx}}, nil); err != nil {
-			t.Fatal(err)
-		}
-		if it, err := rx.Recv(context.Background()); err != nil || string(it.Payload) != "first" {
-			t.Fatalf("first item: %v", err)
-		}
-		rx.Reset()
-		select {
-		case err := <-stopped:
-			if err == nil {
-				t.Fatal("a Send after Done succeeded")
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("the handler never saw the reset")
-		}
-	})
-}
-
-// spec:25 Done asked for only after the receiver reset the channel is
-// closed already: a sender that looks late is not left waiting.
-func TestTxDoneAfterReset(t *testing.T) {
+// startWatch serves a method whose handler takes the Tx its request
+// binds, replies at once, then runs body with it (as a handler streaming
+// events does), and calls it over tr; it returns the caller's Rx.
+func startWatch(t *testing.T, tr transport, body func(ctx context.Context, tx *RawTx)) *RawRx {
+	t.Helper()
 	watch := NewMethod("test", "watch")
-	closedAtOnce := make(chan bool, 1)
 	r := NewRouter()
 	r.Handle(watch, func(ctx context.Context, req *Request) error {
 		tx, err := req.Tx(0)
@@ -325,6 +277,50 @@ func TestTxDoneAfterReset(t *testing.T) {
 		if err := req.Reply(nil, nil); err != nil {
 			return err
 		}
+		body(ctx, tx)
+		return nil
+	})
+	client, _ := tr.pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	t.Cleanup(func() { cl.Close() })
+	rx := cl.Conn().NewRx(4)
+	if err := cl.Call(context.Background(), watch, nil, &CallOptions{Channels: []Channel{rx}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return rx
+}
+
+// spec:25 Tx.Done tells a sender that waits on something else that the
+// receiver has reset the channel (or the connection ended): a handler
+// streaming events as they happen stops at once, not at its next Send.
+func TestTxDoneOnReset(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		stopped := make(chan error, 1)
+		rx := startWatch(t, tr, func(ctx context.Context, tx *RawTx) {
+			if err := tx.Send(ctx, []byte("first")); err != nil {
+				return
+			}
+			select {
+			case <-tx.Done(): // no more events would come for an hour
+				stopped <- tx.Send(ctx, []byte("late"))
+			case <-time.After(time.Hour):
+			}
+		})
+		if it, err := rx.Recv(context.Background()); err != nil || string(it.Payload) != "first" {
+			t.Fatalf("first item: %v", err)
+		}
+		rx.Reset()
+		if err := testwait.Recv(t, "the handler to see the reset", stopped); err == nil {
+			t.Fatal("a Send after Done succeeded")
+		}
+	})
+}
+
+// spec:25 Done asked for only after the receiver reset the channel is
+// closed already: a sender that looks late is not left waiting.
+func TestTxDoneAfterReset(t *testing.T) {
+	closedAtOnce := make(chan bool, 1)
+	rx := startWatch(t, transports()[0], func(ctx context.Context, tx *RawTx) {
 		// Send until a Send fails: the reset has come (once the credit
 		// is spent, Send waits for it).
 		for tx.Send(ctx, []byte("x")) == nil {
@@ -335,15 +331,7 @@ func TestTxDoneAfterReset(t *testing.T) {
 		default:
 			closedAtOnce <- false
 		}
-		return nil
 	})
-	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
-	cl := client.Caller()
-	defer cl.Close()
-	rx := cl.Conn().NewRx(4)
-	if err := cl.Call(context.Background(), watch, nil, &CallOptions{Channels: []Channel{rx}}, nil); err != nil {
-		t.Fatal(err)
-	}
 	rx.Reset()
 	if !testwait.Recv(t, "the handler to see the reset", closedAtOnce) {
 		t.Fatal("Done, first asked for after the reset, was not closed")

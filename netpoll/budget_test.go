@@ -156,31 +156,7 @@ func TestReadBudgetPausesReading(t *testing.T) {
 // reading is paused by its read budget (off the event loop, so stopping
 // the engine alone would not reach it).
 func TestGnetCloseEndsPausedConn(t *testing.T) {
-	g := NewGnet(GnetOptions{EventLoops: 1, Options: Options{MaxHeld: 64 << 10}})
-	srvT := NewGnet(GnetOptions{EventLoops: 1})
-	defer srvT.Close()
-	accepted := make(chan *Conn, 1)
-	ln, err := srvT.Listen("tcp", "127.0.0.1:0", func(c *Conn) Handler { accepted <- c; return newRecorder() })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	h := &holder{}
-	client, err := g.Dial(context.Background(), "tcp", ln.Addr().String(), h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := <-accepted
-	go func() {
-		body := make([]byte, 16<<10)
-		for i := 0; ; i++ {
-			binary.BigEndian.PutUint32(body, uint32(i))
-			if server.WriteFrame(context.Background(), body) != nil {
-				return
-			}
-		}
-	}()
-	testwait.For(t, "the client's reading to pause", func() bool { return client.rstate.Load() == readPaused })
+	client, h, g := pausedGnetClient(t)
 	g.Close()
 	select {
 	case <-client.Done():

@@ -33,8 +33,9 @@ func (l failingLoop) Enroll(_ context.Context, nc net.Conn) (<-chan gnet.Registe
 
 // pausedGnetClient dials a gnet client whose read budget (64 KiB) a
 // server fills until the client stops reading, and returns the client
-// once its pause is complete, with the frames it holds.
-func pausedGnetClient(t *testing.T) (*Conn, *holder) {
+// once its pause is complete, with the frames it holds and its transport
+// (closed when the test ends).
+func pausedGnetClient(t *testing.T) (*Conn, *holder, *Gnet) {
 	t.Helper()
 	g := NewGnet(GnetOptions{EventLoops: 1, Options: Options{MaxHeld: 64 << 10}})
 	t.Cleanup(func() { g.Close() })
@@ -58,7 +59,7 @@ func pausedGnetClient(t *testing.T) (*Conn, *holder) {
 		}
 	}()
 	testwait.For(t, "the client's reading to pause", func() bool { return client.rstate.Load() == readPaused })
-	return client, h
+	return client, h, g
 }
 
 // A paused gnet connection that cannot resume ends, with the reason, once
@@ -84,7 +85,7 @@ func TestFailedResumeEndsTheConn(t *testing.T) {
 		}, ErrClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			client, h := pausedGnetClient(t)
+			client, h, _ := pausedGnetClient(t)
 			client.pauseMu.Lock()
 			tc.inject(client)
 			client.pauseMu.Unlock()
