@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/rove-rpc/rove/core/internal/wire"
@@ -51,7 +52,8 @@ func TestTeardownEndsCallsNotYetSent(t *testing.T) {
 		p.acceptHello(t, s, wire.Settings{MaxFrameSize: 1 << 20})
 		cl := s.Caller()
 		defer cl.Close()
-		resume := p.pause()
+		resume := sync.OnceFunc(p.pause())
+		defer resume() // also if the test fails first: a paused peer would hold up its cleanup
 		// More requests than the pipe, the paused peer's read and the
 		// buffer hold, so that some wait for room.
 		const calls, size = 40, 15 << 10

@@ -310,7 +310,11 @@ func TestVirtualConnOwnLimit(t *testing.T) {
 	r := NewRouter()
 	r.Handle(mBlock, func(ctx context.Context, req *Request) error {
 		started <- struct{}{}
-		<-release
+		select {
+		case <-release:
+		case <-ctx.Done(): // the test failed: the session's close ends it
+			return ctx.Err()
+		}
 		return req.Reply(nil, nil)
 	})
 	accept := func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
