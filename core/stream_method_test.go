@@ -267,3 +267,48 @@ func TestClientStreamHandlerFailsEarly(t *testing.T) {
 		t.Fatalf("CloseAndRecv: %v", err)
 	}
 }
+
+// Recv is bounded by its context, also after the last item, while it
+// waits for the call's outcome (here a handler that closed its stream
+// but has not answered): then the context's error, and the call goes on
+// until its own context ends. The handler is a raw one on the stream's
+// method, as another implementation's server could be.
+func TestServerStreamRecvWaitsForTheOutcome(t *testing.T) {
+	count := NewServerStream[rangeReq, num]("test", "count")
+	r := NewRouter()
+	r.Handle(count.Method, func(ctx context.Context, req *Request) error {
+		tx, err := req.Tx(0)
+		if err != nil {
+			return err
+		}
+		tx.Close() // the last item, and no answer until the caller gives up
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	callCtx, cancelCall := context.WithCancel(context.Background())
+	defer cancelCall()
+	s, err := count.Call(callCtx, cl, rangeReq{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvCtx, cancelRecv := context.WithCancel(context.Background())
+	got := make(chan error, 1)
+	go func() { _, err := s.Recv(recvCtx); got <- err }()
+	testwait.Blocked(t, "core.(*pendingCall).outcome", 1) // past the end of the items
+	cancelRecv()
+	if err := testwait.Recv(t, "Recv's end", got); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Recv when its context ended: %v", err)
+	}
+	select {
+	case <-s.call.done:
+		t.Fatal("the call ended with Recv's context")
+	default:
+	}
+	cancelCall()
+	if err := s.Close(); !errors.Is(err, ErrCancelled) {
+		t.Fatalf("Close after the call's context ended: %v", err)
+	}
+}
