@@ -27,35 +27,46 @@ func callWaitingState() (parked, forRoom bool) {
 		testwait.Parked("core.callWaitingForRoom", "netpoll.(*outbound).waitLocked") > 0
 }
 
+// outboundFillers calls of fillerSize bytes are more than the pipe, a
+// paused peer's read and a 64 KiB outbound buffer hold: some wait for room.
+const outboundFillers, fillerSize = 40, 15 << 10
+
+// fullOutbound joins a session with a 64 KiB outbound buffer to a raw
+// peer that has stopped reading, and starts outboundFillers calls on ctx
+// (the peer never answers them); it returns once one of them waits for
+// room. Their errors come on filled. resume lets the peer read again; it
+// is also called when the test ends, before the session closes.
+func fullOutbound(t *testing.T, ctx context.Context) (s *Session, p *rawPeer, cl *Caller, resume func(), filled <-chan error) {
+	t.Helper()
+	s, p = newRawPeer(t, true, Options{Link: netpoll.Options{MaxOutbound: 64 << 10}})
+	p.acceptHello(t, s, wire.Settings{MaxFrameSize: 1 << 20})
+	cl = s.Caller()
+	t.Cleanup(func() { cl.Close() })
+	resume = sync.OnceFunc(p.pause())
+	t.Cleanup(resume)
+	errs := make(chan error, outboundFillers)
+	for range outboundFillers {
+		go func() { _, err := call(ctx, cl, mEcho, bytes.Repeat([]byte("f"), fillerSize)); errs <- err }()
+	}
+	testwait.Blocked(t, "netpoll.(*outbound).waitLocked", 1)
+	return s, p, cl, resume, errs
+}
+
 // spec:19 a call whose request waits for room in a full outbound buffer
 // (the peer reads nothing) returns Cancelled as soon as its context ends,
 // and its request is never sent: the peer, once it reads again, gets a
 // later call's request and never that one.
 func TestCallCancelledWaitingForRoom(t *testing.T) {
-	s, p := newRawPeer(t, true, Options{Link: netpoll.Options{MaxOutbound: 64 << 10}})
-	p.acceptHello(t, s, wire.Settings{MaxFrameSize: 1 << 20})
-	cl := s.Caller()
-	defer cl.Close()
-	resume := sync.OnceFunc(p.pause())
-	defer resume()
-
-	// Fillers: more requests than the pipe, the paused peer's read and the
-	// buffer hold, so that some wait for room too.
-	const fillers, size = 40, 15 << 10
-	bg, stop := context.WithCancel(context.Background()) // the peer never answers them
+	bg, stop := context.WithCancel(context.Background())
 	defer stop()
-	filled := make(chan error, fillers)
-	for range fillers {
-		go func() { _, err := call(bg, cl, mEcho, bytes.Repeat([]byte("f"), size)); filled <- err }()
-	}
-	testwait.Blocked(t, "netpoll.(*outbound).waitLocked", 1)
+	s, p, cl, resume, filled := fullOutbound(t, bg)
 
 	// A call the size of a filler waits for room too, unless a write
 	// made room just as it came: then it is sent, and another is tried
 	// (the peer reads nothing, so one soon waits).
 	var cancelled []byte
 	for i := 0; cancelled == nil; i++ {
-		payload := append(fmt.Appendf(nil, "call %d;", i), bytes.Repeat([]byte("c"), size)...)
+		payload := append(fmt.Appendf(nil, "call %d;", i), bytes.Repeat([]byte("c"), fillerSize)...)
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		go callWaitingForRoom(ctx, cl, payload, errc)
@@ -90,7 +101,7 @@ func TestCallCancelledWaitingForRoom(t *testing.T) {
 		}
 	}
 	stop()
-	for range fillers {
+	for range outboundFillers {
 		if err := <-filled; !errors.Is(err, ErrCancelled) {
 			t.Fatalf("a filler: %v", err)
 		}

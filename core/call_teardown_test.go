@@ -1,15 +1,12 @@
 package core
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"sync"
 	"testing"
 
 	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/internal/testwait"
-	"github.com/rove-rpc/rove/netpoll"
 )
 
 // spec:33 calls that have not even been sent end with the session: a call
@@ -48,28 +45,12 @@ func TestTeardownEndsCallsNotYetSent(t *testing.T) {
 		testwait.Recv(t, "the close", closed)
 	})
 	t.Run("waiting for room", func(t *testing.T) {
-		s, p := newRawPeer(t, true, Options{Link: netpoll.Options{MaxOutbound: 64 << 10}})
-		p.acceptHello(t, s, wire.Settings{MaxFrameSize: 1 << 20})
-		cl := s.Caller()
-		defer cl.Close()
-		resume := sync.OnceFunc(p.pause())
-		defer resume() // also if the test fails first: a paused peer would hold up its cleanup
-		// More requests than the pipe, the paused peer's read and the
-		// buffer hold, so that some wait for room.
-		const calls, size = 40, 15 << 10
-		errc := make(chan error, calls)
-		for range calls {
-			go func() {
-				_, err := call(context.Background(), cl, mEcho, bytes.Repeat([]byte("f"), size))
-				errc <- err
-			}()
-		}
-		testwait.Blocked(t, "netpoll.(*outbound).waitLocked", 1)
+		s, _, _, resume, errc := fullOutbound(t, context.Background())
 		// The calls end as the session does, not once the link has
 		// drained: its close waits for the paused peer.
 		closed := make(chan struct{})
 		go func() { s.Close(); close(closed) }()
-		for range calls {
+		for range outboundFillers {
 			if err := testwait.Recv(t, "a call's end", errc); !errors.Is(err, ErrConnectionClosed) {
 				t.Fatalf("a call when the session closed: %v", err)
 			}

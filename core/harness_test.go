@@ -219,11 +219,7 @@ func (p *rawPeer) hello(t *testing.T, settings wire.Settings) wire.Message {
 
 func waitDone(t *testing.T, s *Session) {
 	t.Helper()
-	select {
-	case <-s.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("session did not end")
-	}
+	testwait.Recv(t, "the session to end", s.Done())
 }
 
 // acceptHello completes the handshake of s (the initiator) with the raw

@@ -7,7 +7,6 @@ import (
 	"net"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rove-rpc/rove/internal/testwait"
 )
@@ -158,11 +157,7 @@ func TestReadBudgetPausesReading(t *testing.T) {
 func TestGnetCloseEndsPausedConn(t *testing.T) {
 	client, h, g := pausedGnetClient(t)
 	g.Close()
-	select {
-	case <-client.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("closing the transport left a paused connection open")
-	}
+	testwait.Recv(t, "the paused connection to end with its transport", client.Done())
 	h.releaseAll()
 }
 
