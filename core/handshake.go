@@ -211,7 +211,7 @@ func (s *session) refuseHello(link *netpoll.Conn, err error) {
 
 // reject refuses the initiator and ends the session.
 func (s *session) reject(link *netpoll.Conn, code wire.Code, reason string) {
-	_ = s.queue(link, &wire.Message{Kind: wire.KindReject, Code: code, Payload: []byte(reason)})
+	_ = s.queueLast(link, &wire.Message{Kind: wire.KindReject, Code: code, Payload: []byte(reason)})
 	s.fail(&HandshakeError{Code: ReasonCode(code), Reason: reason})
 }
 

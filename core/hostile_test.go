@@ -28,12 +28,16 @@ type hostileServer struct {
 	block chan struct{} // mBlock's handlers wait on it
 }
 
-var mHostileBlock = NewMethod("hostile", "block")
+var (
+	mHostileBlock  = NewMethod("hostile", "block")
+	mHostileInline = NewMethod("hostile", "inline")
+)
 
 func newHostileServer(t *testing.T) *hostileServer {
 	h := &hostileServer{block: make(chan struct{})}
 	r := testbedRouter()
 	r.Handle(mEcho, echo)
+	r.HandleInline(mHostileInline, echo)
 	r.Handle(mHostileBlock, func(ctx context.Context, req *Request) error {
 		select {
 		case <-h.block:
@@ -253,6 +257,9 @@ func TestHostileViolations(t *testing.T) {
 		{"truncated body", wire.CodeMalformed, nil, netpoll.AppendFrame(nil, []byte{byte(wire.KindRequest), 0})},
 		{"wrong parity request", wire.CodeWrongParity, []wire.Message{req(2, mEcho, nil)}, nil},
 		{"duplicate in-flight id", wire.CodeIDInUse, []wire.Message{req(1, mHostileBlock, nil), req(1, mHostileBlock, nil)}, nil},
+		// An inline request is served out of the inbound table (solo),
+		// but its id is looked up there first.
+		{"inline request with an in-flight id", wire.CodeIDInUse, []wire.Message{req(1, mHostileBlock, nil), req(1, mHostileInline, nil)}, nil},
 		{"over the request limit", wire.CodeTooManyRequests, []wire.Message{
 			req(1, mHostileBlock, nil), req(3, mHostileBlock, nil), req(5, mHostileBlock, nil), req(7, mHostileBlock, nil), req(9, mHostileBlock, nil)}, nil},
 		{"second Hello", wire.CodeUnexpected, []wire.Message{{Kind: wire.KindHello, MinVersion: 1, Version: 1, Parity: wire.ParityOdd}}, nil},

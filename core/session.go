@@ -314,11 +314,29 @@ func (s *session) goTracked(f func()) bool {
 	return true
 }
 
-// queue writes one message from the reading goroutine, never blocking.
+// queue writes one message from the reading goroutine, never blocking:
+// dropped if the outbound buffer is full.
 func (s *session) queue(link *netpoll.Conn, m *wire.Message) error {
+	return s.queueMessage(link, m, false)
+}
+
+// queueLast is queue for the last message of a session (ProtocolError,
+// Reject): queued even when the outbound buffer is full, since there is
+// one per session, so that a peer that stops reading, breaks a rule and
+// reads again still learns why the link closes.
+func (s *session) queueLast(link *netpoll.Conn, m *wire.Message) error {
+	return s.queueMessage(link, m, true)
+}
+
+func (s *session) queueMessage(link *netpoll.Conn, m *wire.Message, last bool) error {
 	buf := getBuf()
 	*buf = s.appendControl((*buf)[:0], m)
-	err := link.QueueFrame(*buf)
+	var err error
+	if last {
+		err = link.QueueControl(*buf, nil)
+	} else {
+		err = link.QueueFrame(*buf)
+	}
 	putBuf(buf)
 	return err
 }
@@ -327,7 +345,7 @@ func (s *session) queue(link *netpoll.Conn, m *wire.Message) error {
 // ProtocolError, then tear the session down.
 func (s *session) violation(link *netpoll.Conn, code wire.Code, reason string) {
 	if s.Err() == nil {
-		_ = s.queue(link, &wire.Message{Kind: wire.KindProtocolError, Code: code, Payload: []byte(reason)})
+		_ = s.queueLast(link, &wire.Message{Kind: wire.KindProtocolError, Code: code, Payload: []byte(reason)})
 	}
 	s.fail(&ProtocolError{Code: ReasonCode(code), Reason: reason})
 }
