@@ -71,11 +71,17 @@ type served struct {
 	// respDone: the Reply or finish that sent the response has returned.
 	// A handler may return while a goroutine it started is still inside
 	// Reply; recycle reuses nothing until that Reply is done with it.
-	respDone   atomic.Bool
-	onLoop     bool        // answered from the reading goroutine: responses must never block
-	reusable   bool        // recycle may reuse it (and, for an inline handler's, the Request)
-	respSent   bool        // respond queued a response (for Options.Stats)
-	respStatus wire.Status // its status
+	respDone atomic.Bool
+	onLoop   bool // answered from the reading goroutine: responses must never block
+	reusable bool // recycle may reuse it (and, for an inline handler's, the Request)
+	// tabled: in the inbound table, where the peer's Cancel and teardown
+	// find it; counted: in the session's handler count. Both hold for
+	// every request but a solo one (serveSolo), which respond tables
+	// only if its response must wait for room, and which is never
+	// counted.
+	tabled, counted bool
+	respSent        bool        // respond queued a response (for Options.Stats)
+	respStatus      wire.Status // its status
 }
 
 // SetReplyMetadata sets the metadata a typed handler's response carries
@@ -155,7 +161,7 @@ func (r *Request) Reply(payload []byte, md Metadata) error {
 // count against the limit, which bounds what a peer that stops reading can
 // make us hold.
 func (r *Request) leave() {
-	if r.left.CompareAndSwap(false, true) {
+	if r.tabled && r.left.CompareAndSwap(false, true) {
 		r.conn.inflight.remove(r)
 	}
 }
@@ -215,6 +221,15 @@ func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error
 			// us start more of these than it may have requests in flight;
 			// and the copy counts against the byte budget (rule 34), so
 			// reading pauses before such copies pile up.
+			if !r.tabled {
+				// A solo request joins the table now, on the reading
+				// goroutine, before the peer can read its response:
+				// it counts against the limit while it waits, the
+				// peer's duplicate of its id is caught, and teardown
+				// can cancel it. It cannot be a duplicate itself: no
+				// frame was read since serve looked its id up.
+				r.tabled = r.conn.inflight.insert(r)
+			}
 			b := append([]byte(nil), *buf...)
 			link.HoldBytes(len(b))
 			r.reusable = false // the goroutine holds r until the commit
@@ -285,11 +300,15 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 	}
 	f.Body = m.Payload
 	r.id, r.conn, r.route, r.frame, r.md, r.onLoop, r.reusable = m.ID, c, rt, f, m.Metadata, true, true
+	if rt != nil && rt.inline && m.Channels.Empty() && s.state.Load() != stateDraining {
+		return c.serveSolo(link, r, m)
+	}
 	if !c.inflight.insert(r) {
 		f.Release()
 		s.violation(link, wire.CodeIDInUse, fmt.Sprintf("request id %d is already in flight", m.ID))
 		return false
 	}
+	r.tabled = true
 	if !m.Channels.Empty() {
 		bound, ok := c.bindRequest(link, m.Channels)
 		if !ok {
@@ -305,13 +324,9 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		r.refuse(wire.StatusUnknownMethod, fmt.Appendf(nil, "no method with id %#x", m.Method))
 		return true
 	}
-	if m.TimeoutMicros != 0 {
-		// The deadline is enforced lazily: Err and Cause compare it with
-		// the clock, and a timer is armed only if someone waits on Done.
-		// A handler that never waits pays for no timer.
-		r.deadline = time.Now().Add(time.Duration(min(m.TimeoutMicros, uint64(1<<62)/1000)) * time.Microsecond)
-	}
-	s.active.add()      // never refuses: active is not closed
+	r.setDeadline(m.TimeoutMicros)
+	s.active.add() // never refuses: active is not closed
+	r.counted = true
 	if s.Err() != nil { // torn down meanwhile: teardown may have missed r
 		r.cancel(ErrConnectionClosed)
 	}
@@ -322,6 +337,39 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		s.workers.submit(r)
 	}
 	return true
+}
+
+// serveSolo runs a request for an inline handler that binds no channels
+// to its end, here on the reading goroutine: the common inline call. Nothing
+// else can reach it while it runs. Its handler may not hand it on; the
+// peer's next frame (a Cancel, a reuse of its id) is read only after it
+// returns; and teardown, on another goroutine, ends its context lazily
+// (Err, Cause and Done ask conn.down) and closes the link, which waits for
+// this goroutine, before it waits for the handler count (Drain waits for
+// the Pong that follows this request on the wire). So it stays out of the
+// inbound table and the handler count, and finish ends its context
+// without its lock, about a dozen locked instructions a call fewer. If its
+// response must wait for room, respond tables it (rule 18 counts it until
+// the response is queued, as any request).
+func (c *conn) serveSolo(link *netpoll.Conn, r *Request, m *wire.Message) bool {
+	if c.inflight.lookup(m.ID) != nil {
+		r.frame.Release()
+		c.s.violation(link, wire.CodeIDInUse, fmt.Sprintf("request id %d is already in flight", m.ID))
+		return false
+	}
+	r.setDeadline(m.TimeoutMicros)
+	r.run()
+	return true
+}
+
+// setDeadline sets the deadline the caller sent, if any. It is enforced
+// lazily: Err and Cause compare it with the clock, and a timer is armed
+// only if someone waits on Done. A handler that never waits pays for no
+// timer.
+func (r *Request) setDeadline(timeoutMicros uint64) {
+	if timeoutMicros != 0 {
+		r.deadline = time.Now().Add(time.Duration(min(timeoutMicros, uint64(1<<62)/1000)) * time.Microsecond)
+	}
 }
 
 // refuse answers a request that no handler will run. Its channels end as
@@ -352,8 +400,10 @@ func (r *Request) refuse(status wire.Status, reason []byte) {
 // another connection, whose teardown could then claim it.
 func (r *Request) recycle() {
 	c, in := r.conn, r.served
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if in.counted || r.timer != nil { // a solo request has nobody else by now (finish)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+	}
 	if in.retains.Load() != 0 || !in.respDone.Load() {
 		return
 	}
@@ -371,7 +421,9 @@ func (r *Request) recycle() {
 
 // run executes the handler and guarantees exactly one response (rule 13).
 func (r *Request) run() {
-	defer r.conn.s.active.done()
+	if r.counted {
+		defer r.conn.s.active.done()
+	}
 	var err error
 	var start time.Time
 	stats := r.conn.s.opts.Stats
@@ -456,7 +508,18 @@ func (r *Request) finish(status wire.Status, payload []byte, send bool) {
 	} else if !r.replied.Load() {
 		r.leave() // torn down, no response: nothing to wait for
 	}
-	r.cancel(context.Canceled) // the handler is over: its context ends
+	// The handler is over: its context ends. A solo request that nothing
+	// else can reach (not tabled, no Done list, no timer) needs no lock.
+	if !r.counted && !r.tabled && !r.watched.Load() && r.timer == nil {
+		if r.err == nil {
+			r.err = context.Canceled
+			if r.doneCh != nil {
+				close(r.doneCh)
+			}
+		}
+	} else {
+		r.cancel(context.Canceled)
+	}
 	r.conn.unwatch(r)
 	r.frame.Release()
 }
