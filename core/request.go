@@ -510,7 +510,10 @@ func (r *Request) finish(status wire.Status, payload []byte, send bool) {
 	}
 	// The handler is over: its context ends. A solo request that nothing
 	// else can reach (not tabled, no Done list, no timer) needs no lock.
-	if !r.counted && !r.tabled && !r.watched.Load() && r.timer == nil {
+	// (Every other request is tabled from serve on, so r.timer, which a
+	// goroutine a pool handler started may set, is read only for solo
+	// ones.)
+	if !r.tabled && !r.watched.Load() && r.timer == nil {
 		if r.err == nil {
 			r.err = context.Canceled
 			if r.doneCh != nil {
