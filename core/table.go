@@ -260,7 +260,13 @@ type inboundTable struct {
 	tab      atomic.Pointer[[]atomic.Pointer[Request]] // nil until the first insert
 	mask     uint64
 	overflow idMap[*Request]
-	live     atomic.Int64
+	// spilled counts the requests in overflow, so that the lookups on
+	// every request skip the map's hashing while it is empty (once made,
+	// by one collision, it stays). Only the reading goroutine adds to it,
+	// so it never reads 0 while its own entry is there; remove subtracts
+	// after the Delete.
+	spilled atomic.Int64
+	live    atomic.Int64
 }
 
 func (t *inboundTable) init(limit int) {
@@ -280,13 +286,16 @@ func (t *inboundTable) insert(r *Request) bool {
 	if cur := s.Load(); cur != nil && cur.state.Load() == r.id {
 		return false
 	}
-	if _, dup := t.overflow.Load(r.id); dup {
-		return false
+	if t.spilled.Load() != 0 {
+		if _, dup := t.overflow.Load(r.id); dup {
+			return false
+		}
 	}
 	r.state.Store(r.id)
 	t.live.Add(1)
 	if !s.CompareAndSwap(nil, r) {
 		t.overflow.Store(r.id, r)
+		t.spilled.Add(1)
 	}
 	return true
 }
@@ -300,6 +309,9 @@ func (t *inboundTable) lookup(id uint64) *Request {
 	if r := (*p)[(id>>1)&t.mask].Load(); r != nil && r.state.Load() == id {
 		return r
 	}
+	if t.spilled.Load() == 0 {
+		return nil
+	}
 	r, _ := t.overflow.Load(id)
 	return r
 }
@@ -308,6 +320,7 @@ func (t *inboundTable) lookup(id uint64) *Request {
 func (t *inboundTable) remove(r *Request) {
 	if !(*t.tab.Load())[(r.id>>1)&t.mask].CompareAndSwap(r, nil) { // r was inserted: the slots exist
 		t.overflow.Delete(r.id)
+		t.spilled.Add(-1)
 	}
 	r.state.Store(0)
 	t.live.Add(-1)

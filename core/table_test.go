@@ -233,3 +233,32 @@ func TestRequestIDsExhausted(t *testing.T) {
 		t.Fatalf("%d slots still taken", n)
 	}
 }
+
+// spec:18 the inbound table keeps a request whose id collides with a
+// live one in its slot array in its overflow map: found there, refused
+// as a duplicate there, and gone from there once removed; the lookups
+// skip the map only while nothing is in it.
+func TestInboundTableOverflow(t *testing.T) {
+	var tab inboundTable
+	tab.init(4) // 8 slots: ids 1 and 17 share slot 0
+	first, second := &Request{id: 1}, &Request{id: 17}
+	if !tab.insert(first) || !tab.insert(second) {
+		t.Fatal("a fresh id was refused")
+	}
+	if n := tab.spilled.Load(); n != 1 {
+		t.Fatalf("%d requests in the overflow map, want 1", n)
+	}
+	if tab.lookup(17) != second || tab.lookup(1) != first {
+		t.Fatal("a live request was not found")
+	}
+	if tab.insert(&Request{id: 17}) {
+		t.Fatal("the id of a request in the overflow map was taken twice")
+	}
+	tab.remove(second)
+	if tab.lookup(17) != nil || tab.spilled.Load() != 0 || tab.live.Load() != 1 {
+		t.Fatalf("after the remove: lookup %p, spilled %d, live %d", tab.lookup(17), tab.spilled.Load(), tab.live.Load())
+	}
+	if !tab.insert(&Request{id: 17}) {
+		t.Fatal("a removed id could not be reused")
+	}
+}
