@@ -41,6 +41,11 @@ type Message struct {
 	TimeoutMicros uint64 // Request: time the caller still waits, in µs; 0 = no deadline
 	Status        Status // Response
 	Credit        uint64 // GrantCredit: credits added (additive, never revoked)
+	// Bytes is, in a GrantCredit, the payload bytes of the items the
+	// grant gives back, sent only to a peer that advertised
+	// ChannelByteWindow; 0 (absent) otherwise, and in grants ahead of
+	// consumption (RawRx.Grant).
+	Bytes uint64
 	Code          Code   // Reject, RejectConn, GoAway, ProtocolError: reason code
 
 	MinVersion uint64   // Hello: lowest version the initiator speaks
@@ -149,6 +154,11 @@ func ParseMessageInto(m *Message, body []byte) error {
 	case KindGrantCredit:
 		m.ID = c.uvarint("channel id")
 		m.Credit = c.uvarint("credit")
+		if len(c.buf) > 0 { // optional: absent means 0, never encoded as 0
+			if m.Bytes = c.uvarint("bytes"); m.Bytes == 0 {
+				c.fail("bytes")
+			}
+		}
 	default:
 		return malformed(m.Kind, "unknown kind")
 	}
@@ -260,6 +270,9 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	case KindGrantCredit:
 		dst = AppendUvarint(dst, m.ID)
 		dst = AppendUvarint(dst, m.Credit)
+		if m.Bytes != 0 {
+			dst = AppendUvarint(dst, m.Bytes)
+		}
 	}
 	return dst
 }

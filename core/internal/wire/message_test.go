@@ -58,6 +58,8 @@ func sampleMessages() []Message {
 		{Kind: KindChannelClose, ID: 5, Metadata: meta},
 		{Kind: KindChannelReset, Conn: 4, ID: 6},
 		{Kind: KindGrantCredit, ID: 6, Credit: 8},
+		{Kind: KindGrantCredit, Conn: 2, ID: 6, Credit: 8, Bytes: 4 << 20},
+		{Kind: KindHelloAck, Version: 1, Parity: ParityEven, Settings: Settings{ByteBudget: 64 << 20, ChannelByteWindow: 4 << 20}},
 	}
 }
 
@@ -143,6 +145,7 @@ func TestParseRejects(t *testing.T) {
 	overlongVarint := []byte{byte(KindCancel), 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 1}
 	emptyChans := []byte{byte(KindResponse), 0, 1, 0, flagChannels, 0}
 	zeroTimeout := []byte{byte(KindRequest), 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, flagTimeout, 0}
+	zeroBytes := append(AppendMessage(nil, &Message{Kind: KindGrantCredit, ID: 1, Credit: 2}), 0)
 
 	cases := []struct {
 		name  string
@@ -162,6 +165,7 @@ func TestParseRejects(t *testing.T) {
 		{"overlong varint", overlongVarint, false},
 		{"empty channel list with flag", emptyChans, false},
 		{"zero timeout with flag", zeroTimeout, false},
+		{"grant's bytes encoded as zero", zeroBytes, false},
 	}
 	for _, tc := range cases {
 		_, err := ParseMessage(tc.body)

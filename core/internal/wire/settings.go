@@ -34,6 +34,16 @@ type Settings struct {
 	// Informational: a peer is never in violation for exceeding it, it is
 	// slowed down. Session level only. 0: not advertised.
 	ByteBudget uint64
+	// ChannelByteWindow is how many payload bytes of one channel's items
+	// the sender accepts unacknowledged: a peer that advertises it counts,
+	// in each GrantCredit it sends, the payload bytes of the items the
+	// grant gives back (GrantCredit's Bytes), and grants as soon as the
+	// items taken since its last grant reach half of it. A channel sender
+	// whose receiver advertised it keeps its unacknowledged bytes within
+	// it (section 7 of docs/PROTOCOL.md). Session level only. 0: not
+	// advertised (grants carry no bytes, and items are bounded by count
+	// only).
+	ChannelByteWindow uint64
 }
 
 // Frame size bounds, part of the protocol: every peer accepts frames of at
@@ -53,7 +63,8 @@ const (
 	settingMaxChannels           = 5
 	settingMaxChannelsPerCall    = 6
 	settingByteBudget            = 7
-	settingCount                 = 8 // one past the last id this version knows
+	settingChannelByteWindow     = 8
+	settingCount                 = 9 // one past the last id this version knows
 )
 
 // fields lists the settings by id (index 0 unused).
@@ -66,6 +77,7 @@ func (s *Settings) fields() [settingCount]*uint64 {
 		settingMaxChannels:           &s.MaxChannels,
 		settingMaxChannelsPerCall:    &s.MaxChannelsPerCall,
 		settingByteBudget:            &s.ByteBudget,
+		settingChannelByteWindow:     &s.ChannelByteWindow,
 	}
 }
 
