@@ -67,18 +67,19 @@ type chanState struct {
 	// under the outbound buffer's lock as its ChannelClose is queued.
 	closeSent atomic.Int32
 
-	mu       sync.Mutex
-	queue    []rxItem // Rx: received, not yet taken (bounded by credit granted)
-	head     int
-	allowed  uint64        // Rx: credit granted so far (window + grants); reader checks received against it
-	received uint64        // Rx: items received (reading goroutine)
-	taken    uint64        // Rx: items taken since the last grant
-	notify   chan struct{} // Rx: one token, passed on like creditWake
-	peerDone bool          // Rx: the sender closed. Tx: the receiver reset
-	ourDone  bool          // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
-	err      error         // the connection ended
-	doneCh   chan struct{} // Tx.Done: made on first use, closed once peerDone or err
-	doneShut bool          // doneCh is closed
+	mu         sync.Mutex
+	queue      []rxItem // Rx: received, not yet taken (bounded by credit granted)
+	head       int
+	allowed    uint64        // Rx: credit granted so far (window + grants); reader checks received against it
+	received   uint64        // Rx: items received (reading goroutine)
+	taken      uint64        // Rx: items taken since the last grant
+	takenBytes uint64        // Rx: their payload bytes
+	notify     chan struct{} // Rx: one token, passed on like creditWake
+	peerDone   bool          // Rx: the sender closed. Tx: the receiver reset
+	ourDone    bool          // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
+	err        error         // the connection ended
+	doneCh     chan struct{} // Tx.Done: made on first use, closed once peerDone or err
+	doneShut   bool          // doneCh is closed
 	// ended is set, under mu, with the first of ourDone, peerDone or err
 	// on a Tx's state (and harmlessly on an Rx's): a sender checks it
 	// without the lock on every item. (err is not only the connection's

@@ -229,20 +229,30 @@ func TestChannelWindowZero(t *testing.T) {
 }
 
 // spec:27 grants are batched: one GrantCredit per half window (at least
-// 1), as the seed's replenisher does.
+// 1), as the seed's replenisher does; and, with a byte window advertised,
+// as soon as the payload bytes taken since the last grant reach half of
+// it, each grant counting those bytes.
 func TestGrantBatching(t *testing.T) {
 	for _, c := range []struct {
-		window uint64
-		grants []uint64 // credit granted after each of 16 takes (0: none)
+		window     uint64
+		byteWindow int      // ChannelByteWindow (-1: not advertised)
+		size       int      // each item's payload bytes
+		grants     []uint64 // credit granted after each of 16 takes (0: none)
 	}{
-		{16, []uint64{0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 8}},
-		{1, []uint64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
-		{5, []uint64{0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2}},
+		{16, -1, 10, []uint64{0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 8}},
+		{1, -1, 10, []uint64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+		{5, -1, 10, []uint64{0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2}},
+		{16, 64, 10, []uint64{0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4}}, // 40 bytes reach 32
+		{16, 64, 0, []uint64{0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 8}},  // empty items: by count
+		{4, 64, 40, []uint64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},  // one item is half
 	} {
-		st := &chanState{window: c.window, allowed: c.window}
+		s := &session{opts: Options{ChannelByteWindow: c.byteWindow}}
+		st := &chanState{c: &conn{s: s}, window: c.window, allowed: c.window}
 		for i, want := range c.grants {
-			if got := st.takenLocked(); got != want {
-				t.Fatalf("window %d, take %d: granted %d, want %d", c.window, i+1, got, want)
+			got := st.takenLocked(c.size)
+			if got.items != want || got.bytes != want*uint64(c.size) {
+				t.Fatalf("window %d, byte window %d, take %d: granted %+v, want %d items of %d bytes",
+					c.window, c.byteWindow, i+1, got, want, c.size)
 			}
 		}
 		if st.allowed != c.window+16 {

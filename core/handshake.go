@@ -29,6 +29,7 @@ func (s *session) localSettings() wire.Settings {
 		MaxChannels:           uint64(s.opts.MaxChannels),
 		MaxChannelsPerCall:    MaxChannelsPerCall,
 		ByteBudget:            uint64(s.opts.ByteBudget),
+		ChannelByteWindow:     uint64(max(s.opts.ChannelByteWindow, 0)),
 	}
 }
 

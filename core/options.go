@@ -82,6 +82,18 @@ type Options struct {
 	// What is held can exceed it by one read of the link and one partial
 	// frame. Default 64 MiB.
 	ByteBudget int
+	// ChannelByteWindow bounds the payload bytes of one channel's items
+	// that a sender may have sent to this session and not yet had
+	// acknowledged by a grant, whatever the channel's window in items:
+	// so that one channel of large items cannot take the whole ByteBudget
+	// and stall the session's other calls and channels while its receiver
+	// does not read. Advertised in the handshake; a Rove sender keeps
+	// within its peer's (it may go one item past it, and past half of it
+	// it waits for grants), and a receiver grants as soon as the items
+	// taken since its last grant reach half of it. Default ByteBudget/16
+	// (4 MiB of the default budget), at least 64 KiB; negative: not
+	// advertised (items are then bounded by count only).
+	ChannelByteWindow int
 	// ServerInterceptors wrap every handler this session serves (root and
 	// virtual connections), the first outermost; CallInterceptors wrap
 	// every call it makes. A Server's sessions share its Options, and so
@@ -135,6 +147,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ByteBudget <= 0 {
 		o.ByteBudget = 64 << 20
+	}
+	if o.ChannelByteWindow == 0 {
+		o.ChannelByteWindow = max(o.ByteBudget/16, 64<<10)
 	}
 	if o.MaxVirtualConns <= 0 {
 		o.MaxVirtualConns = 1024

@@ -284,13 +284,13 @@ func (rx *RawRx) Recv(ctx context.Context) (Item, error) {
 			st.queue[st.head] = rxItem{}
 			st.head++
 			more := st.head < len(st.queue)
-			grant := st.takenLocked()
+			g := st.takenLocked(len(it.frame.Body))
 			st.mu.Unlock()
 			if woken && more {
 				signal(st.notify) // another Recv may be waiting
 			}
-			if grant > 0 {
-				st.sendGrant(ctx, grant)
+			if g.items > 0 {
+				st.sendGrant(ctx, g)
 			}
 			return Item{Payload: it.frame.Body, frame: it.frame}, nil
 		}
@@ -305,7 +305,7 @@ func (rx *RawRx) Recv(ctx context.Context) (Item, error) {
 		}
 		// A grant that could not be sent earlier is owed before we wait:
 		// the sender may be waiting for exactly that credit.
-		var owed uint64
+		var owed grant
 		if err == nil && st.grantDueLocked() {
 			owed = st.grantLocked()
 		}
@@ -316,7 +316,7 @@ func (rx *RawRx) Recv(ctx context.Context) (Item, error) {
 			}
 			return Item{}, err
 		}
-		if owed > 0 {
+		if owed.items > 0 {
 			st.sendGrant(ctx, owed)
 		}
 		if done := ctx.Done(); done == nil {
@@ -332,42 +332,60 @@ func (rx *RawRx) Recv(ctx context.Context) (Item, error) {
 	}
 }
 
-// takenLocked counts one item taken and returns the credit to grant now:
-// the items taken since the last grant once they reach half the window
-// (at least 1).
-func (st *chanState) takenLocked() uint64 {
+// grant is credit given back: items, and the payload bytes they carried.
+type grant struct{ items, bytes uint64 }
+
+// takenLocked counts one item of size payload bytes taken and returns the
+// grant due now, if any (see grantDueLocked).
+func (st *chanState) takenLocked(size int) grant {
 	st.taken++
+	st.takenBytes += uint64(size)
 	if !st.grantDueLocked() {
-		return 0
+		return grant{}
 	}
 	return st.grantLocked()
 }
 
 // grantDueLocked reports whether the items taken since the last grant make
-// a grant: half the window (at least 1), while the sender may still send.
+// a grant, while the sender may still send: half the window (at least 1),
+// or half the byte window we advertised (ChannelByteWindow), which a
+// sender waits on once it has that much unacknowledged: granting then
+// is what keeps it from waiting for ever on a window of large items.
 func (st *chanState) grantDueLocked() bool {
-	return st.taken >= max(st.window/2, 1) && !st.peerDone
+	if st.peerDone || st.taken == 0 {
+		return false
+	}
+	if w := st.c.s.opts.ChannelByteWindow; w > 0 && st.takenBytes >= uint64(w/2) {
+		return true
+	}
+	return st.taken >= max(st.window/2, 1)
 }
 
 // grantLocked turns the items taken since the last grant into a grant. It
 // is counted in allowed before it is sent, since the sender may use it as
 // soon as it arrives.
-func (st *chanState) grantLocked() uint64 {
-	n := st.taken
-	st.taken = 0
-	st.allowed += n
-	return n
+func (st *chanState) grantLocked() grant {
+	g := grant{st.taken, st.takenBytes}
+	st.taken, st.takenBytes = 0, 0
+	st.allowed += g.items
+	return g
 }
 
 // sendGrant sends a grant that grantLocked counted. If it cannot be sent
 // (ctx ended while the outbound buffer was full), the credit goes back to
 // taken and the next Recv grants it again: a grant is never lost, so the
-// sender never waits for credit we think we gave.
-func (st *chanState) sendGrant(ctx context.Context, n uint64) {
-	if st.c.send(ctx, &wire.Message{Kind: wire.KindGrantCredit, Conn: st.c.id, ID: st.id, Credit: n}) != nil {
+// sender never waits for credit we think we gave. Its bytes go only to a
+// peer that advertised ChannelByteWindow: only such a peer parses them.
+func (st *chanState) sendGrant(ctx context.Context, g grant) {
+	m := wire.Message{Kind: wire.KindGrantCredit, Conn: st.c.id, ID: st.id, Credit: g.items}
+	if st.c.s.peer.ChannelByteWindow != 0 {
+		m.Bytes = g.bytes
+	}
+	if st.c.send(ctx, &m) != nil {
 		st.mu.Lock()
-		st.allowed -= n
-		st.taken += n
+		st.allowed -= g.items
+		st.taken += g.items
+		st.takenBytes += g.bytes
 		st.mu.Unlock()
 	}
 }

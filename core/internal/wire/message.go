@@ -46,7 +46,7 @@ type Message struct {
 	// ChannelByteWindow; 0 (absent) otherwise, and in grants ahead of
 	// consumption (RawRx.Grant).
 	Bytes uint64
-	Code          Code   // Reject, RejectConn, GoAway, ProtocolError: reason code
+	Code  Code // Reject, RejectConn, GoAway, ProtocolError: reason code
 
 	MinVersion uint64   // Hello: lowest version the initiator speaks
 	Version    uint64   // Hello: highest version spoken; HelloAck: the chosen one
