@@ -27,10 +27,11 @@ const MaxChannelsPerCall = 256
 // sender may send before the receiver grants more. 1024 items of 64 B are
 // 64 KiB in flight, HTTP/2's default stream window; across processes on
 // loopback one stream carries 2.3M such items/s with it against 0.4M with
-// 16 (BENCHMARKS.md, "Channels"). The window counts items, not bytes:
-// with large items choose a smaller one, since the receiver's byte budget
-// (Options.ByteBudget) is shared by all the session's channels and a
-// channel nobody reads keeps its window's worth of it.
+// 16 (BENCHMARKS.md, "Channels"). The window counts items, whatever
+// their size; the receiver's byte window (Options.ChannelByteWindow)
+// bounds their bytes too, so that a channel of large items that nobody
+// reads keeps only that much of the receiver's byte budget, not a
+// window's worth.
 const DefaultWindow = 1024
 
 // chanState is one live channel of a connection, either direction. The
@@ -49,6 +50,11 @@ type chanState struct {
 	// up to n waiting senders one after another, and no wake-up allocates.
 	credit     atomic.Int64
 	creditWake chan struct{}
+	// Tx side: the payload bytes sent and not yet acknowledged, and the
+	// wake-up of senders waiting for the receiver's byte window (made by
+	// the first of them, under mu: see bytewindow.go).
+	unacked    atomic.Int64
+	bytesFreed chan struct{}
 
 	// Ends made by this peer (Conn.NewTx, Conn.NewRx) bind to one call:
 	// bind goes unbound -> binding -> bound, or unbound -> dropped when
@@ -217,6 +223,7 @@ func (c *conn) dispatchChannel(link *netpoll.Conn, f netpoll.Frame, m *wire.Mess
 			return false
 		}
 		st.addCredit(m.Credit)
+		st.ackBytes(m.Bytes)
 		return true
 	}
 	f.Release()
@@ -272,6 +279,7 @@ func (st *chanState) peerReset() {
 	st.peerDone, st.ourDone = true, true
 	st.ended.Store(true)
 	st.shutDoneLocked()
+	st.freeBytesLocked()
 	st.mu.Unlock()
 	st.forget()
 	signal(st.creditWake)
@@ -285,6 +293,7 @@ func (st *chanState) end(err error) {
 	}
 	st.ended.Store(true)
 	st.shutDoneLocked()
+	st.freeBytesLocked()
 	st.mu.Unlock()
 	st.dropQueue()
 	signal(st.notify)
@@ -404,6 +413,7 @@ func (st *chanState) dropUnbound() bool {
 	st.mu.Lock()
 	st.ourDone = true
 	st.ended.Store(true)
+	st.freeBytesLocked()
 	st.mu.Unlock()
 	st.forget()
 	st.dropQueue()

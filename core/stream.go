@@ -123,11 +123,11 @@ func (tx *RawTx) Send(ctx context.Context, payload []byte) error {
 		// Encoded on the stack: WriteFrame copies it into the outbound
 		// buffer, so nothing keeps it (cheaper than a pooled buffer).
 		var arr [smallItem + maxItemHeader]byte
-		return st.sendItem(ctx, st.appendItem(arr[:0], payload))
+		return st.sendItem(ctx, st.appendItem(arr[:0], payload), len(payload))
 	}
 	buf := getBuf()
 	*buf = st.appendItem((*buf)[:0], payload)
-	err := st.sendItem(ctx, *buf)
+	err := st.sendItem(ctx, *buf, len(payload))
 	putBuf(buf)
 	return err
 }
@@ -143,14 +143,19 @@ func (st *chanState) appendItem(dst, payload []byte) []byte {
 	return wire.AppendChannelItem(dst, st.c.id, st.id, payload)
 }
 
-// sendItem is Send's body after the binding: frame is the encoded item.
-// Without defers (two deferred calls in a function with as many returns
-// are not open-coded, and cost more than the rest of a small item's send).
-func (st *chanState) sendItem(ctx context.Context, frame []byte) error {
+// sendItem is Send's body after the binding: frame is the encoded item,
+// of size payload bytes. Without defers (two deferred calls in a function
+// with as many returns are not open-coded, and cost more than the rest of
+// a small item's send).
+func (st *chanState) sendItem(ctx context.Context, frame []byte, size int) error {
 	if limit := st.c.s.sendMax(); len(frame) > limit {
 		return &CallError{Kind: ErrSendFailed, Cause: tooLarge("channel item", len(frame), limit)}
 	}
 	if err := st.takeCredit(ctx); err != nil {
+		return err
+	}
+	if err := st.takeBytes(ctx, size); err != nil {
+		st.addCredit(1) // never sent: the credit is still ours
 		return err
 	}
 	// Check again under sendMu: no item may follow our Close or the
@@ -158,11 +163,13 @@ func (st *chanState) sendItem(ctx context.Context, frame []byte) error {
 	st.sendMu.Lock()
 	if err := st.txErr(); err != nil {
 		st.sendMu.Unlock()
+		st.ackBytes(uint64(size))
 		return err
 	}
 	err := st.c.s.link.Load().WriteFrameCommitted(ctx, frame, (*txItemGate)(st))
 	if err != nil {
-		st.addCredit(1) // the item never left: its credit is still ours
+		st.addCredit(1) // the item never left: its credit and bytes are still ours
+		st.ackBytes(uint64(size))
 	}
 	st.sendMu.Unlock()
 	switch {
@@ -261,6 +268,7 @@ func (st *chanState) closeTx() {
 	done := st.ourDone || st.err != nil
 	st.ourDone = true
 	st.ended.Store(true)
+	st.freeBytesLocked()
 	st.mu.Unlock()
 	if done {
 		return
