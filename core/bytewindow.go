@@ -15,14 +15,25 @@ import (
 // counts. A sender waits while unacked is at least half the window and the
 // item would take it past the window. So an item larger than the window
 // still goes (alone, once the others are acknowledged), and a waiting
-// sender always has half a window unacknowledged, which the receiver
-// grants back once it has taken it (grantDueLocked): no wait is left
-// without a grant to end it while the receiver reads.
+// sender always has at least byteGrantStep unacknowledged (half the
+// smallest window it honours), which every receiver grants back once it
+// has taken it (grantDueLocked), whatever window it advertised itself: no
+// wait is left without a grant to end it while the receiver reads, also
+// when the window the sender keeps is not its receiver's own (a relay's).
 //
 // Waiting senders share one channel, bytesFreed, made by the first of
 // them and closed (a broadcast) when bytes are acknowledged or the channel
 // ends: all of them look again. It exists only while someone waits, so it
 // costs nothing to channels whose items never fill the window.
+
+// minByteWindow is the smallest byte window a sender honours (a smaller
+// one advertised is taken as this), and byteGrantStep the payload bytes
+// taken after which a receiver that advertised a window grants: half of
+// the smallest, so that a waiting sender always has a grant coming.
+const (
+	minByteWindow = 64 << 10
+	byteGrantStep = minByteWindow / 2
+)
 
 // takeBytes reserves size payload bytes of the receiver's byte window for
 // one item, waiting for grants while the window is full (see above). With
@@ -32,6 +43,7 @@ func (st *chanState) takeBytes(ctx context.Context, size int) error {
 	if w == 0 {
 		return nil
 	}
+	w = max(w, minByteWindow) // a smaller one is not honoured: see byteGrantStep
 	n := int64(size)
 	for {
 		u := st.unacked.Load()

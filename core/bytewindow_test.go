@@ -108,15 +108,17 @@ func TestByteWindowBoundsASender(t *testing.T) {
 }
 
 // spec:26,27 the byte window on the wire, against a raw peer. As sender,
-// the session keeps within the window the peer advertised and sends on
-// as the peer's grants count bytes back; with none advertised, items are
-// bounded by credit alone. As receiver, its grants count the bytes taken,
+// the session keeps within the window the peer advertised (at least the
+// 64 KiB floor) and sends on as the peer's grants count bytes back; with
+// none advertised, items are bounded by credit alone. As receiver, its grants count the bytes taken,
 // but only to a peer that advertised a window (one that did not would
 // not parse them).
 func TestByteWindowOnTheWire(t *testing.T) {
 	const item = 32 << 10
 	t.Run("sender", func(t *testing.T) {
-		for _, advertised := range []bool{true, false} {
+		// A window under the 64 KiB floor is taken as the floor.
+		for _, window := range []uint64{2 * item, 1 << 10, 0} {
+			advertised := window != 0
 			mOut := NewMethod("test", "out")
 			r := NewRouter()
 			r.Handle(mOut, func(ctx context.Context, req *Request) error {
@@ -133,11 +135,7 @@ func TestByteWindowOnTheWire(t *testing.T) {
 				return req.Reply(nil, nil)
 			})
 			_, p := newRawPeer(t, false, Options{Router: r})
-			var settings wire.Settings
-			if advertised {
-				settings.ChannelByteWindow = 2 * item
-			}
-			p.hello(t, settings)
+			p.hello(t, wire.Settings{ChannelByteWindow: window})
 			chans := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 1, Dir: wire.CalleeSends, Window: 1024}))
 			p.send(t, wire.Message{Kind: wire.KindRequest, ID: 1, Method: mOut.ID, Channels: chans})
 			items := func(n int) {
@@ -316,5 +314,62 @@ func TestUnreadStreamLeavesCallsServed(t *testing.T) {
 	defer stop()
 	if got, err := call(callCtx, cl, mEcho, []byte("still served")); err != nil || string(got) != "still served" {
 		t.Fatalf("a call beside the unread stream: %q, %v", got, err)
+	}
+}
+
+// spec:26,27 through a relay the sender keeps within the relay session's
+// byte window (64 KiB here, from its 1 MiB budget) while the grants come
+// from the far receiver, which advertised a larger one (4 MiB) to its own
+// peer: the far receiver grants every 32 KiB taken, whatever its window,
+// so a stream of 48 KiB items still flows. (Granting per half of its own
+// window, it would leave the sender waiting with 48 KiB unacknowledged.)
+func TestByteWindowThroughARelay(t *testing.T) {
+	take, taken := make(chan int, 1), make(chan error, 1)
+	ctx := context.Background()
+	farOpts := Options{AcceptConn: func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
+		return ConnOptions{Router: sinkRouter(take, taken)}, nil
+	}}
+	middleToFar, far, err := Pipe(ctx, Options{}, farOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { far.Close(); middleToFar.Close() })
+	middleOpts := Options{ByteBudget: 1 << 20, AcceptConn: func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
+		c, err := middleToFar.OpenConn(ctx, ConnOptions{Parity: req.Parity, Relay: req.Conn})
+		if err != nil {
+			return ConnOptions{}, err
+		}
+		return ConnOptions{Relay: c}, nil
+	}}
+	client, middle, err := Pipe(ctx, Options{}, middleOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); middle.Close() })
+	conn, err := client.OpenConn(ctx, ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := conn.Caller()
+	t.Cleanup(func() { cl.Close() })
+	tx := conn.NewTx(1024)
+	called := make(chan error, 1)
+	go func() { called <- cl.Call(ctx, mSink, nil, &CallOptions{Channels: []Channel{tx}}, nil) }()
+	const items = 8
+	take <- items
+	sendCtx, cancel := context.WithTimeout(ctx, testwait.Timeout)
+	defer cancel()
+	for i := range items {
+		if err := tx.Send(sendCtx, make([]byte, 48<<10)); err != nil {
+			t.Fatalf("item %d: %v", i, err)
+		}
+	}
+	tx.Close()
+	if err := testwait.Recv(t, "the items taken", taken); err != nil {
+		t.Fatal(err)
+	}
+	close(take)
+	if err := testwait.Recv(t, "the call", called); err != nil {
+		t.Fatal(err)
 	}
 }

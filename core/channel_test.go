@@ -230,21 +230,23 @@ func TestChannelWindowZero(t *testing.T) {
 
 // spec:27 grants are batched: one GrantCredit per half window (at least
 // 1), as the seed's replenisher does; and, with a byte window advertised,
-// as soon as the payload bytes taken since the last grant reach half of
-// it, each grant counting those bytes.
+// as soon as the payload bytes taken since the last grant reach 32 KiB,
+// whatever the window (a sender waiting for its window has at least that
+// much unacknowledged), each grant counting those bytes.
 func TestGrantBatching(t *testing.T) {
+	const k = 1 << 10
 	for _, c := range []struct {
 		window     uint64
 		byteWindow int      // ChannelByteWindow (-1: not advertised)
 		size       int      // each item's payload bytes
 		grants     []uint64 // credit granted after each of 16 takes (0: none)
 	}{
-		{16, -1, 10, []uint64{0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 8}},
-		{1, -1, 10, []uint64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
-		{5, -1, 10, []uint64{0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2}},
-		{16, 64, 10, []uint64{0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4}}, // 40 bytes reach 32
-		{16, 64, 0, []uint64{0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 8}},  // empty items: by count
-		{4, 64, 40, []uint64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},  // one item is half
+		{16, -1, 10 * k, []uint64{0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 8}},
+		{1, -1, 10 * k, []uint64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+		{5, -1, 10 * k, []uint64{0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2, 0, 2}},
+		{16, 4 << 20, 10 * k, []uint64{0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4}}, // 40 KiB reach 32, in a 4 MiB window
+		{16, 64 * k, 0, []uint64{0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 8}},       // empty items: by count
+		{4, 64 * k, 40 * k, []uint64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},   // one item is enough
 	} {
 		s := &session{opts: Options{ChannelByteWindow: c.byteWindow}}
 		st := &chanState{c: &conn{s: s}, window: c.window, allowed: c.window}

@@ -90,9 +90,12 @@ type Options struct {
 	// does not read. Advertised in the handshake; a Rove sender keeps
 	// within its peer's (it may go one item past it, and past half of it
 	// it waits for grants), and a receiver grants as soon as the items
-	// taken since its last grant reach half of it. Default ByteBudget/16
-	// (4 MiB of the default budget), at least 64 KiB; negative: not
-	// advertised (items are then bounded by count only).
+	// taken since its last grant carry 32 KiB (half the smallest window).
+	// Default ByteBudget/16 (4 MiB of the default budget); at least
+	// 64 KiB; negative: not advertised (items are then bounded by count
+	// only). Both sessions of a relay (ConnOptions.Relay) should advertise
+	// one, or both not: a sender keeps within the relay's window and the
+	// far receiver's grants, relayed, are what give its bytes back.
 	ChannelByteWindow int
 	// ServerInterceptors wrap every handler this session serves (root and
 	// virtual connections), the first outermost; CallInterceptors wrap
@@ -149,7 +152,10 @@ func (o Options) withDefaults() Options {
 		o.ByteBudget = 64 << 20
 	}
 	if o.ChannelByteWindow == 0 {
-		o.ChannelByteWindow = max(o.ByteBudget/16, 64<<10)
+		o.ChannelByteWindow = o.ByteBudget / 16
+	}
+	if o.ChannelByteWindow > 0 {
+		o.ChannelByteWindow = max(o.ChannelByteWindow, minByteWindow)
 	}
 	if o.MaxVirtualConns <= 0 {
 		o.MaxVirtualConns = 1024

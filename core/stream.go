@@ -356,14 +356,15 @@ func (st *chanState) takenLocked(size int) grant {
 
 // grantDueLocked reports whether the items taken since the last grant make
 // a grant, while the sender may still send: half the window (at least 1),
-// or half the byte window we advertised (ChannelByteWindow), which a
-// sender waits on once it has that much unacknowledged: granting then
-// is what keeps it from waiting for ever on a window of large items.
+// or, if we advertised a byte window, byteGrantStep payload bytes: a
+// sender that waits for the byte window has at least that much
+// unacknowledged, so granting then keeps it from waiting for ever on a
+// window of large items (bytewindow.go).
 func (st *chanState) grantDueLocked() bool {
 	if st.peerDone || st.taken == 0 {
 		return false
 	}
-	if w := st.c.s.opts.ChannelByteWindow; w > 0 && st.takenBytes >= uint64(w/2) {
+	if st.c.s.opts.ChannelByteWindow > 0 && st.takenBytes >= byteGrantStep {
 		return true
 	}
 	return st.taken >= max(st.window/2, 1)

@@ -38,11 +38,11 @@ type Settings struct {
 	// the sender accepts unacknowledged: a peer that advertises it counts,
 	// in each GrantCredit it sends, the payload bytes of the items the
 	// grant gives back (GrantCredit's Bytes), and grants as soon as the
-	// items taken since its last grant reach half of it. A channel sender
+	// items taken since its last grant carry 32 KiB. A channel sender
 	// whose receiver advertised it keeps its unacknowledged bytes within
-	// it (section 7 of docs/PROTOCOL.md). Session level only. 0: not
-	// advertised (grants carry no bytes, and items are bounded by count
-	// only).
+	// it, or within 64 KiB if it is smaller (section 7 of
+	// docs/PROTOCOL.md). Session level only. 0: not advertised (grants
+	// carry no bytes, and items are bounded by count only).
 	ChannelByteWindow uint64
 }
 
