@@ -149,18 +149,25 @@ func TestRequestFromWithProfileLabels(t *testing.T) {
 // sends a Ping after the GoAway and waits for the Pong, so a request the
 // peer sent in between (here with no handler running, which would let a
 // Drain without the barrier close at once) is still answered Unavailable,
-// and the caller knows it did not run.
+// and the caller knows it did not run: for a pool handler's method and
+// for an inline one's (which is otherwise served without the inbound
+// table, solo).
 func TestDrainWaitsUntilGoAwaySeen(t *testing.T) {
-	s, p := newRawPeer(t, false, Options{Router: echoRouter()})
+	mInline := NewMethod("test", "inline-echo")
+	r := echoRouter()
+	r.HandleInline(mInline, echo)
+	s, p := newRawPeer(t, false, Options{Router: r})
 	p.silent.Store(true) // we answer the Ping by hand, late
 	p.hello(t, wire.Settings{})
 	drained := make(chan error, 1)
 	go func() { drained <- s.Drain(context.Background()) }()
 	p.nextKind(t, wire.KindGoAway)
 	ping := p.nextKind(t, wire.KindPing)
-	p.send(t, wire.Message{Kind: wire.KindRequest, ID: 5, Method: mEcho.ID})
-	if m := p.nextKind(t, wire.KindResponse); m.ID != 5 || m.Status != wire.StatusUnavailable {
-		t.Fatalf("response %d %v, want Unavailable for 5", m.ID, m.Status)
+	for id, m := range map[uint64]Method{5: mEcho, 7: mInline} {
+		p.send(t, wire.Message{Kind: wire.KindRequest, ID: id, Method: m.ID})
+		if m := p.nextKind(t, wire.KindResponse); m.ID != id || m.Status != wire.StatusUnavailable {
+			t.Fatalf("response %d %v, want Unavailable for %d", m.ID, m.Status, id)
+		}
 	}
 	select {
 	case err := <-drained:
