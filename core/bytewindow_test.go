@@ -55,6 +55,33 @@ func sinkRouter(take <-chan int, taken chan<- error) *Router {
 	return r
 }
 
+// streamCall calls m on conn with a new Tx of window 1024 bound, on a
+// goroutine: it returns the Tx and where the call's error comes.
+func streamCall(t *testing.T, conn *Conn, m Method) (*RawTx, <-chan error) {
+	t.Helper()
+	cl := conn.Caller()
+	t.Cleanup(func() { cl.Close() })
+	tx := conn.NewTx(1024)
+	called := make(chan error, 1)
+	go func() {
+		called <- cl.Call(context.Background(), m, nil, &CallOptions{Channels: []Channel{tx}}, nil)
+	}()
+	return tx, called
+}
+
+// endSink waits for the sink's handler to have taken what it was told,
+// lets it reply, and waits for the call.
+func endSink(t *testing.T, take chan<- int, taken, called <-chan error) {
+	t.Helper()
+	if err := testwait.Recv(t, "the items taken", taken); err != nil {
+		t.Fatal(err)
+	}
+	close(take)
+	if err := testwait.Recv(t, "the call", called); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // spec:26 a channel's items in flight are bounded by their payload bytes
 // as well as by count: a sender whose receiver advertised a byte window
 // (64 KiB here) waits once half of it is unacknowledged and the next item
@@ -65,13 +92,7 @@ func TestByteWindowBoundsASender(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tr transport) {
 		take, taken := make(chan int), make(chan error)
 		client, _ := tr.pair(t, Options{}, Options{Router: sinkRouter(take, taken), ChannelByteWindow: 64 << 10})
-		cl := client.Caller()
-		t.Cleanup(func() { cl.Close() })
-		tx := cl.Conn().NewTx(1024)
-		called := make(chan error, 1)
-		go func() {
-			called <- cl.Call(context.Background(), mSink, nil, &CallOptions{Channels: []Channel{tx}}, nil)
-		}()
+		tx, called := streamCall(t, client.Root(), mSink)
 		var sent atomic.Int64
 		sendDone := make(chan error, 1)
 		go func() {
@@ -94,25 +115,19 @@ func TestByteWindowBoundsASender(t *testing.T) {
 		}
 		testwait.For(t, "the sender to wait again after two more", waiting(6))
 		take <- 6
-		if err := testwait.Recv(t, "the other items taken", taken); err != nil {
-			t.Fatal(err)
-		}
 		if err := testwait.Recv(t, "the sender to finish", sendDone); err != nil {
 			t.Fatal(err)
 		}
-		close(take)
-		if err := testwait.Recv(t, "the call", called); err != nil {
-			t.Fatal(err)
-		}
+		endSink(t, take, taken, called)
 	})
 }
 
 // spec:26,27 the byte window on the wire, against a raw peer. As sender,
 // the session keeps within the window the peer advertised (at least the
 // 64 KiB floor) and sends on as the peer's grants count bytes back; with
-// none advertised, items are bounded by credit alone. As receiver, its grants count the bytes taken,
-// but only to a peer that advertised a window (one that did not would
-// not parse them).
+// none advertised, items are bounded by credit alone. As receiver, its
+// grants count the bytes taken, but only to a peer that advertised a
+// window (one that did not would not parse them).
 func TestByteWindowOnTheWire(t *testing.T) {
 	const item = 32 << 10
 	t.Run("sender", func(t *testing.T) {
@@ -220,13 +235,7 @@ func TestByteWindowWaitEndsWithTheChannel(t *testing.T) {
 				return req.Reply(nil, nil)
 			})
 			client, _ := transports()[0].pair(t, Options{}, Options{Router: r, ChannelByteWindow: 64 << 10})
-			cl := client.Caller()
-			t.Cleanup(func() { cl.Close() })
-			tx := cl.Conn().NewTx(1024)
-			called := make(chan error, 1)
-			go func() {
-				called <- cl.Call(context.Background(), mHold, nil, &CallOptions{Channels: []Channel{tx}}, nil)
-			}()
+			tx, called := streamCall(t, client.Root(), mHold)
 			sendErr := make(chan error, 1)
 			go func() {
 				for {
@@ -263,13 +272,7 @@ func TestByteWindowWaitEndsWithTheChannel(t *testing.T) {
 func TestByteWindowLetsLargeItemsThrough(t *testing.T) {
 	take, taken := make(chan int, 1), make(chan error, 1)
 	client, _ := transports()[0].pair(t, Options{}, Options{Router: sinkRouter(take, taken), ChannelByteWindow: 64 << 10})
-	cl := client.Caller()
-	t.Cleanup(func() { cl.Close() })
-	tx := cl.Conn().NewTx(1024)
-	called := make(chan error, 1)
-	go func() {
-		called <- cl.Call(context.Background(), mSink, nil, &CallOptions{Channels: []Channel{tx}}, nil)
-	}()
+	tx, called := streamCall(t, client.Root(), mSink)
 	sizes := []int{16 << 10, 60 << 10, 100 << 10, 8 << 10, 100 << 10}
 	take <- len(sizes)
 	ctx, cancel := context.WithTimeout(context.Background(), testwait.Timeout)
@@ -280,13 +283,7 @@ func TestByteWindowLetsLargeItemsThrough(t *testing.T) {
 		}
 	}
 	tx.Close()
-	if err := testwait.Recv(t, "the items taken", taken); err != nil {
-		t.Fatal(err)
-	}
-	close(take)
-	if err := testwait.Recv(t, "the call", called); err != nil {
-		t.Fatal(err)
-	}
+	endSink(t, take, taken, called)
 }
 
 // spec:34 a stream of large items that nobody reads does not stop the
@@ -299,12 +296,9 @@ func TestUnreadStreamLeavesCallsServed(t *testing.T) {
 	r := sinkRouter(nil, nil) // takes nothing until its ctx ends
 	r.Handle(mEcho, echo)
 	client, _ := transports()[1].pair(t, Options{}, Options{Router: r, ByteBudget: 1 << 20})
-	cl := client.Caller()
-	t.Cleanup(func() { cl.Close() })
-	tx := cl.Conn().NewTx(1024)
+	tx, _ := streamCall(t, client.Root(), mSink) // ends with the session
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = cl.Call(ctx, mSink, nil, &CallOptions{Channels: []Channel{tx}}, nil) }()
 	go func() {
 		for tx.Send(ctx, make([]byte, 256<<10)) == nil {
 		}
@@ -312,6 +306,8 @@ func TestUnreadStreamLeavesCallsServed(t *testing.T) {
 	testwait.Blocked(t, "core.(*chanState).takeBytes", 1)
 	callCtx, stop := context.WithTimeout(context.Background(), testwait.Timeout)
 	defer stop()
+	cl := client.Caller()
+	t.Cleanup(func() { cl.Close() })
 	if got, err := call(callCtx, cl, mEcho, []byte("still served")); err != nil || string(got) != "still served" {
 		t.Fatalf("a call beside the unread stream: %q, %v", got, err)
 	}
@@ -350,11 +346,7 @@ func TestByteWindowThroughARelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := conn.Caller()
-	t.Cleanup(func() { cl.Close() })
-	tx := conn.NewTx(1024)
-	called := make(chan error, 1)
-	go func() { called <- cl.Call(ctx, mSink, nil, &CallOptions{Channels: []Channel{tx}}, nil) }()
+	tx, called := streamCall(t, conn, mSink)
 	const items = 8
 	take <- items
 	sendCtx, cancel := context.WithTimeout(ctx, testwait.Timeout)
@@ -365,11 +357,5 @@ func TestByteWindowThroughARelay(t *testing.T) {
 		}
 	}
 	tx.Close()
-	if err := testwait.Recv(t, "the items taken", taken); err != nil {
-		t.Fatal(err)
-	}
-	close(take)
-	if err := testwait.Recv(t, "the call", called); err != nil {
-		t.Fatal(err)
-	}
+	endSink(t, take, taken, called)
 }
