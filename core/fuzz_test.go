@@ -24,7 +24,9 @@ func FuzzSession(f *testing.F) {
 		r.Handle(mEcho, echo)
 		r.HandleInline(mSlow, echo)
 		s, p := newRawPeer(t, false, Options{Router: r, AcceptConn: acceptWith(echoRouter(), nil), MaxConcurrentRequests: 8})
-		p.send(t, wire.Message{Kind: wire.KindHello, MinVersion: 1, Version: 1, Parity: wire.ParityOdd})
+		// The peer advertises a byte window: the session's senders count
+		// bytes, and its grants carry them.
+		p.send(t, wire.Message{Kind: wire.KindHello, MinVersion: 1, Version: 1, Parity: wire.ParityOdd, Settings: wire.Settings{ChannelByteWindow: 64 << 10}})
 		p.playProgram(prog)
 		// The session read every byte sent, then saw the link close.
 		// Whatever it made of them, it ends with one of the errors the
@@ -137,5 +139,10 @@ func fuzzSeeds() [][]byte {
 			frame(wire.Message{Kind: wire.KindRequest, ID: 3, Method: mGenerate.ID, Payload: []byte("3"), Channels: wide9}),
 			frame(wire.Message{Kind: wire.KindGrantCredit, ID: 9, Credit: 1}),
 			frame(wire.Message{Kind: wire.KindChannelReset, ID: 9})),
+		// Grants that count bytes: more than were ever sent (the sender
+		// only frees its window), and a zero-credit grant with bytes.
+		cat(frame(wire.Message{Kind: wire.KindRequest, ID: 1, Method: mGenerate.ID, Payload: []byte("100"), Channels: out}),
+			frame(wire.Message{Kind: wire.KindGrantCredit, ID: 3, Credit: 3, Bytes: 1 << 40}),
+			frame(wire.Message{Kind: wire.KindGrantCredit, ID: 3, Bytes: 7})),
 	}
 }
