@@ -39,11 +39,13 @@ const (
 // one item, waiting for grants while the window is full (see above). With
 // no window advertised it does nothing.
 func (st *chanState) takeBytes(ctx context.Context, size int) error {
-	w := int64(st.c.s.peer.ChannelByteWindow)
-	if w == 0 {
+	pw := st.c.s.peer.ChannelByteWindow
+	if pw == 0 {
 		return nil
 	}
-	w = max(w, minByteWindow) // a smaller one is not honoured: see byteGrantStep
+	// A smaller window is not honoured (see byteGrantStep), and one past
+	// 2^62 is as good as none (it would turn negative here).
+	w := int64(min(max(pw, minByteWindow), 1<<62))
 	n := int64(size)
 	for {
 		u := st.unacked.Load()

@@ -131,9 +131,10 @@ func TestByteWindowBoundsASender(t *testing.T) {
 func TestByteWindowOnTheWire(t *testing.T) {
 	const item = 32 << 10
 	t.Run("sender", func(t *testing.T) {
-		// A window under the 64 KiB floor is taken as the floor.
-		for _, window := range []uint64{2 * item, 1 << 10, 0} {
-			advertised := window != 0
+		// A window under the 64 KiB floor is taken as the floor; one of
+		// 2^63 bytes bounds nothing.
+		for _, window := range []uint64{2 * item, 1 << 10, 0, 1 << 63} {
+			advertised := window != 0 && window < 1<<62
 			mOut := NewMethod("test", "out")
 			r := NewRouter()
 			r.Handle(mOut, func(ctx context.Context, req *Request) error {
