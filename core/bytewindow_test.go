@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"errors"
-
 	"sync/atomic"
 	"testing"
 
@@ -86,8 +85,8 @@ func endSink(t *testing.T, take chan<- int, taken, called <-chan error) {
 // as well as by count: a sender whose receiver advertised a byte window
 // (64 KiB here) waits once half of it is unacknowledged and the next item
 // would pass it, with credit to spare, and goes on when the receiver's
-// grant gives bytes back (the receiver grants once it has taken half the
-// byte window, not half the 1024-item window).
+// grant gives bytes back (the receiver grants once it has taken 32 KiB,
+// not half the 1024-item window).
 func TestByteWindowBoundsASender(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tr transport) {
 		take, taken := make(chan int), make(chan error)
@@ -109,7 +108,7 @@ func TestByteWindowBoundsASender(t *testing.T) {
 			return func() bool { return sent.Load() == n && testwait.Parked("core.(*chanState).takeBytes") == 1 }
 		}
 		testwait.For(t, "the sender to wait with 64 KiB sent", waiting(4))
-		take <- 2 // 32 KiB: half the byte window, a grant
+		take <- 2 // 32 KiB: a grant
 		if err := testwait.Recv(t, "two items taken", taken); err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +189,7 @@ func TestByteWindowOnTheWire(t *testing.T) {
 			chans := wire.MakeChannelList(wire.AppendChannel(nil, wire.ChannelBinding{ID: 1, Dir: wire.CallerSends, Window: 1024}))
 			p.send(t, wire.Message{Kind: wire.KindRequest, ID: 1, Method: mSink.ID, Channels: chans})
 			p.send(t, wire.Message{Kind: wire.KindChannelItem, ID: 1, Payload: make([]byte, item)})
-			take <- 1 // 32 KiB taken: half the byte window
+			take <- 1 // 32 KiB taken: a grant
 			if err := testwait.Recv(t, "the item taken", taken); err != nil {
 				t.Fatal(err)
 			}
@@ -268,8 +267,8 @@ func TestByteWindowWaitEndsWithTheChannel(t *testing.T) {
 // spec:26 an item larger than the byte window still goes, alone once the
 // items before it are acknowledged, and so does one that passes the
 // window while less than half of it is unacknowledged: the receiver
-// grants only once it has taken half the window, so a sender that waited
-// then would wait for ever.
+// grants only once it has taken 32 KiB (half the 64 KiB window here), so
+// a sender that waited with less would wait for ever.
 func TestByteWindowLetsLargeItemsThrough(t *testing.T) {
 	take, taken := make(chan int, 1), make(chan error, 1)
 	client, _ := transports()[0].pair(t, Options{}, Options{Router: sinkRouter(take, taken), ChannelByteWindow: 64 << 10})
