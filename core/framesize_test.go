@@ -6,22 +6,16 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rove-rpc/rove/core/internal/wire"
+	"github.com/rove-rpc/rove/internal/testwait"
 	"github.com/rove-rpc/rove/netpoll"
 )
 
 // nextRaw waits for the next frame the session sent, with its body.
 func (p *rawPeer) nextRaw(t *testing.T) rawMsg {
 	t.Helper()
-	select {
-	case m := <-p.msgs:
-		return m
-	case <-time.After(10 * time.Second):
-		t.Fatal("no message from the session")
-	}
-	return rawMsg{}
+	return testwait.Recv(t, "a message from the session", p.msgs)
 }
 
 // The protocol's frame size bounds are the link's.

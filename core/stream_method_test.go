@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rove-rpc/rove/internal/testwait"
 )
@@ -78,11 +77,7 @@ func TestServerStreamMethod(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-stopped:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the handler never learned the caller stopped")
-	}
+	testwait.Recv(t, "the handler to learn the caller stopped", stopped)
 }
 
 // A client-streaming method sums what the caller sends.

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -43,13 +44,8 @@ func TestWorkersQueuedBehindBlockedHandler(t *testing.T) {
 	w.pushLocked(&Request{id: 1, served: new(served)})
 	w.pushLocked(&Request{id: 2, served: new(served)})
 	w.mu.Unlock()
-	select {
-	case id := <-ran:
-		if id != 2 {
-			t.Fatalf("ran %d first", id)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the request behind a blocked handler never ran")
+	if id := testwait.Recv(t, "the request behind a blocked handler", ran); id != 2 {
+		t.Fatalf("ran %d first", id)
 	}
 	close(release)
 	if id := <-ran; id != 1 {
@@ -72,11 +68,7 @@ func TestWorkersBeyondSize(t *testing.T) {
 		w.submit(&Request{id: uint64(i), served: new(served)})
 	}
 	for i := range n {
-		select {
-		case <-started:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d blocking handlers started", i, n)
-		}
+		testwait.Recv(t, fmt.Sprintf("blocking handler %d of %d to start", i+1, n), started)
 	}
 	close(release)
 	// Once idle, at most size workers stay parked.
