@@ -69,14 +69,11 @@ func (st *chanState) takeBytes(ctx context.Context, size int) error {
 		if err := st.txErr(); err != nil {
 			return err
 		}
-		select {
+		select { // an end is seen next turn: by txErr, or by sendItem's check
 		case <-freed:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-st.c.tornDown:
-		}
-		if err := st.txErr(); err != nil {
-			return err
 		}
 	}
 }

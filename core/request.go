@@ -304,9 +304,7 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		return c.serveSolo(link, r, m)
 	}
 	if !c.inflight.insert(r) {
-		f.Release()
-		s.violation(link, wire.CodeIDInUse, fmt.Sprintf("request id %d is already in flight", m.ID))
-		return false
+		return c.refuseDuplicate(link, f, m.ID)
 	}
 	r.tabled = true
 	if !m.Channels.Empty() {
@@ -353,13 +351,19 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 // the response is queued, as any request).
 func (c *conn) serveSolo(link *netpoll.Conn, r *Request, m *wire.Message) bool {
 	if c.inflight.lookup(m.ID) != nil {
-		r.frame.Release()
-		c.s.violation(link, wire.CodeIDInUse, fmt.Sprintf("request id %d is already in flight", m.ID))
-		return false
+		return c.refuseDuplicate(link, r.frame, m.ID)
 	}
 	r.setDeadline(m.TimeoutMicros)
 	r.run()
 	return true
+}
+
+// refuseDuplicate ends the session for a request whose id is already in
+// flight (a violation), releasing its frame f; it returns false for serve.
+func (c *conn) refuseDuplicate(link *netpoll.Conn, f netpoll.Frame, id uint64) bool {
+	f.Release()
+	c.s.violation(link, wire.CodeIDInUse, fmt.Sprintf("request id %d is already in flight", id))
+	return false
 }
 
 // setDeadline sets the deadline the caller sent, if any. It is enforced
@@ -514,12 +518,7 @@ func (r *Request) finish(status wire.Status, payload []byte, send bool) {
 	// goroutine a pool handler started may set, is read only for solo
 	// ones.)
 	if !r.tabled && !r.watched.Load() && r.timer == nil {
-		if r.err == nil {
-			r.err = context.Canceled
-			if r.doneCh != nil {
-				close(r.doneCh)
-			}
-		}
+		r.endLocked(context.Canceled) // no lock: nothing else holds r
 	} else {
 		r.cancel(context.Canceled)
 	}
@@ -530,6 +529,13 @@ func (r *Request) finish(status wire.Status, payload []byte, send bool) {
 // cancel ends the request's context with err (the first cause wins).
 func (r *Request) cancel(err error) {
 	r.mu.Lock()
+	r.endLocked(err)
+	r.mu.Unlock()
+}
+
+// endLocked is cancel's work, with r.mu held (or with r reachable by
+// nobody else: finish's solo request).
+func (r *Request) endLocked(err error) {
 	if r.err == nil {
 		r.err = err
 		if r.doneCh != nil {
@@ -539,7 +545,6 @@ func (r *Request) cancel(err error) {
 			r.timer.Stop()
 		}
 	}
-	r.mu.Unlock()
 }
 
 // Deadline implements context.Context: the caller's deadline, if it sent one.

@@ -282,15 +282,10 @@ func (t *inboundTable) insert(r *Request) bool {
 		p = &slots
 		t.tab.Store(p)
 	}
-	s := &(*p)[(r.id>>1)&t.mask]
-	if cur := s.Load(); cur != nil && cur.state.Load() == r.id {
+	if t.lookup(r.id) != nil {
 		return false
 	}
-	if t.spilled.Load() != 0 {
-		if _, dup := t.overflow.Load(r.id); dup {
-			return false
-		}
-	}
+	s := &(*p)[(r.id>>1)&t.mask]
 	r.state.Store(r.id)
 	t.live.Add(1)
 	if !s.CompareAndSwap(nil, r) {
