@@ -37,3 +37,12 @@ func TestOutCallLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestSize keeps a Request in the allocator's 128-byte size class:
+// it is what a pool handler's call allocates (TestCallAllocs), so its
+// rarely used context fields live behind Request.more.
+func TestRequestSize(t *testing.T) {
+	if got := unsafe.Sizeof(Request{}); got > 128 {
+		t.Fatalf("Request is %d bytes, want at most 128: move a field behind Request.more", got)
+	}
+}

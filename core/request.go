@@ -42,7 +42,7 @@ type Request struct {
 	doneCh   chan struct{} // made on first Done, closed on cancel
 	err      error
 	deadline time.Time
-	timer    *time.Timer
+	more     *ctxMore // the deadline timer and AfterFunc's callbacks: made on first need
 
 	wprev, wnext *Request // the list of watched Requests (conn.watchMu)
 	replied      atomic.Bool
@@ -366,16 +366,6 @@ func (c *conn) refuseDuplicate(link *netpoll.Conn, f netpoll.Frame, id uint64) b
 	return false
 }
 
-// setDeadline sets the deadline the caller sent, if any. It is enforced
-// lazily: Err and Cause compare it with the clock, and a timer is armed
-// only if someone waits on Done. A handler that never waits pays for no
-// timer.
-func (r *Request) setDeadline(timeoutMicros uint64) {
-	if timeoutMicros != 0 {
-		r.deadline = time.Now().Add(time.Duration(min(timeoutMicros, uint64(1<<62)/1000)) * time.Microsecond)
-	}
-}
-
 // refuse answers a request that no handler will run. Its channels end as
 // for a handler that never took them (the caller's Rx sees the end, its
 // Tx is reset), so they neither wait for ever nor count against
@@ -395,7 +385,9 @@ func (r *Request) refuse(status wire.Status, reason []byte) {
 // under way.
 //
 // An inline handler's Request (onLoop) becomes the connection's spare,
-// whole, unless it armed its deadline timer, which may still fire on it:
+// whole, unless it armed its deadline timer, which may still fire on it,
+// or registered AfterFunc callbacks, which may still run (and read its
+// Err) or be stopped:
 // inline handlers run one at a time on the reading goroutine, which owns
 // Conn.spare, so one spare per connection makes an inline call allocate
 // nothing. Another handler's context stays with the goroutines it may
@@ -404,7 +396,7 @@ func (r *Request) refuse(status wire.Status, reason []byte) {
 // another connection, whose teardown could then claim it.
 func (r *Request) recycle() {
 	c, in := r.conn, r.served
-	if in.counted || r.timer != nil { // a solo request has nobody else by now (finish)
+	if in.counted || r.more != nil { // a solo request has nobody else by now (finish)
 		r.mu.Lock()
 		defer r.mu.Unlock()
 	}
@@ -413,7 +405,7 @@ func (r *Request) recycle() {
 	}
 	inline := in.onLoop
 	*in = served{}
-	if !inline || r.timer != nil {
+	if !inline || r.more != nil {
 		c.reqs.Put(in)
 		return
 	}
@@ -513,192 +505,17 @@ func (r *Request) finish(status wire.Status, payload []byte, send bool) {
 		r.leave() // torn down, no response: nothing to wait for
 	}
 	// The handler is over: its context ends. A solo request that nothing
-	// else can reach (not tabled, no Done list, no timer) needs no lock.
-	// (Every other request is tabled from serve on, so r.timer, which a
-	// goroutine a pool handler started may set, is read only for solo
-	// ones.)
-	if !r.tabled && !r.watched.Load() && r.timer == nil {
+	// else can reach (not tabled, no Done list, no timer or callbacks)
+	// needs no lock. (Every other request is tabled from serve on, so
+	// r.more, which a goroutine a pool handler started may set, is read
+	// only for solo ones.)
+	if !r.tabled && !r.watched.Load() && r.more == nil {
 		r.endLocked(context.Canceled) // no lock: nothing else holds r
 	} else {
 		r.cancel(context.Canceled)
 	}
 	r.conn.unwatch(r)
 	r.frame.Release()
-}
-
-// cancel ends the request's context with err (the first cause wins).
-func (r *Request) cancel(err error) {
-	r.mu.Lock()
-	r.endLocked(err)
-	r.mu.Unlock()
-}
-
-// endLocked is cancel's work, with r.mu held (or with r reachable by
-// nobody else: finish's solo request).
-func (r *Request) endLocked(err error) {
-	if r.err == nil {
-		r.err = err
-		if r.doneCh != nil {
-			close(r.doneCh)
-		}
-		if r.timer != nil {
-			r.timer.Stop()
-		}
-	}
-}
-
-// Deadline implements context.Context: the caller's deadline, if it sent one.
-func (r *Request) Deadline() (time.Time, bool) { return r.deadline, !r.deadline.IsZero() }
-
-// expiredLocked ends the context if its deadline has passed or its
-// connection is down: checked when asked (Err, Cause, Done), so that a
-// handler that already replied, and so left the inbound table, still sees
-// the end (rule 33).
-func (r *Request) expiredLocked() {
-	if r.err != nil {
-		return
-	}
-	switch {
-	case r.conn != nil && r.conn.down() != nil:
-		r.err = ErrConnectionClosed
-	case !r.deadline.IsZero() && !time.Now().Before(r.deadline):
-		r.err = context.DeadlineExceeded
-	default:
-		return
-	}
-	if r.doneCh != nil {
-		close(r.doneCh)
-	}
-}
-
-// Done implements context.Context. With a deadline, the first call arms
-// the timer that closes the channel when it passes.
-func (r *Request) Done() <-chan struct{} {
-	r.mu.Lock()
-	if r.doneCh != nil {
-		defer r.mu.Unlock()
-		return r.doneCh
-	}
-	r.expiredLocked() // before the channel exists: it would close it
-	r.doneCh = make(chan struct{})
-	ch := r.doneCh
-	if r.err != nil {
-		close(ch)
-		r.mu.Unlock()
-		return ch
-	}
-	if !r.deadline.IsZero() {
-		r.timer = time.AfterFunc(time.Until(r.deadline), func() { r.cancel(context.DeadlineExceeded) })
-	}
-	r.mu.Unlock()
-	r.conn.watch(r) // outside r.mu: teardown takes watchMu, then r.mu
-	return ch
-}
-
-// watch puts r on the list of Done channels teardown closes, while its
-// context is still live; if the connection is down already, r is
-// cancelled now. A context that has ended (the handler is over, so finish
-// may already have run unwatch) is never put on the list.
-func (c *conn) watch(r *Request) {
-	c.watchMu.Lock()
-	if c.down() != nil {
-		c.watchMu.Unlock()
-		r.cancel(ErrConnectionClosed)
-		return
-	}
-	r.mu.Lock() // lock order: watchMu, then r.mu (as in cancelWatched)
-	if r.err == nil {
-		r.wnext = c.watching
-		if c.watching != nil {
-			c.watching.wprev = r
-		}
-		c.watching = r
-		r.watched.Store(true)
-	}
-	r.mu.Unlock()
-	c.watchMu.Unlock()
-}
-
-// unwatch takes r off the list once its handler is over and its context
-// has ended (so watch will not add it again). Most Requests were never
-// watched: they cost no lock here.
-func (c *conn) unwatch(r *Request) {
-	if !r.watched.Load() {
-		return
-	}
-	c.watchMu.Lock()
-	if r.wprev != nil {
-		r.wprev.wnext = r.wnext
-	} else {
-		c.watching = r.wnext
-	}
-	if r.wnext != nil {
-		r.wnext.wprev = r.wprev
-	}
-	r.wprev, r.wnext = nil, nil
-	r.watched.Store(false)
-	c.watchMu.Unlock()
-}
-
-// cancelWatched ends the context of every handler that waits on Done
-// (teardown; down() is already set, so watch registers no more).
-func (c *conn) cancelWatched() {
-	c.watchMu.Lock()
-	defer c.watchMu.Unlock()
-	for r := c.watching; r != nil; r = r.wnext {
-		r.cancel(ErrConnectionClosed)
-	}
-}
-
-// Err implements context.Context: nil while the call runs; then
-// context.DeadlineExceeded if the deadline passed, context.Canceled
-// otherwise. errors.Is(context.Cause(ctx), ...) is not supported; use
-// Cause.
-func (r *Request) Err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.expiredLocked()
-	switch r.err {
-	case nil:
-		return nil
-	case context.DeadlineExceeded:
-		return context.DeadlineExceeded
-	}
-	return context.Canceled
-}
-
-// Cause returns why the request's context ended: ErrCancelled (the caller
-// cancelled), context.DeadlineExceeded, ErrConnectionClosed, or
-// context.Canceled after the handler returned; nil while it runs.
-func (r *Request) Cause() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.expiredLocked()
-	return r.err
-}
-
-// Value implements context.Context with the values of Options.Context
-// (and the Request itself, for RequestFrom).
-func (r *Request) Value(key any) any {
-	if key == (requestKey{}) {
-		return r
-	}
-	return r.conn.s.opts.Context.Value(key)
-}
-
-type requestKey struct{}
-
-// RequestFrom returns the Request a handler's ctx belongs to: the ctx
-// itself, or a context derived from it (with Options.ProfileLabels the
-// handler gets one; a typed handler gets only ctx). It is how a handler
-// reaches the request's metadata and channels from any ctx it was given.
-// Valid while the handler runs, as the Request is.
-func RequestFrom(ctx context.Context) (*Request, bool) {
-	if r, ok := ctx.(*Request); ok {
-		return r, true
-	}
-	r, ok := ctx.Value(requestKey{}).(*Request)
-	return r, ok
 }
 
 // String describes the request for logs (never its metadata values).

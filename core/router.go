@@ -58,6 +58,10 @@ func (r *Router) Handle(m Method, h HandlerFunc) { r.routes.Store(m.ID, newRoute
 // response is handed to a goroutine). Its ctx and req are valid only until
 // it returns (they are pooled: an inline call allocates nothing), so it must
 // not hand them to other goroutines; Request.Retain still keeps the payload.
+// A context it derives from ctx (context.WithTimeout, for a downstream
+// call queued without waiting) registers with Request.AfterFunc, which
+// keeps that call's Request out of the pool: the derived context stays
+// valid, and ends when the handler returns.
 func (r *Router) HandleInline(m Method, h HandlerFunc) {
 	r.routes.Store(m.ID, newRoute(m, h, true))
 }
