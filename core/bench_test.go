@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // BenchmarkCallRaw: 64 B echo calls over the pipe and over gnet TCP, one
@@ -148,4 +149,30 @@ func benchParallel(b *testing.B, p int, call func() error) {
 			}
 		}
 	})
+}
+
+// BenchmarkDerivedContext: pool handlers that derive a context from
+// theirs (context.WithTimeout, as one making a downstream call does)
+// against plain echo handlers, parallel callers over the pipe. The
+// derived context registers with Request.AfterFunc: without it, Go's
+// context package would start a goroutine per call to watch the Request.
+func BenchmarkDerivedContext(b *testing.B) {
+	mDerived := NewMethod("bench", "derived")
+	r := NewRouter()
+	r.Handle(mEcho, echo)
+	r.Handle(mDerived, func(ctx context.Context, req *Request) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		return req.Reply(req.Payload(), nil)
+	})
+	client, _ := transports()[0].pair(b, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	ctx := context.Background()
+	payload := make([]byte, 64)
+	for _, m := range []Method{mEcho, mDerived} {
+		b.Run(m.Name, func(b *testing.B) {
+			benchParallel(b, 32, func() error { return cl.Call(ctx, m, payload, nil, nil) })
+		})
+	}
 }

@@ -13,8 +13,9 @@ import (
 // callbacks may still run or be stopped, after the handler returned.
 type ctxMore struct {
 	timer *time.Timer
-	after []afterFunc // registered, not yet started or stopped (Request.mu)
-	seq   uint64      // the last afterFunc's id
+	after []afterFunc  // registered, not yet started or stopped (Request.mu)
+	seq   uint64       // the last afterFunc's id
+	one   [1]afterFunc // after's first backing array: most handlers derive one context at a time
 }
 
 // afterFunc is one callback AfterFunc registered; id tells it apart for
@@ -45,14 +46,23 @@ func (r *Request) moreLocked() *ctxMore {
 // watch the Request's Done). A context the handler wraps first with
 // context.WithValue hides the method, as Go's own value contexts do.
 func (r *Request) AfterFunc(f func()) (stop func() bool) {
-	r.Done() // arms the deadline timer and the teardown watch, as a waiter on Done needs
 	r.mu.Lock()
+	if r.doneCh == nil {
+		// Arm the deadline timer and the teardown watch, as a waiter on
+		// Done needs. (A derived context has called Done already.)
+		r.mu.Unlock()
+		r.Done()
+		r.mu.Lock()
+	}
 	if r.err != nil {
 		r.mu.Unlock()
 		go f()
 		return func() bool { return false }
 	}
 	x := r.moreLocked()
+	if x.after == nil {
+		x.after = x.one[:0]
+	}
 	x.seq++
 	id := x.seq
 	x.after = append(x.after, afterFunc{id, f})
@@ -267,4 +277,3 @@ func RequestFrom(ctx context.Context) (*Request, bool) {
 	r, ok := ctx.Value(requestKey{}).(*Request)
 	return r, ok
 }
-

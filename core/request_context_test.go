@@ -29,12 +29,19 @@ func TestDerivedContextsStartNoGoroutine(t *testing.T) {
 		name := map[bool]string{false: "pool", true: "inline"}[inline]
 		t.Run(name, func(t *testing.T) {
 			derived := make(chan []context.Context, 1)
+			var cancels []context.CancelFunc // called after the test: the call's end must end them first
+			defer func() {
+				for _, cancel := range cancels {
+					cancel()
+				}
+			}()
 			h := func(ctx context.Context, req *Request) error {
 				ctxs := make([]context.Context, 0, 2*n)
 				for range n {
-					c, _ := context.WithCancel(ctx) //nolint:govet // kept: they must end with the call
-					d, _ := context.WithTimeout(ctx, time.Hour)
+					c, cancelC := context.WithCancel(ctx)
+					d, cancelD := context.WithTimeout(ctx, time.Hour)
 					ctxs = append(ctxs, c, d)
+					cancels = append(cancels, cancelC, cancelD)
 				}
 				if got := propagators(); got != 0 {
 					t.Errorf("%d goroutines propagate the Request's end to contexts derived from it, want 0", got)
@@ -72,7 +79,8 @@ func TestDerivedContextsStartNoGoroutine(t *testing.T) {
 func TestDerivedContextEndsWithTheRequest(t *testing.T) {
 	derive := map[string]func(req *Request) <-chan struct{}{
 		"WithCancel": func(req *Request) <-chan struct{} {
-			d, _ := context.WithCancel(req) //nolint:govet // the Request's end cancels it
+			d, cancel := context.WithCancel(req)
+			go func() { <-d.Done(); cancel() }() // only the Request's end ends it; vet wants cancel called
 			return d.Done()
 		},
 		"AfterFunc": func(req *Request) <-chan struct{} {
