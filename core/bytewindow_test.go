@@ -359,3 +359,58 @@ func TestByteWindowThroughARelay(t *testing.T) {
 	tx.Close()
 	endSink(t, take, taken, called)
 }
+
+// A relay between a session that advertises a byte window and one that
+// does not is refused, whichever side sets it up: a sender through it
+// would keep within the window while the grants relayed to it carry no
+// bytes, and stop for ever.
+func TestRelayRefusedWhenWindowsDisagree(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		relayOnOpen  bool // the middle opens the far half with Relay set, else only names it when it accepts
+		wantOpenFail bool
+	}{
+		{"OpenConn", true, true},
+		{"AcceptConn", false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			farOpts := Options{AcceptConn: func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
+				return ConnOptions{Router: NewRouter()}, nil
+			}}
+			// The middle's session toward the far peer advertises no window;
+			// its session toward the client advertises the default.
+			middleToFar, far, err := Pipe(ctx, Options{ChannelByteWindow: -1}, farOpts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { far.Close(); middleToFar.Close() })
+			openErr := make(chan error, 1)
+			middleOpts := Options{AcceptConn: func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
+				opts := ConnOptions{Parity: req.Parity}
+				if c.relayOnOpen {
+					opts.Relay = req.Conn
+				}
+				fc, err := middleToFar.OpenConn(ctx, opts)
+				openErr <- err
+				if err != nil {
+					return ConnOptions{}, err
+				}
+				return ConnOptions{Relay: fc}, nil
+			}}
+			client, middle, err := Pipe(ctx, Options{}, middleOpts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { client.Close(); middle.Close() })
+			_, err = client.OpenConn(ctx, ConnOptions{})
+			var rejected *ConnRejectedError
+			if !errors.As(err, &rejected) || rejected.Reason != ErrRelayWindows.Error() {
+				t.Fatalf("the client's OpenConn through the relay: %v, want a refusal giving %q", err, ErrRelayWindows)
+			}
+			if err := testwait.Recv(t, "the middle's OpenConn", openErr); errors.Is(err, ErrRelayWindows) != c.wantOpenFail {
+				t.Fatalf("the middle's OpenConn toward the far peer: %v", err)
+			}
+		})
+	}
+}

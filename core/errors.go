@@ -173,6 +173,14 @@ var ErrTooManyChannels = errors.New("rove: more channels than the peer holds")
 // codec could not encode (Kind ErrSendFailed, not retryable).
 var ErrEncoding = errors.New("rove: value could not be encoded")
 
+// ErrRelayWindows is OpenConn's error, and the reason an accepted
+// connection is refused, when ConnOptions.Relay joins two sessions of
+// which one advertises a channel byte window and the other does not
+// (Options.ChannelByteWindow). A relay forwards grants as they come, so a
+// sender through it would keep within one session's window while the
+// grants that give its bytes back carry none: it would stop for ever.
+var ErrRelayWindows = errors.New("rove: a relay's two sessions must both advertise a channel byte window, or neither")
+
 // tooLarge is the Cause of a request or item over the peer's maximum
 // frame size: errors.Is matches netpoll.ErrFrameTooLarge.
 func tooLarge(what string, size, limit int) error {

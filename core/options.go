@@ -93,9 +93,10 @@ type Options struct {
 	// taken since its last grant carry 32 KiB (half the smallest window).
 	// Default ByteBudget/16 (4 MiB of the default budget); at least
 	// 64 KiB; negative: not advertised (items are then bounded by count
-	// only). Both sessions of a relay (ConnOptions.Relay) should advertise
-	// one, or both not: a sender keeps within the relay's window and the
-	// far receiver's grants, relayed, are what give its bytes back.
+	// only). Both sessions of a relay (ConnOptions.Relay) must advertise
+	// one, or both not (else the relay is refused with ErrRelayWindows): a
+	// sender keeps within the relay's window and the far receiver's
+	// grants, relayed, are what give its bytes back.
 	ChannelByteWindow int
 	// ServerInterceptors wrap every handler this session serves (root and
 	// virtual connections), the first outermost; CallInterceptors wrap

@@ -99,6 +99,9 @@ func (s *session) OpenConn(ctx context.Context, opts ConnOptions) (*Conn, error)
 	if err := s.metadataFitsPeer(opts.Metadata); err != nil {
 		return nil, &CallError{Kind: ErrSendFailed, Cause: err}
 	}
+	if err := s.relayFits(opts.Relay); err != nil {
+		return nil, err
+	}
 	id := s.parity.First() + 2*(s.nextConn.Add(1)-1)
 	parity := s.parity
 	if p := wire.Parity(opts.Parity); p.Valid() {
@@ -284,6 +287,9 @@ func (s *session) accept(c *conn, req ConnRequest, peerLimit uint64) {
 	if err == nil {
 		err = s.metadataFitsPeer(opts.Metadata) // our AcceptConn must not be a violation
 	}
+	if err == nil {
+		err = s.relayFits(opts.Relay)
+	}
 	if err != nil {
 		s.forget(c)
 		_ = s.send(context.Background(), &wire.Message{Kind: wire.KindRejectConn, Conn: c.id, Code: wire.CodeRefused, Payload: []byte(err.Error())})
@@ -317,6 +323,16 @@ func (s *session) accept(c *conn, req ConnRequest, peerLimit uint64) {
 		_ = s.link.Load().WriteFrame(context.Background(), b)
 	}
 	c.held = nil
+}
+
+// relayFits refuses a relay between s and the session of relay when one
+// advertises a channel byte window and the other does not
+// (ErrRelayWindows).
+func (s *session) relayFits(relay *Conn) error {
+	if r := relay.inner(); r != nil && (s.opts.ChannelByteWindow > 0) != (r.s.opts.ChannelByteWindow > 0) {
+		return ErrRelayWindows
+	}
+	return nil
 }
 
 // relayFrame forwards one call or channel message that arrived on c to
