@@ -332,7 +332,7 @@ func (c *conn) serve(link *netpoll.Conn, f netpoll.Frame, m *wire.Message) bool 
 		r.run()
 	} else {
 		r.onLoop = false
-		s.workers.submit(r)
+		s.hold(r)
 	}
 	return true
 }

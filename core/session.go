@@ -54,6 +54,7 @@ type session struct {
 
 	heard     atomic.Bool // the peer sent something since the last keepalive tick
 	run       itemRun     // reading goroutine only; empty between batches
+	held      heldBatch   // reading goroutine only; empty between batches
 	silent    int         // keepalive ticks without hearing from the peer; timer-owned
 	keepalive *time.Timer
 	pingNonce uint64 // timer-owned
@@ -469,7 +470,7 @@ func (s *session) handleFrames(link *netpoll.Conn, frames []netpoll.Frame) {
 	}
 	s.heard.Store(true)
 	var m wire.Message // one for the batch: dispatch keeps no pointer to it
-	defer s.endRun()   // on every way out of the batch
+	defer s.endBatch() // on every way out of the batch
 	for i, f := range frames {
 		if s.state.Load() == stateClosed {
 			releaseFrames(frames[i:])
@@ -545,6 +546,7 @@ func (s *session) dispatch(link *netpoll.Conn, f netpoll.Frame, m *wire.Message)
 			return false
 		}
 		if c.relay != nil {
+			s.submitHeld() // a relayed write may block: the batch's handlers must not wait for it
 			c.relayFrame(f, m)
 			return true
 		}

@@ -54,27 +54,39 @@ func newWorkers(size int) (*workers, error) {
 	return &workers{size: size, run: (*Request).run, idleFor: workerExpiry}, nil
 }
 
-// submit queues r for a worker. Called from the reading goroutine; never
-// blocks.
-func (w *workers) submit(r *Request) {
+// submit queues r for a worker (a batch of one: see submitList).
+func (w *workers) submit(r *Request) { w.submitList(r, r) }
+
+// submitList queues the requests linked from head to tail through next
+// (the reading goroutine's batch, see session.hold) under one lock: the
+// workers' lock, taken once per request, was contended by the workers
+// taking them. Called from the reading goroutine; never blocks.
+func (w *workers) submitList(head, tail *Request) {
 	w.mu.Lock()
 	if w.released { // cannot happen while handlers are counted; stay safe
 		w.mu.Unlock()
-		go w.run(r)
+		for r := head; r != nil; {
+			next := r.next
+			r.next = nil
+			go w.run(r)
+			r = next
+		}
 		return
 	}
-	w.pushLocked(r)
+	w.pushLocked(head, tail)
 	w.mu.Unlock()
 }
 
-// pushLocked queues r and keeps the invariant: someone searches.
-func (w *workers) pushLocked(r *Request) {
+// pushLocked queues the requests linked from head to tail and keeps the
+// invariant: someone searches. One searcher is enough for many queued:
+// whoever takes one and leaves others makes sure another searches (next).
+func (w *workers) pushLocked(head, tail *Request) {
 	if w.tail == nil {
-		w.head = r
+		w.head = head
 	} else {
-		w.tail.next = r
+		w.tail.next = head
 	}
-	w.tail = r
+	w.tail = tail
 	if w.searching == 0 {
 		w.wakeLocked()
 	}
@@ -193,4 +205,43 @@ func (w *workers) release() {
 	}
 	w.mu.Unlock()
 	w.wg.Wait()
+}
+
+// heldBatch is the requests for blocking handlers that one batch of frames
+// admitted (linked through Request.next), held by the reading goroutine
+// until the batch ends and then queued for the workers at once
+// (submitList). A handler starts at most one batch's parsing later, and
+// never behind anything that may block the reading goroutine.
+type heldBatch struct {
+	head, tail *Request
+}
+
+// hold adds r to the batch's requests (reading goroutine).
+func (s *session) hold(r *Request) {
+	b := &s.held
+	if b.tail == nil {
+		b.head = r
+	} else {
+		b.tail.next = r
+	}
+	b.tail = r
+}
+
+// submitHeld queues the batch's requests for the workers (reading
+// goroutine).
+func (s *session) submitHeld() {
+	b := &s.held
+	if b.head == nil {
+		return
+	}
+	head, tail := b.head, b.tail
+	b.head, b.tail = nil, nil
+	s.workers.submitList(head, tail)
+}
+
+// endBatch ends a batch of frames, on every way out of it: the run of
+// items is queued and the held requests are submitted.
+func (s *session) endBatch() {
+	s.endRun()
+	s.submitHeld()
 }

@@ -41,8 +41,9 @@ func TestWorkersQueuedBehindBlockedHandler(t *testing.T) {
 		ran <- r.id
 	})
 	w.mu.Lock()
-	w.pushLocked(&Request{id: 1, served: new(served)})
-	w.pushLocked(&Request{id: 2, served: new(served)})
+	r1, r2 := &Request{id: 1, served: new(served)}, &Request{id: 2, served: new(served)}
+	w.pushLocked(r1, r1)
+	w.pushLocked(r2, r2)
 	w.mu.Unlock()
 	if id := testwait.Recv(t, "the request behind a blocked handler", ran); id != 2 {
 		t.Fatalf("ran %d first", id)
@@ -83,7 +84,8 @@ func TestWorkersOneWakePerBatch(t *testing.T) {
 	w := testWorkers(t, 4, func(r *Request) { done <- struct{}{} })
 	w.mu.Lock()
 	for i := range n {
-		w.pushLocked(&Request{id: uint64(i), served: new(served)})
+		r := &Request{id: uint64(i), served: new(served)}
+		w.pushLocked(r, r)
 	}
 	alive := w.alive
 	w.mu.Unlock()
