@@ -146,7 +146,9 @@ func TestRequestAfterFunc(t *testing.T) {
 		// req.AfterFunc itself: context.AfterFunc's stop answers from its
 		// own state.
 		stop := req.AfterFunc(func() { t.Error("a stopped callback ran") })
-		res.firstStop, res.secondStop = stop(), stop()
+		later := req.AfterFunc(func() { t.Error("a stopped callback ran") })
+		res.firstStop, res.secondStop = stop(), stop() // not the last registered
+		later()
 		for range 1000 {
 			_, cancel := context.WithCancel(ctx)
 			cancel()
