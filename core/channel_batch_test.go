@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,21 +50,7 @@ func collectServer(t *testing.T) *rawClient {
 		}
 		return req.Reply([]byte(strings.Join(parts, "|")), nil)
 	})
-	tr := netpoll.NewGnet(netpoll.GnetOptions{EventLoops: 1})
-	t.Cleanup(func() { tr.Close() })
-	srv, err := Serve(tr, "tcp", "127.0.0.1:0", Options{Router: r, AcceptConn: acceptWith(r, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	nc, err := net.Dial("tcp", srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	c := &rawClient{t: t, nc: nc}
-	c.hello(wire.Settings{})
-	return c
+	return serveRawClient(t, Options{Router: r, AcceptConn: acceptWith(r, nil)})
 }
 
 func bindRecv(ids ...uint64) wire.ChannelList { return bindRecvWindow(16, ids...) }

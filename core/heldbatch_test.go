@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 
@@ -32,27 +31,6 @@ func holdRouter(started chan<- uint64, release <-chan struct{}) *Router {
 	return r
 }
 
-// holdServer serves opts (with a hold router) over gnet TCP and dials a
-// raw client to it, past the handshake.
-func holdServer(t *testing.T, opts Options) *rawClient {
-	t.Helper()
-	tr := netpoll.NewGnet(netpoll.GnetOptions{EventLoops: 1})
-	t.Cleanup(func() { tr.Close() })
-	srv, err := Serve(tr, "tcp", "127.0.0.1:0", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	nc, err := net.Dial("tcp", srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	c := &rawClient{t: t, nc: nc}
-	c.hello(wire.Settings{})
-	return c
-}
-
 // spec:17 requests for blocking handlers that arrive in one batch all
 // start, while every one of them blocks: queued together, they still
 // find a worker each.
@@ -60,7 +38,7 @@ func TestBatchOfBlockingRequestsAllStart(t *testing.T) {
 	const n = 6
 	started, release := make(chan uint64, n), make(chan struct{})
 	defer close(release)
-	c := holdServer(t, Options{Router: holdRouter(started, release)})
+	c := serveRawClient(t, Options{Router: holdRouter(started, release)})
 	var msgs []wire.Message
 	for i := range n {
 		msgs = append(msgs, req(uint64(2*i+1), mHold, nil))
@@ -86,7 +64,7 @@ func TestHeldRequestsStartBeforeABlockedRelay(t *testing.T) {
 	far.acceptHello(t, toFar, wire.Settings{})
 	started, release := make(chan uint64, 1), make(chan struct{})
 	defer close(release)
-	c := holdServer(t, Options{Router: holdRouter(started, release),
+	c := serveRawClient(t, Options{Router: holdRouter(started, release),
 		AcceptConn: func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
 			fc, err := toFar.OpenConn(ctx, ConnOptions{Parity: req.Parity, Relay: req.Conn})
 			if err != nil {

@@ -92,6 +92,27 @@ func (h *hostileServer) dialRaw(t *testing.T) *rawClient {
 	return &rawClient{t: t, nc: nc}
 }
 
+// serveRawClient serves opts over gnet TCP (one event loop) and dials a
+// raw client to it, past the handshake.
+func serveRawClient(t *testing.T, opts Options) *rawClient {
+	t.Helper()
+	tr := netpoll.NewGnet(netpoll.GnetOptions{EventLoops: 1})
+	t.Cleanup(func() { tr.Close() })
+	srv, err := Serve(tr, "tcp", "127.0.0.1:0", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	nc, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &rawClient{t: t, nc: nc}
+	c.hello(wire.Settings{})
+	return c
+}
+
 func (c *rawClient) write(b []byte) {
 	c.t.Helper()
 	if _, err := c.nc.Write(b); err != nil {

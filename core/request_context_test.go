@@ -16,6 +16,17 @@ import (
 
 var mDerive = NewMethod("test", "derive")
 
+// callOnce calls mDerive once, served by r over a pipe.
+func callOnce(t *testing.T, r *Router) {
+	t.Helper()
+	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
+	cl := client.Caller()
+	defer cl.Close()
+	if _, err := call(context.Background(), cl, mDerive, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // propagators counts the goroutines Go's context package starts to carry
 // a parent's end to a derived context, for a parent without AfterFunc.
 func propagators() int { return testwait.Goroutines("context.(*cancelCtx).propagateCancel") }
@@ -55,12 +66,7 @@ func TestDerivedContextsStartNoGoroutine(t *testing.T) {
 			} else {
 				r.Handle(mDerive, h)
 			}
-			client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
-			cl := client.Caller()
-			defer cl.Close()
-			if _, err := call(context.Background(), cl, mDerive, nil); err != nil {
-				t.Fatal(err)
-			}
+			callOnce(t, r)
 			for _, c := range testwait.Recv(t, "the derived contexts", derived) {
 				testwait.Recv(t, "a derived context's end", c.Done())
 				if !errors.Is(c.Err(), context.Canceled) {
@@ -161,12 +167,7 @@ func TestRequestAfterFunc(t *testing.T) {
 		results <- res
 		return req.Reply(nil, nil)
 	})
-	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
-	cl := client.Caller()
-	defer cl.Close()
-	if _, err := call(context.Background(), cl, mDerive, nil); err != nil {
-		t.Fatal(err)
-	}
+	callOnce(t, r)
 	res := testwait.Recv(t, "the handler's result", results)
 	if !res.firstStop || res.secondStop {
 		t.Errorf("stop returned %v then %v, want true then false", res.firstStop, res.secondStop)
@@ -189,12 +190,7 @@ func TestRequestAfterFuncOnAnEndedContext(t *testing.T) {
 		held <- req // a pool handler's context stays valid, ended, once it returns
 		return req.Reply(nil, nil)
 	})
-	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
-	cl := client.Caller()
-	defer cl.Close()
-	if _, err := call(context.Background(), cl, mDerive, nil); err != nil {
-		t.Fatal(err)
-	}
+	callOnce(t, r)
 	req := testwait.Recv(t, "the request", held)
 	testwait.Recv(t, "the request's end", req.Done())
 	ran := make(chan struct{})
@@ -223,7 +219,7 @@ func TestInlineRequestWithCallbacksIsNotReused(t *testing.T) {
 	client, _ := transports()[0].pair(t, Options{}, Options{Router: r})
 	cl := client.Caller()
 	defer cl.Close()
-	for _, p := range [][]byte{nil, {1}, nil} {
+	for _, p := range [][]byte{nil, {1}, nil} { // one connection: its spare Request
 		if _, err := call(context.Background(), cl, mDerive, p); err != nil {
 			t.Fatal(err)
 		}
