@@ -64,9 +64,6 @@ func (o *outbound) init(s sink, max int, wg *sync.WaitGroup, fail func(error)) {
 	o.run = o.writer
 }
 
-// maxYields bounds the writer's yields before one write (see writer).
-const maxYields = 3
-
 // write queues one frame and returns; a writer goroutine writes it, or,
 // for a frame alone with no flush under way, this goroutine with one
 // non-blocking try. It blocks only while the buffer is full.
@@ -328,30 +325,19 @@ func (o *outbound) writer() {
 		if o.company {
 			// The goroutine that started us handed us its P's next slot,
 			// so we would run before the other callers it woke can queue
-			// their frames: yield, and whoever is runnable appends first.
-			// Yield again while that grew the batch, up to maxYields
-			// times: the callers a burst of responses woke run one by
-			// one, and one yield saw only some of them (at 4 x 256 it
-			// left 60 calls a write, and the server read and answered
-			// in as small batches). Only for frames whose writers said
-			// they have company (others in flight): yielding by the last
-			// batch's size fed on itself (single-frame batches never
-			// yielded and stayed single, a write per call: 4 x 256
-			// settled at the lower of two rates), and a frame alone that
-			// merely came during a flush (a lone call's reply behind the
-			// previous one's write) has nobody to wait for: a yield puts
-			// us on the global run queue, where we can sit until sysmon
-			// retakes a P when every P is held by an event loop blocked
-			// in epoll_wait.
-			for range maxYields {
-				n := o.pendN
-				o.mu.Unlock()
-				runtime.Gosched()
-				o.mu.Lock()
-				if o.pendN == n {
-					break
-				}
-			}
+			// their frames: yield once, and whoever is runnable appends
+			// first. Only for frames whose writers said they have company
+			// (others in flight): yielding by the last batch's size fed on
+			// itself (single-frame batches never yielded and stayed
+			// single, a write per call: 4 x 256 settled at the lower of
+			// two rates), and a frame alone that merely came during a
+			// flush (a lone call's reply behind the previous one's write)
+			// has nobody to wait for: a yield puts us on the global run
+			// queue, where we can sit until sysmon retakes a P when every
+			// P is held by an event loop blocked in epoll_wait.
+			o.mu.Unlock()
+			runtime.Gosched()
+			o.mu.Lock()
 		}
 		batch := o.takeBatchLocked()
 		o.mu.Unlock()
