@@ -411,6 +411,10 @@ func TestRelayRefusedWhenWindowsDisagree(t *testing.T) {
 			if err := testwait.Recv(t, "the middle's OpenConn", openErr); errors.Is(err, ErrRelayWindows) != c.wantOpenFail {
 				t.Fatalf("the middle's OpenConn toward the far peer: %v", err)
 			}
+			// A far half opened for the refused relay closes with it.
+			testwait.For(t, "the far half to close", func() bool {
+				return middleToFar.vconns.Size()+far.vconns.Size() == 0
+			})
 		})
 	}
 }

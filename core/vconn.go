@@ -286,9 +286,12 @@ func (s *session) accept(c *conn, req ConnRequest, peerLimit uint64) {
 	cancel()
 	if err == nil {
 		err = s.metadataFitsPeer(opts.Metadata) // our AcceptConn must not be a violation
-	}
-	if err == nil {
-		err = s.relayFits(opts.Relay)
+		if err == nil {
+			err = s.relayFits(opts.Relay)
+		}
+		if err != nil && opts.Relay != nil {
+			opts.Relay.Close() // a relay's halves close together: the far one goes with the refused one
+		}
 	}
 	if err != nil {
 		s.forget(c)
