@@ -54,7 +54,7 @@ type session struct {
 
 	heard     atomic.Bool // the peer sent something since the last keepalive tick
 	run       itemRun     // reading goroutine only; empty between batches
-	held      heldBatch   // reading goroutine only; empty between batches
+	held      requestList // reading goroutine only; empty between batches (hold)
 	silent    int         // keepalive ticks without hearing from the peer; timer-owned
 	keepalive *time.Timer
 	pingNonce uint64 // timer-owned

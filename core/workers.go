@@ -33,14 +33,14 @@ type workers struct {
 	run     func(r *Request) // (*Request).run; tests replace it
 	idleFor time.Duration    // workerExpiry; tests shorten it
 
-	mu         sync.Mutex
-	head, tail *Request    // queued requests, linked through next
-	searching  int         // workers awake and not running a handler
-	parked     []*parker   // LIFO: the most recently parked first to wake
-	purge      *time.Timer // armed while workers are parked
-	released   bool
-	alive      int            // worker goroutines (tests watch it)
-	wg         sync.WaitGroup // every worker goroutine
+	mu        sync.Mutex
+	queue     requestList // queued requests
+	searching int         // workers awake and not running a handler
+	parked    []*parker   // LIFO: the most recently parked first to wake
+	purge     *time.Timer // armed while workers are parked
+	released  bool
+	alive     int            // worker goroutines (tests watch it)
+	wg        sync.WaitGroup // every worker goroutine
 }
 
 // parker is one parked worker: a wake-up channel (true: look for work,
@@ -53,9 +53,6 @@ type parker struct {
 func newWorkers(size int) (*workers, error) {
 	return &workers{size: size, run: (*Request).run, idleFor: workerExpiry}, nil
 }
-
-// submit queues r for a worker (a batch of one: see submitList).
-func (w *workers) submit(r *Request) { w.submitList(r, r) }
 
 // submitList queues the requests linked from head to tail through next
 // (the reading goroutine's batch, see session.hold) under one lock: the
@@ -81,12 +78,7 @@ func (w *workers) submitList(head, tail *Request) {
 // invariant: someone searches. One searcher is enough for many queued:
 // whoever takes one and leaves others makes sure another searches (next).
 func (w *workers) pushLocked(head, tail *Request) {
-	if w.tail == nil {
-		w.head = head
-	} else {
-		w.tail.next = head
-	}
-	w.tail = tail
+	w.queue.push(head, tail)
 	if w.searching == 0 {
 		w.wakeLocked()
 	}
@@ -135,13 +127,13 @@ func (w *workers) next(p **parker, ran bool) *Request {
 		w.searching++
 	}
 	for {
-		if r := w.head; r != nil {
-			w.head, r.next = r.next, nil
-			if w.head == nil {
-				w.tail = nil
+		if r := w.queue.head; r != nil {
+			w.queue.head, r.next = r.next, nil
+			if w.queue.head == nil {
+				w.queue.tail = nil
 			}
 			w.searching--
-			if w.head != nil && w.searching == 0 {
+			if w.queue.head != nil && w.searching == 0 {
 				w.wakeLocked() // others are queued: keep someone free for them
 			}
 			w.mu.Unlock()
@@ -207,36 +199,39 @@ func (w *workers) release() {
 	w.wg.Wait()
 }
 
-// heldBatch is the requests for blocking handlers that one batch of frames
-// admitted (linked through Request.next), held by the reading goroutine
-// until the batch ends and then queued for the workers at once
-// (submitList). A handler starts at most one batch's parsing later, and
-// never behind anything that may block the reading goroutine.
-type heldBatch struct {
+// requestList is an intrusive list of Requests, linked through next: the
+// workers' queue, and the requests a batch of frames holds (session.held).
+// Appending allocates nothing.
+type requestList struct {
 	head, tail *Request
 }
 
-// hold adds r to the batch's requests (reading goroutine).
-func (s *session) hold(r *Request) {
-	b := &s.held
-	if b.tail == nil {
-		b.head = r
+// push appends the requests linked from head to tail.
+func (l *requestList) push(head, tail *Request) {
+	if l.tail == nil {
+		l.head = head
 	} else {
-		b.tail.next = r
+		l.tail.next = head
 	}
-	b.tail = r
+	l.tail = tail
 }
+
+// hold adds r to the requests for blocking handlers that this batch of
+// frames admitted (reading goroutine). They are queued for the workers at
+// once when the batch ends (submitList): a handler starts at most one
+// batch's parsing later, and never behind anything that may block the
+// reading goroutine.
+func (s *session) hold(r *Request) { s.held.push(r, r) }
 
 // submitHeld queues the batch's requests for the workers (reading
 // goroutine).
 func (s *session) submitHeld() {
-	b := &s.held
+	b := s.held
 	if b.head == nil {
 		return
 	}
-	head, tail := b.head, b.tail
-	b.head, b.tail = nil, nil
-	s.workers.submitList(head, tail)
+	s.held = requestList{}
+	s.workers.submitList(b.head, b.tail)
 }
 
 // endBatch ends a batch of frames, on every way out of it: the run of

@@ -66,7 +66,7 @@ func TestWorkersBeyondSize(t *testing.T) {
 	})
 	w.idleFor = time.Hour // only the size bound may end workers here
 	for i := range n {
-		w.submit(&Request{id: uint64(i), served: new(served)})
+		submitOne(w, &Request{id: uint64(i), served: new(served)})
 	}
 	for i := range n {
 		testwait.Recv(t, fmt.Sprintf("blocking handler %d of %d to start", i+1, n), started)
@@ -104,13 +104,16 @@ func TestWorkersExpire(t *testing.T) {
 	w := testWorkers(t, 8, func(r *Request) { done <- struct{}{} })
 	w.idleFor = 20 * time.Millisecond
 	for i := range 8 {
-		w.submit(&Request{id: uint64(i), served: new(served)})
+		submitOne(w, &Request{id: uint64(i), served: new(served)})
 	}
 	for range 8 {
 		<-done
 	}
 	testwait.For(t, "parked workers to expire", func() bool { return w.aliveNow() == 0 })
 	// And the pool still serves afterwards.
-	w.submit(&Request{id: 9, served: new(served)})
+	submitOne(w, &Request{id: 9, served: new(served)})
 	<-done
 }
+
+// submitOne queues r for a worker, as a batch of one.
+func submitOne(w *workers, r *Request) { w.submitList(r, r) }
