@@ -325,11 +325,7 @@ func TestByteWindowThroughARelay(t *testing.T) {
 	farOpts := Options{AcceptConn: func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
 		return ConnOptions{Router: sinkRouter(take, taken)}, nil
 	}}
-	middleToFar, far, err := Pipe(ctx, Options{}, farOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { far.Close(); middleToFar.Close() })
+	middleToFar, _ := transports()[0].pair(t, Options{}, farOpts)
 	middleOpts := Options{ByteBudget: 1 << 20, AcceptConn: func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
 		c, err := middleToFar.OpenConn(ctx, ConnOptions{Parity: req.Parity, Relay: req.Conn})
 		if err != nil {
@@ -337,11 +333,7 @@ func TestByteWindowThroughARelay(t *testing.T) {
 		}
 		return ConnOptions{Relay: c}, nil
 	}}
-	client, middle, err := Pipe(ctx, Options{}, middleOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close(); middle.Close() })
+	client, _ := transports()[0].pair(t, Options{}, middleOpts)
 	conn, err := client.OpenConn(ctx, ConnOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -380,11 +372,7 @@ func TestRelayRefusedWhenWindowsDisagree(t *testing.T) {
 			}}
 			// The middle's session toward the far peer advertises no window;
 			// its session toward the client advertises the default.
-			middleToFar, far, err := Pipe(ctx, Options{ChannelByteWindow: -1}, farOpts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { far.Close(); middleToFar.Close() })
+			middleToFar, far := transports()[0].pair(t, Options{ChannelByteWindow: -1}, farOpts)
 			openErr := make(chan error, 1)
 			middleOpts := Options{AcceptConn: func(ctx context.Context, req ConnRequest) (ConnOptions, error) {
 				opts := ConnOptions{Parity: req.Parity}
@@ -398,12 +386,8 @@ func TestRelayRefusedWhenWindowsDisagree(t *testing.T) {
 				}
 				return ConnOptions{Relay: fc}, nil
 			}}
-			client, middle, err := Pipe(ctx, Options{}, middleOpts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { client.Close(); middle.Close() })
-			_, err = client.OpenConn(ctx, ConnOptions{})
+			client, _ := transports()[0].pair(t, Options{}, middleOpts)
+			_, err := client.OpenConn(ctx, ConnOptions{})
 			var rejected *ConnRejectedError
 			if !errors.As(err, &rejected) || rejected.Reason != ErrRelayWindows.Error() {
 				t.Fatalf("the client's OpenConn through the relay: %v, want a refusal giving %q", err, ErrRelayWindows)

@@ -83,16 +83,17 @@ func TestDerivedContextsStartNoGoroutine(t *testing.T) {
 // registered with Request.AfterFunc, by a handler that never asked for
 // Done.
 func TestDerivedContextEndsWithTheRequest(t *testing.T) {
-	derive := map[string]func(req *Request) <-chan struct{}{
-		"WithCancel": func(req *Request) <-chan struct{} {
+	// Each returns what only the Request's end closes, and a release the
+	// handler calls once that happened.
+	derive := map[string]func(req *Request) (<-chan struct{}, func()){
+		"WithCancel": func(req *Request) (<-chan struct{}, func()) {
 			d, cancel := context.WithCancel(req)
-			go func() { <-d.Done(); cancel() }() // only the Request's end ends it; vet wants cancel called
-			return d.Done()
+			return d.Done(), cancel
 		},
-		"AfterFunc": func(req *Request) <-chan struct{} {
+		"AfterFunc": func(req *Request) (<-chan struct{}, func()) {
 			done := make(chan struct{})
-			req.AfterFunc(func() { close(done) })
-			return done
+			stop := req.AfterFunc(func() { close(done) })
+			return done, func() { stop() }
 		},
 	}
 	for _, c := range []struct {
@@ -113,7 +114,8 @@ func TestDerivedContextEndsWithTheRequest(t *testing.T) {
 				ended := make(chan error, 1)
 				r := NewRouter()
 				r.Handle(mDerive, func(_ context.Context, req *Request) error {
-					done := derive(req)
+					done, release := derive(req)
+					defer release()
 					close(started)
 					<-done // only the Request's end can end it
 					ended <- req.Cause()
