@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 	"time"
@@ -53,7 +54,13 @@ func main() {
 	workload := fs.String("workload", "unary", "load: unary (64 B echo) or stream (server streaming: -items items of -payload bytes per call; rove, grpc, connect, drpc)")
 	items := fs.Int("items", 16, "load -workload stream: items per call")
 	cpuprofile := fs.String("cpuprofile", "", "serve, load: write a CPU profile of the process to this file")
+	traceOut := fs.String("trace", "", "serve, load: write an execution trace of -trace-for, from -trace-at after the start, to this file")
+	traceAt := fs.Duration("trace-at", 2*time.Second, "serve, load: when the execution trace starts")
+	traceFor := fs.Duration("trace-for", 300*time.Millisecond, "serve, load: how long the execution trace lasts")
 	fs.Parse(os.Args[2:])
+	if *traceOut != "" {
+		go traceWindow(*traceOut, *traceAt, *traceFor)
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -220,4 +227,24 @@ func load(kind, target, workload string, items, conns, inflight, size int, warmu
 		res.ItemsPerSec = res.CallsPerSec * float64(items)
 	}
 	return res, nil
+}
+
+// traceWindow writes an execution trace of the window [at, at+length)
+// after the process started to path (go tool trace reads it): a whole
+// run's trace would be too large to read, and its first second is the
+// warm-up.
+func traceWindow(path string, at, length time.Duration) {
+	time.Sleep(at)
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	defer f.Close()
+	if err := trace.Start(f); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	time.Sleep(length)
+	trace.Stop()
 }
