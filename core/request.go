@@ -65,7 +65,7 @@ type served struct {
 	respLen  int32          // the response payload's size, for Options.Stats (set by respond)
 	channels []boundChannel // bound by the request, in order
 	replyMD  Metadata       // set by SetReplyMetadata: sent with the response of a typed handler
-	next     *Request       // the workers' queue link (workers.mu)
+	task     task           // its entry in the workers' queue
 
 	left atomic.Bool // out of the inbound table
 	// respDone: the Reply or finish that sent the response has returned.
@@ -250,11 +250,15 @@ func (r *Request) respond(status wire.Status, payload []byte, md Metadata) error
 		// room: many handlers answering a peer that does not read must
 		// not pile up their responses (rule 34).
 		link.HoldBytes(len(*buf))
-		write := link.WriteFrameCommitted
 		if r.conn.inflight.live.Load() == 1 { // the only request in flight: no company to wait for
-			write = link.WriteFrameAlone
+			err = link.WriteFrameAlone(context.Background(), *buf, commit)
+		} else {
+			var owed bool
+			owed, err = link.WriteFrameOwed(context.Background(), *buf, commit)
+			if owed {
+				r.conn.s.oweFlush()
+			}
 		}
-		err = write(context.Background(), *buf, commit)
 		link.ReleaseBytes(len(*buf))
 	}
 	if err != nil { // never queued: nothing will leave the table for it

@@ -54,7 +54,8 @@ type session struct {
 
 	heard     atomic.Bool // the peer sent something since the last keepalive tick
 	run       itemRun     // reading goroutine only; empty between batches
-	held      requestList // reading goroutine only; empty between batches (hold)
+	held      taskList    // reading goroutine only; empty between batches (hold)
+	flush     task        // the owed flush of the responses written by pool handlers (oweFlush)
 	silent    int         // keepalive ticks without hearing from the peer; timer-owned
 	keepalive *time.Timer
 	pingNonce uint64 // timer-owned
@@ -80,6 +81,7 @@ func newSession(initiator bool, opts Options, pool *workers) *session {
 		errSet:   make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	s.flush.s = s
 	if initiator {
 		s.parity = wire.ParityOdd
 	}

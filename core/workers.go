@@ -25,7 +25,9 @@ const workerExpiry = 10 * time.Second
 // therefore not bounded by size when handlers block; size bounds the
 // parked ones, and a parked worker ends after workerExpiry idle.
 //
-// The queue is intrusive (Request.next): pushing allocates nothing.
+// The queue holds requests and sessions' owed flushes (task), and is
+// intrusive (each task is part of its request or session): pushing
+// allocates nothing.
 // Nothing starts before the first blocking handler: a session that never
 // serves one (most dialled ones) has no worker goroutine.
 type workers struct {
@@ -34,7 +36,7 @@ type workers struct {
 	idleFor time.Duration    // workerExpiry; tests shorten it
 
 	mu        sync.Mutex
-	queue     requestList // queued requests
+	queue     taskList    // queued requests and flushes
 	searching int         // workers awake and not running a handler
 	parked    []*parker   // LIFO: the most recently parked first to wake
 	purge     *time.Timer // armed while workers are parked
@@ -54,19 +56,19 @@ func newWorkers(size int) (*workers, error) {
 	return &workers{size: size, run: (*Request).run, idleFor: workerExpiry}, nil
 }
 
-// submitList queues the requests linked from head to tail through next
-// (the reading goroutine's batch, see session.hold) under one lock: the
-// workers' lock, taken once per request, was contended by the workers
-// taking them. Called from the reading goroutine; never blocks.
-func (w *workers) submitList(head, tail *Request) {
+// submitList queues the tasks linked from head to tail through next
+// (the reading goroutine's batch of requests, see session.hold, or one
+// owed flush) under one lock: the workers' lock, taken once per request,
+// was contended by the workers taking them. Never blocks.
+func (w *workers) submitList(head, tail *task) {
 	w.mu.Lock()
 	if w.released { // cannot happen while handlers are counted; stay safe
 		w.mu.Unlock()
-		for r := head; r != nil; {
-			next := r.next
-			r.next = nil
-			go w.run(r)
-			r = next
+		for t := head; t != nil; {
+			next := t.next
+			t.next = nil
+			go w.do(t)
+			t = next
 		}
 		return
 	}
@@ -74,10 +76,10 @@ func (w *workers) submitList(head, tail *Request) {
 	w.mu.Unlock()
 }
 
-// pushLocked queues the requests linked from head to tail and keeps the
+// pushLocked queues the tasks linked from head to tail and keeps the
 // invariant: someone searches. One searcher is enough for many queued:
 // whoever takes one and leaves others makes sure another searches (next).
-func (w *workers) pushLocked(head, tail *Request) {
+func (w *workers) pushLocked(head, tail *task) {
 	w.queue.push(head, tail)
 	if w.searching == 0 {
 		w.wakeLocked()
@@ -107,28 +109,37 @@ func (w *workers) loop() {
 	var p *parker
 	ran := false // back from a handler: next counts us as searching again, under the lock it takes anyway
 	for {
-		r := w.next(&p, ran)
-		if r == nil {
+		t := w.next(&p, ran)
+		if t == nil {
 			return
 		}
-		w.run(r)
+		w.do(t)
 		ran = true
 	}
 }
 
-// next takes a queued request, parking while there is none; nil when
+// do runs one task: a request's handler, or a session's owed flush.
+func (w *workers) do(t *task) {
+	if t.req != nil {
+		w.run(t.req) // t is part of the request's served: gone after this
+		return
+	}
+	t.s.flushOwed()
+}
+
+// next takes a queued task, parking while there is none; nil when
 // the worker should end. The caller is counted as searching; on return
-// with a request it is not. *p is the worker's parker, made on its first
+// with a task it is not. *p is the worker's parker, made on its first
 // park and reused. ran: the caller comes back from running a handler and
 // is not counted as searching yet.
-func (w *workers) next(p **parker, ran bool) *Request {
+func (w *workers) next(p **parker, ran bool) *task {
 	w.mu.Lock()
 	if ran {
 		w.searching++
 	}
 	for {
-		if r := w.queue.head; r != nil {
-			w.queue.head, r.next = r.next, nil
+		if t := w.queue.head; t != nil {
+			w.queue.head, t.next = t.next, nil
 			if w.queue.head == nil {
 				w.queue.tail = nil
 			}
@@ -137,7 +148,7 @@ func (w *workers) next(p **parker, ran bool) *Request {
 				w.wakeLocked() // others are queued: keep someone free for them
 			}
 			w.mu.Unlock()
-			return r
+			return t
 		}
 		w.searching--
 		if w.released || len(w.parked) >= w.size {
@@ -199,15 +210,24 @@ func (w *workers) release() {
 	w.wg.Wait()
 }
 
-// requestList is an intrusive list of Requests, linked through next: the
-// workers' queue, and the requests a batch of frames holds (session.held).
-// Appending allocates nothing.
-type requestList struct {
-	head, tail *Request
+// task is one entry of the workers' queue: a request whose handler to
+// run, or a session's owed flush (req nil). It is part of what it stands
+// for (served.task, session.flush), so queueing allocates nothing; a
+// task is in at most one list at a time.
+type task struct {
+	next *task
+	req  *Request // the request; nil for a flush
+	s    *session // the flush's session
 }
 
-// push appends the requests linked from head to tail.
-func (l *requestList) push(head, tail *Request) {
+// taskList is an intrusive list of tasks, linked through next: the
+// workers' queue, and the requests a batch of frames holds (session.held).
+type taskList struct {
+	head, tail *task
+}
+
+// push appends the tasks linked from head to tail.
+func (l *taskList) push(head, tail *task) {
 	if l.tail == nil {
 		l.head = head
 	} else {
@@ -221,7 +241,10 @@ func (l *requestList) push(head, tail *Request) {
 // once when the batch ends (submitList): a handler starts at most one
 // batch's parsing later, and never behind anything that may block the
 // reading goroutine.
-func (s *session) hold(r *Request) { s.held.push(r, r) }
+func (s *session) hold(r *Request) {
+	r.task.req = r
+	s.held.push(&r.task, &r.task)
+}
 
 // submitHeld queues the batch's requests for the workers (reading
 // goroutine).
@@ -230,7 +253,7 @@ func (s *session) submitHeld() {
 	if b.head == nil {
 		return
 	}
-	s.held = requestList{}
+	s.held = taskList{}
 	s.workers.submitList(b.head, b.tail)
 }
 
@@ -239,4 +262,19 @@ func (s *session) submitHeld() {
 func (s *session) endBatch() {
 	s.endRun()
 	s.submitHeld()
+}
+
+// oweFlush queues the session's owed flush for the workers: a response
+// written with WriteFrameOwed said one is owed. It runs behind the
+// requests queued now, once they have all started (not finished: a
+// searching worker takes it, rule 17), so the responses of a batch's
+// handlers leave together, as an inline batch's do at its end; and
+// without a writer goroutine, whose start and yield each wait for a P.
+func (s *session) oweFlush() { s.workers.submitList(&s.flush, &s.flush) }
+
+// flushOwed is the owed flush, on a worker.
+func (s *session) flushOwed() {
+	if l := s.link.Load(); l != nil {
+		l.FlushOwed()
+	}
 }

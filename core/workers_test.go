@@ -42,8 +42,8 @@ func TestWorkersQueuedBehindBlockedHandler(t *testing.T) {
 	})
 	w.mu.Lock()
 	r1, r2 := &Request{id: 1, served: new(served)}, &Request{id: 2, served: new(served)}
-	w.pushLocked(r1, r1)
-	w.pushLocked(r2, r2)
+	w.pushLocked(taskOf(r1), taskOf(r1))
+	w.pushLocked(taskOf(r2), taskOf(r2))
 	w.mu.Unlock()
 	if id := testwait.Recv(t, "the request behind a blocked handler", ran); id != 2 {
 		t.Fatalf("ran %d first", id)
@@ -85,7 +85,7 @@ func TestWorkersOneWakePerBatch(t *testing.T) {
 	w.mu.Lock()
 	for i := range n {
 		r := &Request{id: uint64(i), served: new(served)}
-		w.pushLocked(r, r)
+		w.pushLocked(taskOf(r), taskOf(r))
 	}
 	alive := w.alive
 	w.mu.Unlock()
@@ -116,4 +116,10 @@ func TestWorkersExpire(t *testing.T) {
 }
 
 // submitOne queues r for a worker, as a batch of one.
-func submitOne(w *workers, r *Request) { w.submitList(r, r) }
+func submitOne(w *workers, r *Request) { w.submitList(taskOf(r), taskOf(r)) }
+
+// taskOf returns r's task, as session.hold makes it.
+func taskOf(r *Request) *task {
+	r.task.req = r
+	return &r.task
+}

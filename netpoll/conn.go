@@ -199,7 +199,8 @@ func (c *Conn) WriteFrameCommitted(ctx context.Context, body []byte, n Committer
 	if err := c.checkSize(body); err != nil {
 		return err
 	}
-	return c.out.write(ctx, body, n, false)
+	_, err := c.out.write(ctx, body, n, modeCompany)
+	return err
 }
 
 // WriteFrameAlone is WriteFrameCommitted for a frame its caller knows has
@@ -214,8 +215,31 @@ func (c *Conn) WriteFrameAlone(ctx context.Context, body []byte, n Committer) er
 	if err := c.checkSize(body); err != nil {
 		return err
 	}
-	return c.out.write(ctx, body, n, true)
+	_, err := c.out.write(ctx, body, n, modeAlone)
+	return err
 }
+
+// WriteFrameOwed is WriteFrameCommitted for a caller that knows when more
+// frames will have been queued: it starts no flush. If it returns owed
+// true, the caller must make sure FlushOwed is called once, soon, from any
+// goroutine: until then the frame may wait in the buffer. The caller owes
+// that call only when told: frames written owed meanwhile, by any
+// goroutine, go out with it. So a goroutine that answers a run of
+// requests (core's workers) can flush once after the run, where
+// WriteFrameCommitted would start a writer goroutine for the run's first
+// frame, whose start and yield each wait for a P. It blocks only while the
+// buffer is full, as WriteFrameCommitted does.
+func (c *Conn) WriteFrameOwed(ctx context.Context, body []byte, n Committer) (owed bool, err error) {
+	if err := c.checkSize(body); err != nil {
+		return false, err
+	}
+	return c.out.write(ctx, body, n, modeOwed)
+}
+
+// FlushOwed is the call WriteFrameOwed said is owed: it writes what is
+// queued, on this goroutine with one non-blocking write, what the socket
+// does not take on a writer goroutine. It never blocks.
+func (c *Conn) FlushOwed() { c.out.flushOwed() }
 
 func (c *Conn) checkSize(body []byte) error {
 	if len(body) > c.opts.MaxFrameSize {

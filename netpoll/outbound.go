@@ -22,9 +22,13 @@ import (
 // per frame where the writer's moment of delay would have batched them.)
 // QueueFrame and uncork (the reading goroutine: a gnet event loop) make
 // one non-blocking write first, so a batch of inline replies usually
-// leaves with no goroutine at all.
+// leaves with no goroutine at all. A frame written owed (WriteFrameOwed)
+// starts no flush either: its caller arranges one flushOwed call, at a
+// moment it knows more frames have been queued (core runs it from its
+// workers' queue, behind the requests queued with it), and the first
+// such write since the last flushOwed is told to.
 //
-// Invariant (under mu): len(pend) > 0 implies flushing or corked. While
+// Invariant (under mu): len(pend) > 0 implies flushing, corked or owed. While
 // flushing is set, one goroutine owns the sink: a writer goroutine, or the
 // reading goroutine (or WriteFrameAlone's caller) during its one
 // non-blocking attempt. At most 2*max
@@ -45,6 +49,7 @@ type outbound struct {
 	flushing bool          // a goroutine owns the sink
 	corked   bool          // queue defers flushing until uncork (the reader is mid-batch)
 	company  bool          // a frame in pend came from a writer with company (write, not alone)
+	owed     bool          // a flushOwed call is owed (a frame was written owed since the last one)
 	closing  bool          // Close began: no new frames
 	err      error         // the write side failed: nothing more is written
 	room     chan struct{} // closed when pend shrinks; nil while nobody waits
@@ -64,10 +69,27 @@ func (o *outbound) init(s sink, max int, wg *sync.WaitGroup, fail func(error)) {
 	o.run = o.writer
 }
 
+// writeMode says who starts the flush of a frame write queues.
+type writeMode uint8
+
+const (
+	// modeCompany: a writer goroutine, which yields first, so that the
+	// other goroutines with frames queue theirs.
+	modeCompany writeMode = iota
+	// modeAlone: the writing goroutine, with one non-blocking try, when no
+	// flush is under way and nothing else waits (nobody to coalesce with).
+	modeAlone
+	// modeOwed: nobody now; the writer is told (true) when it must
+	// arrange a flushOwed call.
+	modeOwed
+)
+
 // write queues one frame and returns; a writer goroutine writes it, or,
 // for a frame alone with no flush under way, this goroutine with one
-// non-blocking try. It blocks only while the buffer is full.
-func (o *outbound) write(ctx context.Context, body []byte, n Committer, alone bool) error {
+// non-blocking try, or, for a frame written with modeOwed, whoever calls
+// flushOwed. It reports whether the caller now owes that call (modeOwed,
+// no flush under way and no call owed already). It blocks only while the buffer is full.
+func (o *outbound) write(ctx context.Context, body []byte, n Committer, mode writeMode) (bool, error) {
 	need := FrameLen(len(body))
 	o.mu.Lock()
 	for o.err == nil && !o.closing && len(o.pend) > 0 && len(o.pend)+need > o.max {
@@ -75,38 +97,67 @@ func (o *outbound) write(ctx context.Context, body []byte, n Committer, alone bo
 		// a control frame queued meanwhile wakes us to ask again.
 		if !admit(n) {
 			o.mu.Unlock()
-			return ErrNotAdmitted
+			return false, ErrNotAdmitted
 		}
 		if err := o.waitLocked(ctx, &o.room); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if err := o.refusalLocked(); err != nil {
 		o.mu.Unlock()
-		return err
+		return false, err
 	}
 	if !admit(n) {
 		o.mu.Unlock()
-		return ErrNotAdmitted
+		return false, ErrNotAdmitted
 	}
 	o.appendLocked(body, n)
-	o.company = o.company || !alone
+	o.company = o.company || mode != modeAlone
 	switch {
 	case o.flushing: // the flush under way takes it
-	case alone && o.pendN == 1:
+	case mode == modeOwed:
+		// Not left to a corked reader's uncork, as no write is: the
+		// reader may be held up mid-batch (a relayed write waiting for
+		// room).
+		first := !o.owed
+		o.owed = true
+		o.mu.Unlock()
+		return first, nil
+	case mode == modeAlone && (o.pendN == 1 || o.owed):
 		// Nobody to coalesce with (the caller says so, and nothing else
-		// waits): write it here rather than pay a goroutine and a switch
-		// before it leaves (round-trip latency). Never blocks: what the
-		// socket does not take goes to a writer.
+		// waits but frames written owed, which wait for a flush anyway:
+		// they go now, with it, and their owed flush finds nothing):
+		// write it here rather than pay a goroutine and a switch before
+		// it leaves (round-trip latency). Never blocks: what the socket
+		// does not take goes to a writer.
 		o.tryFlushLocked()
-		return nil
+		return false, nil
 	default: // cork holds back only queue's inline flushes, not other writers
 		o.flushing = true
 		o.startWriterLocked()
 	}
 	o.mu.Unlock()
-	return nil
+	return false, nil
 }
+
+// flushOwed is the call a write with modeOwed arranged: it flushes what
+// is queued, unless a flush is under way (which takes it), with
+// non-blocking writes on this goroutine (again for what came during the
+// last, up to owedTries) and a writer goroutine for what the socket does
+// not take. It never blocks.
+func (o *outbound) flushOwed() {
+	o.mu.Lock()
+	o.owed = false
+	if o.flushing || len(o.pend) == 0 || o.err != nil {
+		o.mu.Unlock()
+		return
+	}
+	o.tryFlushesLocked(owedTries)
+}
+
+// owedTries bounds the non-blocking writes of one flushOwed: frames that
+// keep coming while it writes go to a writer goroutine after that many.
+const owedTries = 4
 
 func (o *outbound) refusalLocked() error {
 	if o.err != nil {
@@ -211,36 +262,49 @@ func (o *outbound) uncork() {
 // write of everything queued, then a writer goroutine for the rest. Called
 // with mu held, pend non-empty and no flush under way; returns with mu
 // released.
-func (o *outbound) tryFlushLocked() {
+func (o *outbound) tryFlushLocked() { o.tryFlushesLocked(1) }
+
+// tryFlushesLocked is tryFlushLocked with up to tries non-blocking
+// writes: while the socket takes everything and more frames came during
+// the write, this goroutine writes them too, rather than hand them to a
+// writer goroutine.
+func (o *outbound) tryFlushesLocked(tries int) {
 	o.flushing = true
-	batch := o.takeBatchLocked()
-	o.mu.Unlock()
-
-	n, err := o.sink.try(batch)
-	if n > 0 {
-		o.writes.Add(1)
-	}
-
-	o.mu.Lock()
-	if err != nil {
-		o.failLocked(err)
-		return
-	}
-	if n < len(batch) {
-		// The unsent tail goes out before anything queued meanwhile.
-		rest := copy(batch, batch[n:])
-		batch = append(batch[:rest], o.pend...)
-		o.pend, o.spare = batch, o.pend[:0]
-		o.pendN++ // the unsent tail: at least part of one more frame
-	} else {
-		o.recycleLocked(batch)
-	}
-	if len(o.pend) > 0 && o.err == nil {
-		o.startWriterLocked()
+	for {
+		batch := o.takeBatchLocked()
 		o.mu.Unlock()
-		return
+
+		n, err := o.sink.try(batch)
+		if n > 0 {
+			o.writes.Add(1)
+		}
+
+		o.mu.Lock()
+		if err != nil {
+			o.failLocked(err)
+			return
+		}
+		tries--
+		if n < len(batch) {
+			// The unsent tail goes out before anything queued meanwhile.
+			rest := copy(batch, batch[n:])
+			batch = append(batch[:rest], o.pend...)
+			o.pend, o.spare = batch, o.pend[:0]
+			o.pendN++ // the unsent tail: at least part of one more frame
+			tries = 0 // the socket is full: a writer waits for it
+		} else {
+			o.recycleLocked(batch)
+		}
+		switch {
+		case len(o.pend) == 0 || o.err != nil:
+			o.doneLocked()
+			return
+		case tries == 0:
+			o.startWriterLocked()
+			o.mu.Unlock()
+			return
+		}
 	}
-	o.doneLocked()
 }
 
 // startWriterLocked hands the flush (flushing stays set) to a new writer

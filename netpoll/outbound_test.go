@@ -61,7 +61,7 @@ func startOutbound(t *testing.T, w *gateWriter, max int) (*outbound, *atomic.Int
 func TestOutboundCoalesces(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 1<<20)
-	if err := o.write(context.Background(), []byte("first"), nil, false); err != nil {
+	if err := o.put(context.Background(), []byte("first"), nil); err != nil {
 		t.Fatal(err) // returned without waiting for the stuck socket
 	}
 	<-w.entered // the writer goroutine is inside Write
@@ -70,7 +70,7 @@ func TestOutboundCoalesces(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range others {
 		wg.Go(func() {
-			if err := o.write(context.Background(), []byte{byte(i)}, nil, false); err != nil {
+			if err := o.put(context.Background(), []byte{byte(i)}, nil); err != nil {
 				t.Error(err)
 			}
 		})
@@ -107,20 +107,20 @@ func TestOutboundBackpressure(t *testing.T) {
 	w := newGateWriter()
 	const max = 1000
 	o, _ := startOutbound(t, w, max)
-	if err := o.write(context.Background(), make([]byte, 10), nil, false); err != nil { // the writer gets stuck in Write
+	if err := o.put(context.Background(), make([]byte, 10), nil); err != nil { // the writer gets stuck in Write
 		t.Fatal(err)
 	}
 	<-w.entered
 
 	body := make([]byte, 98) // 99 bytes framed: 10 fit in max
 	for range 10 {
-		if err := o.write(context.Background(), body, nil, false); err != nil {
+		if err := o.put(context.Background(), body, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := o.write(ctx, body, nil, false); !errors.Is(err, context.DeadlineExceeded) {
+	if err := o.put(ctx, body, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("write into a full buffer: %v, want it to block until the deadline", err)
 	}
 	o.mu.Lock()
@@ -130,7 +130,7 @@ func TestOutboundBackpressure(t *testing.T) {
 	o.mu.Unlock()
 
 	unblocked := make(chan error)
-	go func() { unblocked <- o.write(context.Background(), body, nil, false) }()
+	go func() { unblocked <- o.put(context.Background(), body, nil) }()
 	select {
 	case err := <-unblocked:
 		t.Fatalf("write returned %v while the buffer was full", err)
@@ -152,7 +152,7 @@ func TestOutboundWriteErrorIsTerminal(t *testing.T) {
 	var wg sync.WaitGroup
 	o.init(newStreamSink(w), 1<<20, &wg, func(err error) { failed <- err })
 	defer wg.Wait()
-	if err := o.write(context.Background(), []byte("x"), nil, false); err != nil {
+	if err := o.put(context.Background(), []byte("x"), nil); err != nil {
 		t.Fatalf("write: %v", err)
 	}
 	<-w.entered
@@ -160,7 +160,7 @@ func TestOutboundWriteErrorIsTerminal(t *testing.T) {
 	if err := <-failed; !errors.Is(err, w.fail) {
 		t.Fatalf("fail got %v", err)
 	}
-	if err := o.write(context.Background(), []byte("y"), nil, false); !errors.Is(err, w.fail) {
+	if err := o.put(context.Background(), []byte("y"), nil); !errors.Is(err, w.fail) {
 		t.Fatalf("later write got %v", err)
 	}
 	select {
@@ -228,7 +228,7 @@ func TestCommitterSeesFrameQueued(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 100)
 	n := &committed{o: o}
-	if err := o.write(context.Background(), []byte("abc"), n, false); err != nil {
+	if err := o.put(context.Background(), []byte("abc"), n); err != nil {
 		t.Fatal(err)
 	}
 	if n.calls != 1 || n.sawPend != FrameLen(3) {
@@ -256,7 +256,7 @@ func TestCommitterSeesFrameQueued(t *testing.T) {
 func TestControlFramePassesAFullBuffer(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 100)
-	if err := o.write(context.Background(), []byte("first"), nil, false); err != nil {
+	if err := o.put(context.Background(), []byte("first"), nil); err != nil {
 		t.Fatal(err)
 	}
 	<-w.entered // the writer is stuck: fill the buffer, so that not even "ctrl" fits
@@ -272,7 +272,7 @@ func TestControlFramePassesAFullBuffer(t *testing.T) {
 	after := make(chan error, 1)
 	// "after" waits for room; "first" is written, then the writer takes
 	// the full buffer and room is made.
-	go func() { after <- o.write(context.Background(), []byte("after"), nil, false) }()
+	go func() { after <- o.put(context.Background(), []byte("after"), nil) }()
 	w.gate <- struct{}{}
 	<-w.entered
 	if err := <-after; err != nil { // room again: "after" is queued
@@ -318,7 +318,7 @@ func (c closeFrame) Committed()  { c.g.closed.Store(true) }
 func TestControlFrameRefusesAWaitingWrite(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 100)
-	if err := o.write(context.Background(), []byte("first"), nil, false); err != nil {
+	if err := o.put(context.Background(), []byte("first"), nil); err != nil {
 		t.Fatal(err)
 	}
 	<-w.entered // the writer is stuck: fill the buffer
@@ -327,7 +327,7 @@ func TestControlFrameRefusesAWaitingWrite(t *testing.T) {
 	}
 	g := &closeGate{}
 	item := make(chan error, 1)
-	go func() { item <- o.write(context.Background(), []byte("item"), g, false) }()
+	go func() { item <- o.put(context.Background(), []byte("item"), g) }()
 	testwait.Blocked(t, "netpoll.(*outbound).waitLocked", 1)
 	if err := o.queue([]byte("close"), closeFrame{g}, true); err != nil {
 		t.Errorf("the close frame: %v", err) // not Fatal: the stuck writer must still be let go
@@ -379,7 +379,7 @@ func TestUncorkFlushWakesWaitingWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrote := make(chan error, 1)
-	go func() { wrote <- o.write(context.Background(), make([]byte, 10), nil, false) }()
+	go func() { wrote <- o.put(context.Background(), make([]byte, 10), nil) }()
 	testwait.For(t, "the writer to wait for room", func() bool {
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -403,7 +403,7 @@ func TestWriteWhileCorkedGoesOut(t *testing.T) {
 	w := newGateWriter()
 	o, _ := startOutbound(t, w, 1<<20)
 	o.cork() // the reader is inside HandleFrames, and stays there
-	if err := o.write(context.Background(), []byte("from another goroutine"), nil, false); err != nil {
+	if err := o.put(context.Background(), []byte("from another goroutine"), nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -428,7 +428,7 @@ func TestOutboundAcceptsAtTheBound(t *testing.T) {
 				if name == "write" {
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 					defer cancel()
-					return o.write(ctx, body, nil, false)
+					return o.put(ctx, body, nil)
 				}
 				return o.queue(body, nil, false)
 			}
@@ -476,12 +476,12 @@ func TestAdmitterRefuses(t *testing.T) {
 	o, _ := startOutbound(t, w, 1<<20)
 	defer drainAll(t, w, o, true)
 	r := &refuser{}
-	if err := o.write(context.Background(), []byte("in"), r, false); err != nil || r.committed != 1 {
+	if err := o.put(context.Background(), []byte("in"), r); err != nil || r.committed != 1 {
 		t.Fatalf("admitted: %v, committed %d", err, r.committed)
 	}
 	<-w.entered
 	r.closed = true
-	if err := o.write(context.Background(), []byte("out"), r, false); !errors.Is(err, ErrNotAdmitted) {
+	if err := o.put(context.Background(), []byte("out"), r); !errors.Is(err, ErrNotAdmitted) {
 		t.Fatalf("write: %v, want ErrNotAdmitted", err)
 	}
 	if err := o.queue([]byte("out"), r, false); !errors.Is(err, ErrNotAdmitted) {
@@ -501,13 +501,23 @@ type takeSink struct {
 	mu          sync.Mutex
 	max         int
 	tried, full []byte // bytes taken by try (callers), by write (the writer)
+	tries       int    // try calls
+	during      func() // if set, called once, during the next try (outside mu)
 }
 
 func (s *takeSink) try(p []byte) (int, error) {
 	s.mu.Lock()
+	during := s.during
+	s.during = nil
+	s.mu.Unlock()
+	if during != nil {
+		during()
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := min(len(p), s.max)
 	s.tried = append(s.tried, p[:n]...)
+	s.tries++
 	return n, nil
 }
 
@@ -534,7 +544,7 @@ func TestWriteAloneWritesOnCaller(t *testing.T) {
 	var o outbound
 	var wg sync.WaitGroup
 	o.init(s, 1<<20, &wg, func(error) {})
-	if err := o.write(context.Background(), []byte("ping"), nil, true); err != nil {
+	if err := o.putAlone(context.Background(), []byte("ping"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if want := AppendFrame(nil, []byte("ping")); string(s.all()) != string(want) || len(s.full) != 0 {
@@ -544,10 +554,10 @@ func TestWriteAloneWritesOnCaller(t *testing.T) {
 
 	// A socket that takes 3 bytes: the caller writes those, a writer the rest.
 	s.max = 3
-	if err := o.write(context.Background(), []byte("pong"), nil, true); err != nil {
+	if err := o.putAlone(context.Background(), []byte("pong"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := o.write(context.Background(), []byte("next"), nil, false); err != nil {
+	if err := o.put(context.Background(), []byte("next"), nil); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
@@ -556,4 +566,16 @@ func TestWriteAloneWritesOnCaller(t *testing.T) {
 		// tried then full is the order the bytes left in
 		t.Fatalf("wire %q, want %q", got, want)
 	}
+}
+
+// put is write as WriteFrameCommitted calls it.
+func (o *outbound) put(ctx context.Context, body []byte, n Committer) error {
+	_, err := o.write(ctx, body, n, modeCompany)
+	return err
+}
+
+// putAlone is write as WriteFrameAlone calls it.
+func (o *outbound) putAlone(ctx context.Context, body []byte, n Committer) error {
+	_, err := o.write(ctx, body, n, modeAlone)
+	return err
 }
