@@ -28,7 +28,9 @@
 // request is queued for the session's workers (or runs inline when its
 // handler was registered as non-blocking). A worker that finishes a
 // handler takes the next queued request itself, and a queued request
-// never waits behind a running handler.
+// never waits behind a running handler. Its response goes out with the
+// others of its batch: the workers flush them once the requests queued
+// before have started (not finished), with no writer goroutine.
 //
 // Payloads are zero-copy views into pooled read chunks. A [Request]'s
 // payload is valid until its handler returns (call Request.Retain to keep
