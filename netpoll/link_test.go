@@ -53,14 +53,26 @@ func TestOversizedWriteRefused(t *testing.T) {
 		if !errors.Is(err, ErrFrameTooLarge) || !errors.As(err, &fe) || fe.Size != 5001 {
 			t.Fatalf("got %v", err)
 		}
+		if owed, err := client.WriteFrameOwed(context.Background(), make([]byte, 5001), nil); !errors.Is(err, ErrFrameTooLarge) || owed {
+			t.Fatalf("owed: got %v (owed %v)", err, owed)
+		}
 		if st := client.Stats(); st.FramesOut != 0 {
 			t.Fatalf("oversized frame was queued: %+v", st)
 		}
 		if err := client.WriteFrame(context.Background(), make([]byte, 5000)); err != nil {
 			t.Fatal(err)
 		}
-		if got := srv.waitFrames(t, 1); len(got[0]) != 5000 {
-			t.Fatalf("got %d bytes", len(got[0]))
+		// Owed unless the first frame's flush is still under way, which
+		// then takes it.
+		owed, err := client.WriteFrameOwed(context.Background(), make([]byte, 4999), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if owed {
+			client.FlushOwed()
+		}
+		if got := srv.waitFrames(t, 2); len(got[0]) != 5000 || len(got[1]) != 4999 {
+			t.Fatalf("got %d and %d bytes", len(got[0]), len(got[1]))
 		}
 	})
 }

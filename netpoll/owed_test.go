@@ -2,6 +2,7 @@ package netpoll
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 )
@@ -65,22 +66,37 @@ func TestWriteOwedWaitsForFlushOwed(t *testing.T) {
 
 // An owed frame written while a flush is under way owes nothing: the
 // flush takes it, and flushOwed's caller writes what came during its
-// write itself rather than hand it to a writer goroutine.
+// write itself rather than hand it to a writer goroutine, up to owedTries
+// writes; frames that keep coming after that go to a writer.
 func TestWriteOwedDuringAFlushIsTaken(t *testing.T) {
 	o, s, wg := newTakeOutbound(t)
 	o.putOwed(t, "a")
-	s.during = func() {
-		if o.putOwed(t, "late") {
+	want := []string{"a"}
+	var during func()
+	during = func() { // during each try, for twice as many tries as flushOwed makes
+		if len(want) > 2*owedTries {
+			return
+		}
+		late := fmt.Sprintf("late%d", len(want))
+		want = append(want, late)
+		if o.putOwed(t, late) {
 			t.Error("an owed frame written during a flush said a flush is owed")
 		}
+		s.mu.Lock()
+		s.during = during
+		s.mu.Unlock()
 	}
+	s.during = during
 	o.flushOwed()
+	s.mu.Lock()
+	s.during = nil
+	s.mu.Unlock()
 	wg.Wait()
-	if got, want := string(s.all()), frames("a", "late"); got != want || len(s.full) != 0 {
-		t.Fatalf("wire %q (by a writer: %q), want %q, all by flushOwed's caller", got, s.full, want)
+	if got := string(s.all()); got != frames(want...) {
+		t.Fatalf("wire %q, want %q", got, frames(want...))
 	}
-	if s.tries != 2 {
-		t.Fatalf("%d tries, want 2", s.tries)
+	if s.tries != owedTries || len(s.full) == 0 {
+		t.Fatalf("%d tries by flushOwed's caller, then %q by a writer; want %d tries, then a writer", s.tries, s.full, owedTries)
 	}
 }
 
