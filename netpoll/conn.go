@@ -237,8 +237,9 @@ func (c *Conn) WriteFrameOwed(ctx context.Context, body []byte, n Committer) (ow
 }
 
 // FlushOwed is the call WriteFrameOwed said is owed: it writes what is
-// queued, on this goroutine with one non-blocking write, what the socket
-// does not take on a writer goroutine. It never blocks.
+// queued on this goroutine, with non-blocking writes (again for frames
+// that came during the last, a few times at most), and hands what the
+// socket does not take to a writer goroutine. It never blocks.
 func (c *Conn) FlushOwed() { c.out.flushOwed() }
 
 func (c *Conn) checkSize(body []byte) error {

@@ -88,7 +88,8 @@ const (
 // for a frame alone with no flush under way, this goroutine with one
 // non-blocking try, or, for a frame written with modeOwed, whoever calls
 // flushOwed. It reports whether the caller now owes that call (modeOwed,
-// no flush under way and no call owed already). It blocks only while the buffer is full.
+// no flush under way and no call owed already). It blocks only while the
+// buffer is full.
 func (o *outbound) write(ctx context.Context, body []byte, n Committer, mode writeMode) (bool, error) {
 	need := FrameLen(len(body))
 	o.mu.Lock()
