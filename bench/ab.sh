@@ -10,13 +10,8 @@ set -euo pipefail
 a=$1 b=$2 runs=$3; shift 3
 root=$(git rev-parse --show-toplevel)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-build() { # rev out
-	if [ "$1" = work ]; then (cd "$root" && go build -o "$2" ./cmd/loadgen); return; fi
-	git -C "$root" worktree add -q --detach "$tmp/src-$1" "$1"
-	(cd "$tmp/src-$1" && go build -o "$2" ./cmd/loadgen)
-	git -C "$root" worktree remove --force "$tmp/src-$1"
-}
-build "$a" "$tmp/a"; build "$b" "$tmp/b"
+. "$root/bench/buildrev.sh"
+build_rev "$a" . ./cmd/loadgen "$tmp/a"; build_rev "$b" . ./cmd/loadgen "$tmp/b"
 port=${AB_PORT:-9311}
 for i in $(seq 1 "$runs"); do
 	# The order within a pair swaps every pair: the first run of a pair

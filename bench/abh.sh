@@ -16,13 +16,8 @@ set -euo pipefail
 a=$1 b=$2 runs=$3 sc=${4:-4x256} sys=${5:-rove}
 root=$(git rev-parse --show-toplevel)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-build() { # rev out
-	if [ "$1" = work ]; then (cd "$root/bench" && go build -o "$2" .); return; fi
-	git -C "$root" worktree add -q --detach "$tmp/src-$1" "$1"
-	(cd "$tmp/src-$1/bench" && go build -o "$2" .)
-	git -C "$root" worktree remove --force "$tmp/src-$1"
-}
-build "$a" "$tmp/a"; build "$b" "$tmp/b"
+. "$root/bench/buildrev.sh"
+build_rev "$a" bench . "$tmp/a"; build_rev "$b" bench . "$tmp/b"
 cd "$tmp"
 for i in $(seq 1 "$runs"); do
 	order="a b"; [ $((i % 2)) = 0 ] && order="b a"

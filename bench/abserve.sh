@@ -18,13 +18,8 @@ root=$(git rev-parse --show-toplevel)
 tmp=$(mktemp -d)
 srv=
 trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$tmp"' EXIT
-build() { # rev out
-	if [ "$1" = work ]; then (cd "$root/bench" && go build -o "$2" .); return; fi
-	git -C "$root" worktree add -q --detach "$tmp/src-$1" "$1"
-	(cd "$tmp/src-$1/bench" && go build -o "$2" .)
-	git -C "$root" worktree remove --force "$tmp/src-$1"
-}
-build "$a" "$tmp/a"; build "$b" "$tmp/b"
+. "$root/bench/buildrev.sh"
+build_rev "$a" bench . "$tmp/a"; build_rev "$b" bench . "$tmp/b"
 addr=127.0.0.1:$((20000 + RANDOM % 20000))
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # clock ticks
 for i in $(seq 1 "$runs"); do
