@@ -27,7 +27,7 @@ for i in $(seq 1 "$runs"); do
 	for v in $order; do
 		"$tmp/$v" serve -kind rove -addr "$addr" >/dev/null 2>&1 &
 		srv=$!
-		until (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; do sleep 0.05; done
+		for _ in $(seq 200); do (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null && break; sleep 0.05; done
 		c0=$(cpu "$srv")
 		rate=$("$tmp/a" load -kind "$kind" -target "$addr" -conns "$conns" -inflight "$inflight" -d 3s -warmup 1s |
 			sed 's/.*"calls_per_s":\([0-9.]*\).*/\1/')
