@@ -27,6 +27,7 @@ func (o *outbound) putOwed(t *testing.T, body string) bool {
 	return owed
 }
 
+// frames is the wire bytes of bodies, each framed.
 func frames(bodies ...string) string {
 	var b []byte
 	for _, x := range bodies {
