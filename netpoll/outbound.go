@@ -149,11 +149,7 @@ func (o *outbound) write(ctx context.Context, body []byte, n Committer, mode wri
 func (o *outbound) flushOwed() {
 	o.mu.Lock()
 	o.owed = false
-	if o.flushing || len(o.pend) == 0 || o.err != nil {
-		o.mu.Unlock()
-		return
-	}
-	o.tryFlushesLocked(owedTries)
+	o.flushIdleLocked(owedTries)
 }
 
 // owedTries bounds the non-blocking writes of one flushOwed: frames that
@@ -252,11 +248,18 @@ func (o *outbound) cork() {
 func (o *outbound) uncork() {
 	o.mu.Lock()
 	o.corked = false
+	o.flushIdleLocked(1)
+}
+
+// flushIdleLocked starts a flush of what is queued (tryFlushesLocked with
+// up to tries writes), unless a flush is under way, nothing is queued or
+// writing failed. Called with mu held; returns with it released.
+func (o *outbound) flushIdleLocked(tries int) {
 	if o.flushing || len(o.pend) == 0 || o.err != nil {
 		o.mu.Unlock()
 		return
 	}
-	o.tryFlushLocked()
+	o.tryFlushesLocked(tries)
 }
 
 // tryFlushLocked starts a flush without ever blocking: one non-blocking

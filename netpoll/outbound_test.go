@@ -536,14 +536,21 @@ func (s *takeSink) all() []byte {
 	return append(append([]byte(nil), s.tried...), s.full...)
 }
 
+// newTakeOutbound is an outbound on a takeSink that takes everything.
+func newTakeOutbound(t *testing.T) (*outbound, *takeSink, *sync.WaitGroup) {
+	t.Helper()
+	s := &takeSink{max: 1 << 20}
+	o := new(outbound)
+	wg := new(sync.WaitGroup)
+	o.init(s, 1<<20, wg, func(error) {})
+	return o, s, wg
+}
+
 // A frame written alone with no flush under way leaves on its caller's
 // goroutine before the write returns (no hand-off to a writer); what the
 // socket does not take goes to a writer, in order, before later frames.
 func TestWriteAloneWritesOnCaller(t *testing.T) {
-	s := &takeSink{max: 1 << 20}
-	var o outbound
-	var wg sync.WaitGroup
-	o.init(s, 1<<20, &wg, func(error) {})
+	o, s, wg := newTakeOutbound(t)
 	if err := o.putAlone(context.Background(), []byte("ping"), nil); err != nil {
 		t.Fatal(err)
 	}

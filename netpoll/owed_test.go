@@ -3,19 +3,8 @@ package netpoll
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 )
-
-// newTakeOutbound is an outbound on a takeSink that takes everything.
-func newTakeOutbound(t *testing.T) (*outbound, *takeSink, *sync.WaitGroup) {
-	t.Helper()
-	s := &takeSink{max: 1 << 20}
-	o := new(outbound)
-	wg := new(sync.WaitGroup)
-	o.init(s, 1<<20, wg, func(error) {})
-	return o, s, wg
-}
 
 // putOwed is write as WriteFrameOwed calls it.
 func (o *outbound) putOwed(t *testing.T, body string) bool {
