@@ -57,6 +57,7 @@ func main() {
 	traceOut := fs.String("trace", "", "serve, load: write an execution trace of -trace-for, from -trace-at after the start, to this file")
 	traceAt := fs.Duration("trace-at", 2*time.Second, "serve, load: when the execution trace starts")
 	traceFor := fs.Duration("trace-for", 300*time.Millisecond, "serve, load: how long the execution trace lasts")
+	delay := fs.Duration("delay", 0, "load: add this round trip to every connection, through a delaying proxy in this process")
 	fs.Parse(os.Args[2:])
 	if *traceOut != "" {
 		go traceWindow(*traceOut, *traceAt, *traceFor)
@@ -97,6 +98,15 @@ func main() {
 		cancel()
 		stop()
 	case "load":
+		if *delay > 0 {
+			p, err := startDelayProxy(*target, *delay/2)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			defer p.Close()
+			*target = p.Addr()
+		}
 		res, err := load(*kind, *target, *workload, *items, *conns, *inflight, *payload, *warmup, *dur)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
