@@ -41,7 +41,7 @@ type chanState struct {
 	c      *conn
 	id     uint64
 	send   bool   // we hold the Tx
-	window uint64 // initial credit
+	window uint64 // initial credit (an Rx's window grows: tune)
 
 	// Tx side: credit left, and a wake-up for senders waiting on zero.
 	// creditWake holds one token; a sender that takes it passes it on
@@ -81,6 +81,7 @@ type chanState struct {
 	taken      uint64        // Rx: items taken since the last grant
 	takenBytes uint64        // Rx: their payload bytes
 	notify     chan struct{} // Rx: one token, passed on like creditWake
+	tune       windowTuner   // Rx: the window now, and its growth (window.go)
 	peerDone   bool          // Rx: the sender closed. Tx: the receiver reset
 	ourDone    bool          // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
 	err        error         // the connection ended
@@ -150,6 +151,7 @@ func newChanState(c *conn, id uint64, send bool, window uint64) *chanState {
 		st.credit.Store(int64(window))
 	} else {
 		st.allowed = window
+		st.tune = newWindowTuner(window)
 	}
 	return st
 }

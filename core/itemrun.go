@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/netpoll"
@@ -85,6 +86,9 @@ func (st *chanState) deliverRun(link *netpoll.Conn, frames []netpoll.Frame) bool
 			st.queue = append(st.queue, rxItem{frame: f})
 		}
 		st.received += uint64(n)
+		if st.tune.probing(st.received) {
+			st.tune.received(time.Now())
+		}
 	}
 	received, allowed := st.received, st.allowed
 	st.mu.Unlock()

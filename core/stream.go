@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/netpoll"
@@ -99,6 +100,16 @@ func (tx *RawTx) ID() uint64 { return tx.st.id }
 
 // ID returns the channel id.
 func (rx *RawRx) ID() uint64 { return rx.st.id }
+
+// Window returns the channel's window now: its initial credit, doubled
+// each time its consumer took a window's worth of items in less than two
+// round trips, up to 16 times the initial one (window.go explains). Safe
+// from any goroutine.
+func (rx *RawRx) Window() int {
+	rx.st.mu.Lock()
+	defer rx.st.mu.Unlock()
+	return int(rx.st.tune.window)
+}
 
 // Send sends one item (payload is not retained). It waits while the
 // channel has no credit, and while the connection's outbound buffer is
@@ -367,7 +378,7 @@ func (st *chanState) grantDueLocked() bool {
 	if st.c.s.opts.ChannelByteWindow > 0 && st.takenBytes >= byteGrantStep {
 		return true
 	}
-	return st.taken >= max(st.window/2, 1)
+	return st.taken >= max(st.tune.window/2, 1)
 }
 
 // grantLocked turns the items taken since the last grant into a grant. It
@@ -376,6 +387,11 @@ func (st *chanState) grantDueLocked() bool {
 func (st *chanState) grantLocked() grant {
 	g := grant{st.taken, st.takenBytes}
 	st.taken, st.takenBytes = 0, 0
+	if st.tune.grows() {
+		now := time.Now()
+		st.tune.granted(now, st.allowed)
+		g.items += st.tune.taken(now, g.items)
+	}
 	st.allowed += g.items
 	return g
 }

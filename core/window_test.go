@@ -1,0 +1,257 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// An item past the credit granted before a grant ends that grant's round
+// trip: the smallest sample is kept, and one grant is timed at a time.
+func TestWindowTunerTimesGrants(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	tu := newWindowTuner(16)
+	if tu.probing(1 << 20) {
+		t.Fatal("probing before any grant")
+	}
+	tu.granted(t0, 16)
+	tu.granted(t0.Add(time.Millisecond), 24) // a second grant while the first is timed
+	if tu.probing(16) {
+		t.Fatal("the 16th item needs no grant, yet it ended the probe")
+	}
+	if !tu.probing(17) {
+		t.Fatal("the 17th item needed the grant, yet it did not end the probe")
+	}
+	tu.received(t0.Add(30 * time.Millisecond))
+	if tu.rtt != 30*time.Millisecond {
+		t.Fatalf("round trip %v, want 30ms (from the first grant)", tu.rtt)
+	}
+	if tu.probing(1 << 20) {
+		t.Fatal("still probing after the sample")
+	}
+	t1 := t0.Add(time.Second)
+	tu.granted(t1, 32)
+	tu.received(t1.Add(50 * time.Millisecond)) // longer: the sender was not waiting
+	if tu.rtt != 30*time.Millisecond {
+		t.Fatalf("round trip %v after a longer sample, want the smallest, 30ms", tu.rtt)
+	}
+	t2 := t1.Add(time.Second)
+	tu.granted(t2, 48)
+	tu.received(t2.Add(20 * time.Millisecond))
+	if tu.rtt != 20*time.Millisecond {
+		t.Fatalf("round trip %v after a shorter sample, want 20ms", tu.rtt)
+	}
+}
+
+// A window doubles, the extra going out with the grant, when a window's
+// worth of items was taken in less than two round trips; not when it took
+// longer (a slow consumer keeps its backpressure), nor before a round
+// trip is known; and never past 16 times the initial window.
+func TestWindowTunerGrowth(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	rtt := 10 * time.Millisecond
+	tu := newWindowTuner(16)
+	tu.rtt = rtt
+	at := t0
+	take := func(n uint64, after time.Duration) uint64 {
+		at = at.Add(after)
+		return tu.taken(at, n)
+	}
+	if x := take(8, 0); x != 0 {
+		t.Fatalf("grew by %d after half a window", x)
+	}
+	if x := take(8, 19*time.Millisecond); x != 16 || tu.window != 32 {
+		t.Fatalf("a window taken in 19ms (round trip 10ms): grew by %d to %d, want 16 to 32", x, tu.window)
+	}
+	// The next epoch starts at that grant: 32 items in 20ms is not fast.
+	if x := take(16, 10*time.Millisecond) + take(16, 10*time.Millisecond); x != 0 || tu.window != 32 {
+		t.Fatalf("a window taken in 2 round trips: grew by %d to %d, want 0, 32", x, tu.window)
+	}
+	for tu.window < 256 { // fast epochs: doubling up to 16 x 16
+		w := tu.window
+		if x := take(w, time.Millisecond); x != w {
+			t.Fatalf("window %d taken in 1ms: grew by %d, want %d", w, x, w)
+		}
+	}
+	if tu.grows() {
+		t.Fatal("grows at 16 times the initial window")
+	}
+	if x := take(256, time.Millisecond); x != 0 || tu.window != 256 {
+		t.Fatalf("grew past 16 x: by %d to %d", x, tu.window)
+	}
+
+	slow := newWindowTuner(16)
+	if x := slow.taken(t0, 16); x != 0 {
+		t.Fatalf("grew by %d with no round trip known", x)
+	}
+	capped := newWindowTuner(5000) // 16 x would pass wire.MaxWindow
+	capped.rtt = rtt
+	capped.taken(t0, 2500)
+	if x := capped.taken(t0.Add(time.Millisecond), 2500); x != 5000 {
+		t.Fatalf("grew by %d from 5000, want 5000", x)
+	}
+	for at := t0.Add(time.Millisecond); capped.grows(); {
+		at = at.Add(time.Millisecond)
+		capped.taken(at, capped.window)
+	}
+	if capped.window != 65536 {
+		t.Fatalf("window %d at its largest, want wire.MaxWindow 65536", capped.window)
+	}
+	if zero := newWindowTuner(0); zero.grows() {
+		t.Fatal("a window of 0 grows")
+	}
+}
+
+// spec:27 Grants are batched by half the window now, once it has grown
+// (not half the initial one), and a grant that grows the window carries
+// the extra credit with the items it gives back.
+func TestGrantBatchingGrownWindow(t *testing.T) {
+	s := &session{opts: Options{ChannelByteWindow: -1}}
+	st := &chanState{c: &conn{s: s}, window: 16, allowed: 16, tune: newWindowTuner(16)}
+	st.tune.window = 64
+	for i := 1; i <= 32; i++ {
+		g := st.takenLocked(8)
+		if want := uint64(0); i == 32 {
+			want = 32
+			if g.items != want {
+				t.Fatalf("take %d of a grown window of 64: granted %d, want %d", i, g.items, want)
+			}
+		} else if g.items != want {
+			t.Fatalf("take %d of a grown window of 64: granted %d, want none", i, g.items)
+		}
+	}
+	st.tune.rtt = time.Hour // every window is taken in less than two of these
+	st.tune.epochTaken = 32 // and this grant completes one
+	g := st.takenLocked(8)
+	for i := 2; i <= 32; i++ {
+		g = st.takenLocked(8)
+	}
+	if g.items != 32+64 || st.tune.window != 128 || st.allowed != 16+32+96 {
+		t.Fatalf("a grant that doubles a window of 64: %d items (window %d, allowed %d), want 96 (128, 144)", g.items, st.tune.window, st.allowed)
+	}
+	if g.bytes != 32*8 {
+		t.Fatalf("the grant counts %d bytes, want those of the 32 items taken, 256: the extra credit gives no bytes back", g.bytes)
+	}
+}
+
+// spec:26,27 One stream across a link with a round trip of 40 ms: the
+// receiver's window, 16 items at first, grows while its consumer takes
+// items faster than one window per two round trips, and every item
+// arrives once, in order. At 16 items a round trip, 3000 items would take
+// 7.5 s; the test's timeout is what it would hit.
+func TestWindowGrowsAcrossARoundTrip(t *testing.T) {
+	const oneWay = 20 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ServeListener(delayListener{ln, oneWay}, Options{Router: testbedRouter()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	client, err := DialConn(ctx, newDelayedConn(nc, oneWay), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	cl := client.Caller()
+	defer cl.Close()
+
+	const n, window = 3000, 16
+	rx := NewRx[int](cl.Conn(), window)
+	got := make(chan error, 1)
+	go func() { got <- expectSequence(rx, n) }()
+	reply, err := call(ctx, cl, mGenerate, fmt.Appendf(nil, "%d", n), &CallOptions{Channels: []Channel{rx}})
+	if err != nil || string(reply) != "done" {
+		t.Fatalf("%q %v", reply, err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if w := rx.Raw().Window(); w <= window || w > window*windowGrowth {
+		t.Fatalf("window %d after %d items, want grown past %d, at most %d", w, n, window, window*windowGrowth)
+	}
+}
+
+// delayListener accepts connections whose writes arrive oneWay late.
+type delayListener struct {
+	net.Listener
+	oneWay time.Duration
+}
+
+func (l delayListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newDelayedConn(c, l.oneWay), nil
+}
+
+// delayedConn writes what it is given oneWay later, from a goroutine of
+// its own: a link's latency, without its bandwidth limit.
+type delayedConn struct {
+	net.Conn
+	oneWay time.Duration
+	mu     sync.Mutex
+	q      chan delayedWrite // closed by Close
+	closed bool
+	done   chan struct{} // the writing goroutine has ended
+}
+
+type delayedWrite struct {
+	b   []byte
+	due time.Time
+}
+
+func newDelayedConn(c net.Conn, oneWay time.Duration) *delayedConn {
+	d := &delayedConn{Conn: c, oneWay: oneWay, q: make(chan delayedWrite, 1<<12), done: make(chan struct{})}
+	go d.writeLate()
+	return d
+}
+
+func (d *delayedConn) Write(b []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, net.ErrClosed
+	}
+	d.q <- delayedWrite{append([]byte(nil), b...), time.Now().Add(d.oneWay)}
+	return len(b), nil
+}
+
+func (d *delayedConn) writeLate() {
+	defer close(d.done)
+	for w := range d.q {
+		time.Sleep(time.Until(w.due))
+		if _, err := d.Conn.Write(w.b); err != nil {
+			d.Conn.Close()
+			for range d.q { // until Close
+			}
+			return
+		}
+	}
+}
+
+// Close closes the connection first, so that a late write blocked on a
+// peer that stopped reading fails and frees a Write waiting for room.
+func (d *delayedConn) Close() error {
+	err := d.Conn.Close()
+	d.mu.Lock()
+	if !d.closed {
+		d.closed = true
+		close(d.q)
+	}
+	d.mu.Unlock()
+	<-d.done
+	return err
+}
