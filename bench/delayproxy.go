@@ -1,18 +1,20 @@
 package main
 
 import (
-	"errors"
 	"io"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/rove-rpc/rove/internal/delaynet"
 )
 
 // delayProxy forwards TCP connections to a target and delays every byte
-// by oneWay in each direction: a round trip of 2 x oneWay added to
-// loopback's, for measuring what a network's latency costs a stack (flow
-// control windows, pipelining) on a machine without netem. It does not
-// limit bandwidth. `bench load -delay D` runs one in the loader's process.
+// by oneWay in each direction (delaynet): a round trip of 2 x oneWay
+// added to loopback's, for measuring what a network's latency costs a
+// stack (flow control windows, pipelining) on a machine without netem.
+// It does not limit bandwidth. `bench load -delay D` runs one in the
+// loader's process.
 type delayProxy struct {
 	ln     net.Listener
 	target string
@@ -49,66 +51,30 @@ func (p *delayProxy) accept() {
 			c.Close()
 			continue
 		}
+		toClient, toServer := delaynet.NewConn(c, p.oneWay), delaynet.NewConn(t, p.oneWay)
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
-			c.Close()
-			t.Close()
+			toClient.Close()
+			toServer.Close()
 			continue
 		}
-		p.conns = append(p.conns, c, t)
+		p.conns = append(p.conns, toClient, toServer)
 		p.wg.Add(2)
 		p.mu.Unlock()
-		go p.pipe(t, c)
-		go p.pipe(c, t)
+		go p.pipe(toServer, c)
+		go p.pipe(toClient, t)
 	}
 }
 
-// chunk is bytes read at one time, due to be written at due.
-type chunk struct {
-	b   []byte
-	due time.Time
-}
-
-// pipe copies src to dst, each read written oneWay after it was read.
-// Reads are not held back while earlier ones wait: the delay adds
-// latency, not a bandwidth limit.
-func (p *delayProxy) pipe(dst, src net.Conn) {
+// pipe copies src to dst; at src's end it closes dst's writing side.
+func (p *delayProxy) pipe(dst *delaynet.Conn, src net.Conn) {
 	defer p.wg.Done()
-	q := make(chan chunk, 1<<14)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ch := range q {
-			if d := time.Until(ch.due); d > 0 {
-				time.Sleep(d)
-			}
-			if _, err := dst.Write(ch.b); err != nil {
-				src.Close()
-				for range q { // drain until the reader stops
-				}
-				return
-			}
-		}
-		if tc, ok := dst.(*net.TCPConn); ok {
-			tc.CloseWrite()
-		}
-	}()
-	for {
-		b := make([]byte, 64<<10)
-		n, err := src.Read(b)
-		if n > 0 {
-			q <- chunk{b[:n], time.Now().Add(p.oneWay)}
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				dst.Close()
-			}
-			break
-		}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return
 	}
-	close(q)
-	<-done
+	dst.CloseWrite()
 }
 
 // Close stops accepting and ends every forwarded connection.

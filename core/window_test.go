@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/rove-rpc/rove/internal/delaynet"
 )
 
 // An item past the credit granted before a grant ends that grant's round
@@ -148,7 +149,7 @@ func TestWindowGrowsAcrossARoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := ServeListener(delayListener{ln, oneWay}, Options{Router: testbedRouter()})
+	srv, err := ServeListener(delaynet.Listener{Listener: ln, OneWay: oneWay}, Options{Router: testbedRouter()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestWindowGrowsAcrossARoundTrip(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	client, err := DialConn(ctx, newDelayedConn(nc, oneWay), Options{})
+	client, err := DialConn(ctx, delaynet.NewConn(nc, oneWay), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,77 +182,4 @@ func TestWindowGrowsAcrossARoundTrip(t *testing.T) {
 	if w := rx.Raw().Window(); w <= window || w > window*windowGrowth {
 		t.Fatalf("window %d after %d items, want grown past %d, at most %d", w, n, window, window*windowGrowth)
 	}
-}
-
-// delayListener accepts connections whose writes arrive oneWay late.
-type delayListener struct {
-	net.Listener
-	oneWay time.Duration
-}
-
-func (l delayListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return newDelayedConn(c, l.oneWay), nil
-}
-
-// delayedConn writes what it is given oneWay later, from a goroutine of
-// its own: a link's latency, without its bandwidth limit.
-type delayedConn struct {
-	net.Conn
-	oneWay time.Duration
-	mu     sync.Mutex
-	q      chan delayedWrite // closed by Close
-	closed bool
-	done   chan struct{} // the writing goroutine has ended
-}
-
-type delayedWrite struct {
-	b   []byte
-	due time.Time
-}
-
-func newDelayedConn(c net.Conn, oneWay time.Duration) *delayedConn {
-	d := &delayedConn{Conn: c, oneWay: oneWay, q: make(chan delayedWrite, 1<<12), done: make(chan struct{})}
-	go d.writeLate()
-	return d
-}
-
-func (d *delayedConn) Write(b []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return 0, net.ErrClosed
-	}
-	d.q <- delayedWrite{append([]byte(nil), b...), time.Now().Add(d.oneWay)}
-	return len(b), nil
-}
-
-func (d *delayedConn) writeLate() {
-	defer close(d.done)
-	for w := range d.q {
-		time.Sleep(time.Until(w.due))
-		if _, err := d.Conn.Write(w.b); err != nil {
-			d.Conn.Close()
-			for range d.q { // until Close
-			}
-			return
-		}
-	}
-}
-
-// Close closes the connection first, so that a late write blocked on a
-// peer that stopped reading fails and frees a Write waiting for room.
-func (d *delayedConn) Close() error {
-	err := d.Conn.Close()
-	d.mu.Lock()
-	if !d.closed {
-		d.closed = true
-		close(d.q)
-	}
-	d.mu.Unlock()
-	<-d.done
-	return err
 }
