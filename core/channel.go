@@ -31,7 +31,9 @@ const MaxChannelsPerCall = 256
 // their size; the receiver's byte window (Options.ChannelByteWindow)
 // bounds their bytes too, so that a channel of large items that nobody
 // reads keeps only that much of the receiver's byte budget, not a
-// window's worth.
+// window's worth. A receiver grows its window, up to 16 times, while its
+// consumer outruns it (window.go): across a 10 ms round trip one stream
+// of 64 B items carries about 0.75M items/s instead of 0.1M.
 const DefaultWindow = 1024
 
 // chanState is one live channel of a connection, either direction. The
@@ -81,7 +83,10 @@ type chanState struct {
 	taken      uint64        // Rx: items taken since the last grant
 	takenBytes uint64        // Rx: their payload bytes
 	notify     chan struct{} // Rx: one token, passed on like creditWake
-	tune       windowTuner   // Rx: the window now, and its growth (window.go)
+	// tune is an Rx's window growth (window.go), made by its first grant:
+	// a short stream never grants, and its state stays in a smaller size
+	// class. nil: the window is still the initial one.
+	tune *windowTuner
 	peerDone   bool          // Rx: the sender closed. Tx: the receiver reset
 	ourDone    bool          // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
 	err        error         // the connection ended
@@ -151,7 +156,6 @@ func newChanState(c *conn, id uint64, send bool, window uint64) *chanState {
 		st.credit.Store(int64(window))
 	} else {
 		st.allowed = window
-		st.tune = newWindowTuner(window)
 	}
 	return st
 }

@@ -86,7 +86,7 @@ func (st *chanState) deliverRun(link *netpoll.Conn, frames []netpoll.Frame) bool
 			st.queue = append(st.queue, rxItem{frame: f})
 		}
 		st.received += uint64(n)
-		if st.tune.probing(st.received) {
+		if st.tune != nil && st.tune.probing(st.received) {
 			st.tune.received(time.Now())
 		}
 	}

@@ -49,7 +49,8 @@ func (it Item) Release() { it.frame.Release() }
 
 // NewTx makes a channel this peer will send on, to bind to a call
 // (CallOptions.Channels): the callee receives. window is the receiver's
-// initial credit (0 to 65536, more is clamped; DefaultWindow is a good start).
+// initial credit (0 to 65536, more is clamped; DefaultWindow is a good start),
+// which a Rove receiver grows while it is the limit (see NewRx).
 // Sends wait until the call's request has gone out.
 func (c *conn) NewTx(window int) *RawTx {
 	st := newChanState(c, 0, true, clampWindow(window))
@@ -60,7 +61,9 @@ func (c *conn) NewTx(window int) *RawTx {
 }
 
 // NewRx makes a channel this peer will receive on, to bind to a call: the
-// callee sends. window is the credit granted up front.
+// callee sends. window is the credit granted up front; it grows, up to 16
+// times, while the consumer takes items faster than one window per two
+// round trips (RawRx.Window).
 func (c *conn) NewRx(window int) *RawRx {
 	st := newChanState(c, 0, false, clampWindow(window))
 	c.chans.insertOwn(st, c.parity)
@@ -108,7 +111,7 @@ func (rx *RawRx) ID() uint64 { return rx.st.id }
 func (rx *RawRx) Window() int {
 	rx.st.mu.Lock()
 	defer rx.st.mu.Unlock()
-	return int(rx.st.tune.window)
+	return int(rx.st.windowLocked())
 }
 
 // Send sends one item (payload is not retained). It waits while the
@@ -378,7 +381,7 @@ func (st *chanState) grantDueLocked() bool {
 	if st.c.s.opts.ChannelByteWindow > 0 && st.takenBytes >= byteGrantStep {
 		return true
 	}
-	return st.taken >= max(st.tune.window/2, 1)
+	return st.taken >= max(st.windowLocked()/2, 1)
 }
 
 // grantLocked turns the items taken since the last grant into a grant. It
@@ -387,7 +390,10 @@ func (st *chanState) grantDueLocked() bool {
 func (st *chanState) grantLocked() grant {
 	g := grant{st.taken, st.takenBytes}
 	st.taken, st.takenBytes = 0, 0
-	if st.tune.grows() {
+	if st.tune == nil && st.window > 0 {
+		st.tune = newWindowTuner(st.window)
+	}
+	if st.tune != nil && st.tune.grows() {
 		now := time.Now()
 		st.tune.granted(now, st.allowed)
 		g.items += st.tune.taken(now, g.items)

@@ -40,7 +40,8 @@ import (
 const windowGrowth = 16
 
 // windowTuner is an Rx's window growth state (chanState.tune, under
-// chanState.mu). Its methods take the time, so tests can drive them.
+// chanState.mu), made by its first grant. Its methods take the time, so
+// tests can drive them.
 type windowTuner struct {
 	window     uint64        // the window now: the initial credit, grown
 	max        uint64        // the largest window: windowGrowth x the initial one, within wire.MaxWindow
@@ -51,8 +52,16 @@ type windowTuner struct {
 	epochTaken uint64        // items taken since epochAt
 }
 
-func newWindowTuner(window uint64) windowTuner {
-	return windowTuner{window: window, max: min(window*windowGrowth, wire.MaxWindow)}
+func newWindowTuner(window uint64) *windowTuner {
+	return &windowTuner{window: window, max: min(window*windowGrowth, wire.MaxWindow)}
+}
+
+// windowLocked is an Rx's window now.
+func (st *chanState) windowLocked() uint64 {
+	if st.tune == nil {
+		return st.window
+	}
+	return st.tune.window
 }
 
 // granted notes a grant sent at now, with before the credit granted until

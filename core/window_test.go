@@ -101,7 +101,7 @@ func TestWindowTunerGrowth(t *testing.T) {
 	if capped.window != 65536 {
 		t.Fatalf("window %d at its largest, want wire.MaxWindow 65536", capped.window)
 	}
-	if zero := newWindowTuner(0); zero.grows() {
+	if newWindowTuner(0).grows() {
 		t.Fatal("a window of 0 grows")
 	}
 }
