@@ -86,12 +86,12 @@ type chanState struct {
 	// tune is an Rx's window growth (window.go), made by its first grant:
 	// a short stream never grants, and its state stays in a smaller size
 	// class. nil: the window is still the initial one.
-	tune *windowTuner
-	peerDone   bool          // Rx: the sender closed. Tx: the receiver reset
-	ourDone    bool          // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
-	err        error         // the connection ended
-	doneCh     chan struct{} // Tx.Done: made on first use, closed once peerDone or err
-	doneShut   bool          // doneCh is closed
+	tune     *windowTuner
+	peerDone bool          // Rx: the sender closed. Tx: the receiver reset
+	ourDone  bool          // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
+	err      error         // the connection ended
+	doneCh   chan struct{} // Tx.Done: made on first use, closed once peerDone or err
+	doneShut bool          // doneCh is closed
 	// ended is set, under mu, with the first of ourDone, peerDone or err
 	// on a Tx's state (and harmlessly on an Rx's): a sender checks it
 	// without the lock on every item. (err is not only the connection's
