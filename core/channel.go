@@ -83,20 +83,22 @@ type chanState struct {
 	taken      uint64        // Rx: items taken since the last grant
 	takenBytes uint64        // Rx: their payload bytes
 	notify     chan struct{} // Rx: one token, passed on like creditWake
-	// tune is an Rx's window growth (window.go), made by its first grant:
-	// a short stream never grants, and its state stays in a smaller size
-	// class. nil: the window is still the initial one.
-	tune     *windowTuner
-	peerDone bool          // Rx: the sender closed. Tx: the receiver reset
-	ourDone  bool          // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
-	err      error         // the connection ended
-	doneCh   chan struct{} // Tx.Done: made on first use, closed once peerDone or err
-	doneShut bool          // doneCh is closed
+	peerDone   bool          // Rx: the sender closed. Tx: the receiver reset
+	ourDone    bool          // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
+	err        error         // the connection ended
+	doneCh     chan struct{} // Tx.Done: made on first use, closed once peerDone or err
+	doneShut   bool          // doneCh is closed
 	// ended is set, under mu, with the first of ourDone, peerDone or err
 	// on a Tx's state (and harmlessly on an Rx's): a sender checks it
 	// without the lock on every item. (err is not only the connection's
 	// end: a call whose request never went out ends its channels too.)
 	ended atomic.Bool
+	// tune is an Rx's window growth (window.go, under mu), made by its
+	// first grant: a short stream never grants, and its state stays in
+	// the 224-byte size class. nil: the window is still the initial one.
+	// Last, so that the fields above keep the offsets they were measured
+	// with.
+	tune *windowTuner
 }
 
 // done returns a channel closed once the receiver has reset the channel
