@@ -85,6 +85,8 @@ type chanState struct {
 	notify     chan struct{} // Rx: one token, passed on like creditWake
 	peerDone   bool          // Rx: the sender closed. Tx: the receiver reset
 	ourDone    bool          // Tx: we closed. Rx: we reset (a tombstone until the sender's Close)
+	probing    bool          // Rx: tune is timing a grant (the reading goroutine checks it per run)
+	windowNow  uint32        // Rx: the window now: window, or what tune grew it to
 	err        error         // the connection ended
 	doneCh     chan struct{} // Tx.Done: made on first use, closed once peerDone or err
 	doneShut   bool          // doneCh is closed
@@ -95,9 +97,9 @@ type chanState struct {
 	ended atomic.Bool
 	// tune is an Rx's window growth (window.go, under mu), made by its
 	// first grant: a short stream never grants, and its state stays in
-	// the 224-byte size class. nil: the window is still the initial one.
-	// Last, so that the fields above keep the offsets they were measured
-	// with.
+	// the 224-byte size class. Last, and read only through probing and
+	// windowNow (in the padding after ourDone) on the paths every item
+	// takes: its line may be another object's.
 	tune *windowTuner
 }
 
@@ -158,6 +160,7 @@ func newChanState(c *conn, id uint64, send bool, window uint64) *chanState {
 		st.credit.Store(int64(window))
 	} else {
 		st.allowed = window
+		st.windowNow = uint32(window)
 	}
 	return st
 }

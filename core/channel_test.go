@@ -249,7 +249,7 @@ func TestGrantBatching(t *testing.T) {
 		{4, 64 * k, 40 * k, []uint64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},   // one item is enough
 	} {
 		s := &session{opts: Options{ChannelByteWindow: c.byteWindow}}
-		st := &chanState{c: &conn{s: s}, window: c.window, allowed: c.window}
+		st := &chanState{c: &conn{s: s}, window: c.window, allowed: c.window, windowNow: uint32(c.window)}
 		for i, want := range c.grants {
 			got := st.takenLocked(c.size)
 			if got.items != want || got.bytes != want*uint64(c.size) {

@@ -2,7 +2,6 @@ package core
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/netpoll"
@@ -86,8 +85,8 @@ func (st *chanState) deliverRun(link *netpoll.Conn, frames []netpoll.Frame) bool
 			st.queue = append(st.queue, rxItem{frame: f})
 		}
 		st.received += uint64(n)
-		if st.tune != nil && st.tune.probing(st.received) {
-			st.tune.received(time.Now())
+		if st.probing {
+			st.receivedTunedLocked()
 		}
 	}
 	received, allowed := st.received, st.allowed

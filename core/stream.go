@@ -7,7 +7,6 @@ import (
 	"io"
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/rove-rpc/rove/core/internal/wire"
 	"github.com/rove-rpc/rove/netpoll"
@@ -111,7 +110,7 @@ func (rx *RawRx) ID() uint64 { return rx.st.id }
 func (rx *RawRx) Window() int {
 	rx.st.mu.Lock()
 	defer rx.st.mu.Unlock()
-	return int(rx.st.windowLocked())
+	return int(rx.st.windowNow)
 }
 
 // Send sends one item (payload is not retained). It waits while the
@@ -381,7 +380,7 @@ func (st *chanState) grantDueLocked() bool {
 	if st.c.s.opts.ChannelByteWindow > 0 && st.takenBytes >= byteGrantStep {
 		return true
 	}
-	return st.taken >= max(st.windowLocked()/2, 1)
+	return st.taken >= max(uint64(st.windowNow)/2, 1)
 }
 
 // grantLocked turns the items taken since the last grant into a grant. It
@@ -390,14 +389,7 @@ func (st *chanState) grantDueLocked() bool {
 func (st *chanState) grantLocked() grant {
 	g := grant{st.taken, st.takenBytes}
 	st.taken, st.takenBytes = 0, 0
-	if st.tune == nil && st.window > 0 {
-		st.tune = newWindowTuner(st.window)
-	}
-	if st.tune != nil && st.tune.grows() {
-		now := time.Now()
-		st.tune.granted(now, st.allowed)
-		g.items += st.tune.taken(now, g.items)
-	}
+	st.grantTunedLocked(&g)
 	st.allowed += g.items
 	return g
 }

@@ -56,12 +56,33 @@ func newWindowTuner(window uint64) *windowTuner {
 	return &windowTuner{window: window, max: min(window*windowGrowth, wire.MaxWindow)}
 }
 
-// windowLocked is an Rx's window now.
-func (st *chanState) windowLocked() uint64 {
+// grantTunedLocked is grantLocked's part for the window: it times the
+// grant g and adds to it what the window grew by (Rx, under mu, at the
+// grant's time).
+func (st *chanState) grantTunedLocked(g *grant) {
 	if st.tune == nil {
-		return st.window
+		if st.window == 0 { // credit by hand only: never grows
+			return
+		}
+		st.tune = newWindowTuner(st.window)
 	}
-	return st.tune.window
+	if !st.tune.grows() {
+		return
+	}
+	now := time.Now()
+	st.tune.granted(now, st.allowed)
+	g.items += st.tune.taken(now, g.items)
+	st.windowNow = uint32(st.tune.window)
+	st.probing = true
+}
+
+// receivedTunedLocked ends the grant being timed if received (items so
+// far) passed its limit (reading goroutine, under mu).
+func (st *chanState) receivedTunedLocked() {
+	if st.tune.probing(st.received) {
+		st.tune.received(time.Now())
+		st.probing = false
+	}
 }
 
 // granted notes a grant sent at now, with before the credit granted until

@@ -111,7 +111,7 @@ func TestWindowTunerGrowth(t *testing.T) {
 // the extra credit with the items it gives back.
 func TestGrantBatchingGrownWindow(t *testing.T) {
 	s := &session{opts: Options{ChannelByteWindow: -1}}
-	st := &chanState{c: &conn{s: s}, window: 16, allowed: 16, tune: newWindowTuner(16)}
+	st := &chanState{c: &conn{s: s}, window: 16, allowed: 16, windowNow: 64, tune: newWindowTuner(16)}
 	st.tune.window = 64
 	for i := 1; i <= 32; i++ {
 		g := st.takenLocked(8)
@@ -130,8 +130,8 @@ func TestGrantBatchingGrownWindow(t *testing.T) {
 	for i := 2; i <= 32; i++ {
 		g = st.takenLocked(8)
 	}
-	if g.items != 32+64 || st.tune.window != 128 || st.allowed != 16+32+96 {
-		t.Fatalf("a grant that doubles a window of 64: %d items (window %d, allowed %d), want 96 (128, 144)", g.items, st.tune.window, st.allowed)
+	if g.items != 32+64 || st.windowNow != 128 || st.allowed != 16+32+96 {
+		t.Fatalf("a grant that doubles a window of 64: %d items (window %d, allowed %d), want 96 (128, 144)", g.items, st.windowNow, st.allowed)
 	}
 	if g.bytes != 32*8 {
 		t.Fatalf("the grant counts %d bytes, want those of the 32 items taken, 256: the extra credit gives no bytes back", g.bytes)
