@@ -13,7 +13,7 @@ import (
 // round trip are about 100k items/s, whatever the link and the two ends
 // could do (BENCHMARKS.md, "Streams across a round trip"). HTTP/2 and
 // QUIC receivers grow their windows toward the bandwidth-delay product;
-// an Rx does so by the rule of quic-go's flow controller: when its
+// an Rx does so after the rule of quic-go's flow controller: when its
 // consumer takes a whole window's worth of items in less than two round
 // trips, the window, not the consumer, is the limit, and the window
 // doubles, the extra credit going out with the grant that notices. A
@@ -79,7 +79,7 @@ func (st *chanState) grantTunedLocked(g *grant) {
 // receivedTunedLocked ends the grant being timed if received (items so
 // far) passed its limit (reading goroutine, under mu).
 func (st *chanState) receivedTunedLocked() {
-	if st.tune.probing(st.received) {
+	if st.tune.ends(st.received) {
 		st.tune.received(time.Now())
 		st.probing = false
 	}
@@ -93,9 +93,9 @@ func (t *windowTuner) granted(now time.Time, before uint64) {
 	}
 }
 
-// probing reports whether received items (the total so far) end the
-// round trip being timed: then received is to be called.
-func (t *windowTuner) probing(received uint64) bool {
+// ends reports whether received items (the total so far) end the round
+// trip being timed: then received is to be called.
+func (t *windowTuner) ends(received uint64) bool {
 	return !t.probeAt.IsZero() && received > t.probeLimit
 }
 

@@ -15,22 +15,22 @@ import (
 func TestWindowTunerTimesGrants(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	tu := newWindowTuner(16)
-	if tu.probing(1 << 20) {
+	if tu.ends(1 << 20) {
 		t.Fatal("probing before any grant")
 	}
 	tu.granted(t0, 16)
 	tu.granted(t0.Add(time.Millisecond), 24) // a second grant while the first is timed
-	if tu.probing(16) {
+	if tu.ends(16) {
 		t.Fatal("the 16th item needs no grant, yet it ended the probe")
 	}
-	if !tu.probing(17) {
+	if !tu.ends(17) {
 		t.Fatal("the 17th item needed the grant, yet it did not end the probe")
 	}
 	tu.received(t0.Add(30 * time.Millisecond))
 	if tu.rtt != 30*time.Millisecond {
 		t.Fatalf("round trip %v, want 30ms (from the first grant)", tu.rtt)
 	}
-	if tu.probing(1 << 20) {
+	if tu.ends(1 << 20) {
 		t.Fatal("still probing after the sample")
 	}
 	t1 := t0.Add(time.Second)
