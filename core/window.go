@@ -11,7 +11,7 @@ import (
 // A sender may have one window of items unacknowledged, so a stream
 // carries at most one window per round trip: 1024 items over a 10 ms
 // round trip are about 100k items/s, whatever the link and the two ends
-// could do (BENCHMARKS.md, "Streams across a round trip"). HTTP/2 and
+// could do (BENCHMARKS.md, the optimisation log, 2026-12-08). HTTP/2 and
 // QUIC receivers grow their windows toward the bandwidth-delay product;
 // an Rx does so after the rule of quic-go's flow controller: when its
 // consumer takes a whole window's worth of items in less than two round
