@@ -61,13 +61,7 @@ func (d *Conn) writeLate() {
 // CloseWrite closes the writing side once what is queued has been written
 // (the inner connection must be a *net.TCPConn; otherwise it closes it).
 func (d *Conn) CloseWrite() error {
-	d.mu.Lock()
-	if !d.closed {
-		d.closed = true
-		close(d.q)
-	}
-	d.mu.Unlock()
-	<-d.done
+	d.drain()
 	if tc, ok := d.Conn.(*net.TCPConn); ok {
 		return tc.CloseWrite()
 	}
@@ -79,6 +73,13 @@ func (d *Conn) CloseWrite() error {
 // waits for the writing goroutine.
 func (d *Conn) Close() error {
 	err := d.Conn.Close()
+	d.drain()
+	return err
+}
+
+// drain takes no more writes and waits for the writing goroutine to have
+// written (or dropped, once the connection failed) what is queued.
+func (d *Conn) drain() {
 	d.mu.Lock()
 	if !d.closed {
 		d.closed = true
@@ -86,7 +87,6 @@ func (d *Conn) Close() error {
 	}
 	d.mu.Unlock()
 	<-d.done
-	return err
 }
 
 // Listener accepts connections wrapped in Conn.
