@@ -23,13 +23,16 @@ func TestTeardownEndsCallsNotYetSent(t *testing.T) {
 		// The first call holds the one slot in its reply callback, which
 		// the teardown cannot end: only the teardown's own wake-up can
 		// release a call waiting for that slot.
-		hold := make(chan struct{})
+		hold, holding := make(chan struct{}), make(chan struct{})
 		first := make(chan error, 1)
 		go func() {
-			first <- cl.Call(context.Background(), mEcho, nil, nil, func(Reply) error { <-hold; return nil })
+			first <- cl.Call(context.Background(), mEcho, nil, nil, func(Reply) error { close(holding); <-hold; return nil })
 		}()
 		req := p.nextKind(t, wire.KindRequest)
 		p.send(t, wire.Message{Kind: wire.KindResponse, ID: req.ID, Status: wire.StatusOK})
+		// The response is in the callback before the close: a close that
+		// came first would end the first call too, rightly.
+		testwait.Recv(t, "the first call's reply callback", holding)
 		second := make(chan error, 1)
 		go func() { _, err := call(context.Background(), cl, mEcho, nil); second <- err }()
 		testwait.Blocked(t, "core.(*callSlots).acquire", 1)
