@@ -32,5 +32,5 @@ done 2>&1
 # Median of the pair ratios b/a of the rates (k and M suffixes); each pair
 # is two lines, a and b in either order.
 awk 'function v(x) { m = substr(x, length(x)); n = substr(x, 1, length(x) - 1); return m == "M" ? n * 1e6 : m == "k" ? n * 1e3 : x }
-	{ r[$1] = v($2) } NR % 2 == 0 { printf "%.4f\n", r["b"] / r["a"] }' "$tmp/runs" | sort -n |
-	awk '{ r[++n] = $1 } END { if (n) printf "pairs %d, median ratio %.3f (%.3f-%.3f)\n", n, (n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2), r[1], r[n] }'
+	{ r[$1] = v($2) } NR % 2 == 0 { printf "%.4f\n", r["b"] / r["a"] }' "$tmp/runs" >"$tmp/ratios"
+echo "pairs $(wc -l <"$tmp/ratios"), median ratio $(median_range <"$tmp/ratios")"

@@ -41,5 +41,4 @@ done
 awk -v t="$(getconf CLK_TCK)" '
 	{ r[$1] = $2; c[$1] = ($4 - $3) / t / ($2 * 4) }
 	NR % 2 == 0 { printf "%.4f %.4f\n", r["b"] / r["a"], c["b"] / c["a"] }' "$tmp/runs" >"$tmp/ratios"
-med() { sort -n | awk '{ v[++n] = $1 } END { printf "%.3f (%.3f-%.3f)", (n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2), v[1], v[n] }'; }
-echo "pairs $(wc -l <"$tmp/ratios"), median rate ratio $(cut -d' ' -f1 "$tmp/ratios" | med), server CPU a call $(cut -d' ' -f2 "$tmp/ratios" | med)"
+echo "pairs $(wc -l <"$tmp/ratios"), median rate ratio $(cut -d' ' -f1 "$tmp/ratios" | median_range), server CPU a call $(cut -d' ' -f2 "$tmp/ratios" | median_range)"

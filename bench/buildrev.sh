@@ -1,6 +1,13 @@
 # buildrev.sh is sourced by ab.sh, abh.sh and abserve.sh, which set root
 # (the repository) and tmp (a scratch directory) first.
 #
+# median_range reads one number a line and prints "median (min-max)",
+# with three decimals; the median of an even count is the mean of the
+# middle two. It prints nothing for no input.
+median_range() {
+	sort -n | awk '{ v[++n] = $1 } END { if (n) printf "%.3f (%.3f-%.3f)", (n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2), v[1], v[n] }'
+}
+#
 # build_rev REV DIR PKG OUT builds package PKG, relative to the
 # repository's directory DIR, at git revision REV ("work": the working
 # tree) into the binary OUT, through a worktree under $tmp.
