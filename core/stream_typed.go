@@ -56,6 +56,9 @@ func (t *Tx[T]) Raw() *RawTx { return t.raw }
 // Raw returns the underlying raw end.
 func (r *Rx[T]) Raw() *RawRx { return r.raw }
 
+// Window returns the channel's window now (see RawRx.Window).
+func (r *Rx[T]) Window() int { return r.raw.Window() }
+
 // Send encodes v and sends it (see RawTx.Send).
 func (t *Tx[T]) Send(ctx context.Context, v T) error {
 	t.mu.Lock()

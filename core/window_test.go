@@ -179,7 +179,7 @@ func TestWindowGrowsAcrossARoundTrip(t *testing.T) {
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}
-	if w := rx.Raw().Window(); w <= window || w > window*windowGrowth {
+	if w := rx.Window(); w <= window || w > window*windowGrowth {
 		t.Fatalf("window %d after %d items, want grown past %d, at most %d", w, n, window, window*windowGrowth)
 	}
 }
