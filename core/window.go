@@ -40,10 +40,10 @@ import (
 const windowGrowth = 16
 
 // windowTuner is an Rx's window growth state (chanState.tune, under
-// chanState.mu), made by its first grant. Its methods take the time, so
-// tests can drive them.
+// chanState.mu), made by its first grant. The window itself is
+// chanState.windowNow, which the paths every item takes read: the tuner's
+// methods are given it, and the time, so tests can drive them.
 type windowTuner struct {
-	window     uint64        // the window now: the initial credit, grown
 	max        uint64        // the largest window: windowGrowth x the initial one, within wire.MaxWindow
 	rtt        time.Duration // the smallest round trip sampled; 0: none yet
 	probeAt    time.Time     // when the grant being timed went out; zero: none
@@ -53,7 +53,7 @@ type windowTuner struct {
 }
 
 func newWindowTuner(window uint64) *windowTuner {
-	return &windowTuner{window: window, max: min(window*windowGrowth, wire.MaxWindow)}
+	return &windowTuner{max: min(window*windowGrowth, wire.MaxWindow)}
 }
 
 // grantTunedLocked is grantLocked's part for the window: it times the
@@ -66,13 +66,15 @@ func (st *chanState) grantTunedLocked(g *grant) {
 		}
 		st.tune = newWindowTuner(st.window)
 	}
-	if !st.tune.grows() {
+	window := uint64(st.windowNow)
+	if !st.tune.grows(window) {
 		return
 	}
 	now := time.Now()
 	st.tune.granted(now, st.allowed)
-	g.items += st.tune.taken(now, g.items)
-	st.windowNow = uint32(st.tune.window)
+	grown := st.tune.taken(now, g.items, window)
+	g.items += grown - window
+	st.windowNow = uint32(grown)
 	st.probing = true
 }
 
@@ -107,28 +109,26 @@ func (t *windowTuner) received(now time.Time) {
 	t.probeAt = time.Time{}
 }
 
-// grows reports whether the window may still grow: only then are grants
+// grows reports whether window may still grow: only then are grants
 // timed (a clock read each).
-func (t *windowTuner) grows() bool { return t.window < t.max }
+func (t *windowTuner) grows(window uint64) bool { return window < t.max }
 
-// taken counts n items taken, granted back at now, and returns the credit
-// the window grew by, to grant with them: if the window's worth of items
-// that ended here were taken in less than two round trips, the window
-// doubles (within max).
-func (t *windowTuner) taken(now time.Time, n uint64) (extra uint64) {
+// taken counts n items taken, granted back at now, and returns the window
+// from now on: if the window's worth of items that ended here were taken
+// in less than two round trips, window doubled (within max); else window.
+// What it grew by goes out with the grant.
+func (t *windowTuner) taken(now time.Time, n, window uint64) uint64 {
 	if t.epochAt.IsZero() {
 		t.epochAt = now
 	}
 	t.epochTaken += n
-	if t.epochTaken < t.window {
-		return 0
+	if t.epochTaken < window {
+		return window
 	}
 	fast := now.Sub(t.epochAt) < 2*t.rtt // never before a round trip is known (rtt 0)
 	t.epochAt, t.epochTaken = now, 0
 	if !fast {
-		return 0
+		return window
 	}
-	grown := min(2*t.window, t.max)
-	extra, t.window = grown-t.window, grown
-	return extra
+	return min(2*window, t.max)
 }

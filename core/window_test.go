@@ -56,52 +56,56 @@ func TestWindowTunerGrowth(t *testing.T) {
 	rtt := 10 * time.Millisecond
 	tu := newWindowTuner(16)
 	tu.rtt = rtt
-	at := t0
-	take := func(n uint64, after time.Duration) uint64 {
+	at, window := t0, uint64(16)
+	take := func(n uint64, after time.Duration) uint64 { // what the window grew by
 		at = at.Add(after)
-		return tu.taken(at, n)
+		grown := tu.taken(at, n, window)
+		extra := grown - window
+		window = grown
+		return extra
 	}
 	if x := take(8, 0); x != 0 {
 		t.Fatalf("grew by %d after half a window", x)
 	}
-	if x := take(8, 19*time.Millisecond); x != 16 || tu.window != 32 {
-		t.Fatalf("a window taken in 19ms (round trip 10ms): grew by %d to %d, want 16 to 32", x, tu.window)
+	if x := take(8, 19*time.Millisecond); x != 16 || window != 32 {
+		t.Fatalf("a window taken in 19ms (round trip 10ms): grew by %d to %d, want 16 to 32", x, window)
 	}
 	// The next epoch starts at that grant: 32 items in 20ms is not fast.
-	if x := take(16, 10*time.Millisecond) + take(16, 10*time.Millisecond); x != 0 || tu.window != 32 {
-		t.Fatalf("a window taken in 2 round trips: grew by %d to %d, want 0, 32", x, tu.window)
+	if x := take(16, 10*time.Millisecond) + take(16, 10*time.Millisecond); x != 0 || window != 32 {
+		t.Fatalf("a window taken in 2 round trips: grew by %d to %d, want 0, 32", x, window)
 	}
-	for tu.window < 256 { // fast epochs: doubling up to 16 x 16
-		w := tu.window
+	for window < 256 { // fast epochs: doubling up to 16 x 16
+		w := window
 		if x := take(w, time.Millisecond); x != w {
 			t.Fatalf("window %d taken in 1ms: grew by %d, want %d", w, x, w)
 		}
 	}
-	if tu.grows() {
+	if tu.grows(window) {
 		t.Fatal("grows at 16 times the initial window")
 	}
-	if x := take(256, time.Millisecond); x != 0 || tu.window != 256 {
-		t.Fatalf("grew past 16 x: by %d to %d", x, tu.window)
+	if x := take(256, time.Millisecond); x != 0 || window != 256 {
+		t.Fatalf("grew past 16 x: by %d to %d", x, window)
 	}
 
 	slow := newWindowTuner(16)
-	if x := slow.taken(t0, 16); x != 0 {
-		t.Fatalf("grew by %d with no round trip known", x)
+	if w := slow.taken(t0, 16, 16); w != 16 {
+		t.Fatalf("grew to %d with no round trip known", w)
 	}
 	capped := newWindowTuner(5000) // 16 x would pass wire.MaxWindow
 	capped.rtt = rtt
-	capped.taken(t0, 2500)
-	if x := capped.taken(t0.Add(time.Millisecond), 2500); x != 5000 {
-		t.Fatalf("grew by %d from 5000, want 5000", x)
+	capped.taken(t0, 2500, 5000)
+	cw := capped.taken(t0.Add(time.Millisecond), 2500, 5000)
+	if cw != 10000 {
+		t.Fatalf("grew from 5000 to %d, want 10000", cw)
 	}
-	for at := t0.Add(time.Millisecond); capped.grows(); {
+	for at := t0.Add(time.Millisecond); capped.grows(cw); {
 		at = at.Add(time.Millisecond)
-		capped.taken(at, capped.window)
+		cw = capped.taken(at, cw, cw)
 	}
-	if capped.window != 65536 {
-		t.Fatalf("window %d at its largest, want wire.MaxWindow 65536", capped.window)
+	if cw != 65536 {
+		t.Fatalf("window %d at its largest, want wire.MaxWindow 65536", cw)
 	}
-	if newWindowTuner(0).grows() {
+	if newWindowTuner(0).grows(0) {
 		t.Fatal("a window of 0 grows")
 	}
 }
@@ -112,7 +116,6 @@ func TestWindowTunerGrowth(t *testing.T) {
 func TestGrantBatchingGrownWindow(t *testing.T) {
 	s := &session{opts: Options{ChannelByteWindow: -1}}
 	st := &chanState{c: &conn{s: s}, window: 16, allowed: 16, windowNow: 64, tune: newWindowTuner(16)}
-	st.tune.window = 64
 	for i := 1; i <= 32; i++ {
 		g := st.takenLocked(8)
 		if want := uint64(0); i == 32 {
